@@ -1,0 +1,763 @@
+//! The typed graph builder: nodes are added as typed handles, so an edge between an output
+//! and an input of different types does not compile. `compile()` checks what rustc cannot.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use super::node::{IntoNode, NodeDef};
+use super::run::{Compiled, ErasedNode, Plan, PlanBranch, PlanNode, StateHook};
+use super::value::{ops_of, AnyStream, AnyValue, GraphValue};
+use crate::callbacks::ComponentKind;
+use crate::error::{Error, Result};
+use crate::schema::StreamReader;
+
+static NEXT_GRAPH: AtomicU32 = AtomicU32::new(1);
+
+/// Identifies a node of one graph (or START / END of any graph).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId {
+    graph: u32,
+    index: u32,
+}
+
+const ANY_GRAPH: u32 = 0;
+
+impl NodeId {
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// A typed handle to a node with input `I` and output `O`.
+pub struct Node<I, O> {
+    id: NodeId,
+    _p: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O> Clone for Node<I, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I, O> Copy for Node<I, O> {}
+
+impl<I, O> std::fmt::Debug for Node<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.id.index)
+    }
+}
+
+impl<I, O> Node<I, O> {
+    /// The node's id (what a branch condition returns to pick it).
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+}
+
+/// The graph's entry: its output type is the graph's input type.
+#[derive(Debug, Clone, Copy)]
+pub struct Start;
+/// The graph's exit: its input type is the graph's output type.
+#[derive(Debug, Clone, Copy)]
+pub struct End;
+
+/// The entry of every graph.
+pub const START: Start = Start;
+/// The exit of every graph.
+pub const END: End = End;
+
+const START_ID: NodeId = NodeId {
+    graph: ANY_GRAPH,
+    index: 0,
+};
+const END_ID: NodeId = NodeId {
+    graph: ANY_GRAPH,
+    index: 1,
+};
+
+pub(crate) const START_ID_PUB: NodeId = START_ID;
+pub(crate) const END_ID_PUB: NodeId = END_ID;
+
+impl End {
+    /// END's id, for branch conditions.
+    pub fn id(&self) -> NodeId {
+        END_ID
+    }
+}
+
+impl<I, O> From<Node<I, O>> for NodeId {
+    fn from(n: Node<I, O>) -> Self {
+        n.id
+    }
+}
+impl From<End> for NodeId {
+    fn from(_: End) -> Self {
+        END_ID
+    }
+}
+
+/// Something whose output has type `T` in a graph whose input is `GI`.
+pub trait Source<T, GI> {
+    /// Its id.
+    fn source_id(&self) -> NodeId;
+}
+/// Something whose input has type `T` in a graph whose output is `GO`.
+pub trait Sink<T, GO> {
+    /// Its id.
+    fn sink_id(&self) -> NodeId;
+}
+
+impl<X, T, GI> Source<T, GI> for Node<X, T> {
+    fn source_id(&self) -> NodeId {
+        self.id
+    }
+}
+impl<GI> Source<GI, GI> for Start {
+    fn source_id(&self) -> NodeId {
+        START_ID
+    }
+}
+impl<T, X, GO> Sink<T, GO> for Node<T, X> {
+    fn sink_id(&self) -> NodeId {
+        self.id
+    }
+}
+impl<GO> Sink<GO, GO> for End {
+    fn sink_id(&self) -> NodeId {
+        END_ID
+    }
+}
+
+/// How a graph schedules nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// Supersteps: a node runs when any predecessor wrote in the previous step; cycles are
+    /// allowed and bounded by a step limit (Eino's `AnyPredecessor`, the default).
+    #[default]
+    Pregel,
+    /// A node runs once all its predecessors finished or were skipped; no cycles
+    /// (Eino's `AllPredecessor`). Runs eagerly: a node starts as soon as it is ready.
+    Dag,
+}
+
+/// Options for [`Graph::compile`].
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// Graph name for callbacks and errors.
+    pub name: Option<String>,
+    /// Scheduling mode.
+    pub mode: RunMode,
+    /// Step limit in Pregel mode (default: number of nodes + 10).
+    pub max_steps: Option<usize>,
+    /// Nodes whose fan-in stream merge reports each predecessor's end (see
+    /// [`StreamReader::merge_named`]); END is named by `"end"`.
+    pub stream_merge_with_source_end: Vec<String>,
+}
+
+impl CompileOptions {
+    /// DAG mode.
+    pub fn dag() -> Self {
+        Self {
+            mode: RunMode::Dag,
+            ..Self::default()
+        }
+    }
+
+    /// Set the name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Set the Pregel step limit.
+    pub fn with_max_steps(mut self, steps: usize) -> Self {
+        self.max_steps = Some(steps);
+        self
+    }
+}
+
+type ValueCond<T> = Arc<dyn Fn(&T) -> Result<Vec<NodeId>> + Send + Sync>;
+type StreamCond<T> =
+    Arc<dyn Fn(StreamReader<T>) -> BoxFuture<'static, Result<Vec<NodeId>>> + Send + Sync>;
+
+/// A branch condition over values of type `T`, choosing among the targets added with
+/// [`BranchBuilder::to`].
+pub struct Branch<T> {
+    value: Option<ValueCond<T>>,
+    stream: Option<StreamCond<T>>,
+}
+
+impl<T: GraphValue> Branch<T> {
+    /// Pick one target from the whole value (in stream mode the stream is joined first).
+    pub fn new(cond: impl Fn(&T) -> Result<NodeId> + Send + Sync + 'static) -> Self {
+        Self {
+            value: Some(Arc::new(move |t| cond(t).map(|id| vec![id]))),
+            stream: None,
+        }
+    }
+
+    /// Pick any number of targets (all receive the value; none is allowed).
+    pub fn multi(cond: impl Fn(&T) -> Result<Vec<NodeId>> + Send + Sync + 'static) -> Self {
+        Self {
+            value: Some(Arc::new(cond)),
+            stream: None,
+        }
+    }
+
+    /// Pick one target from the live stream, e.g. after its first chunk.
+    pub fn stream<F, Fut>(cond: F) -> Self
+    where
+        F: Fn(StreamReader<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<NodeId>> + Send + 'static,
+    {
+        Self {
+            value: None,
+            stream: Some(Arc::new(move |s| {
+                let f = cond(s);
+                Box::pin(async move { f.await.map(|id| vec![id]) })
+            })),
+        }
+    }
+
+    /// Pick several targets from the live stream.
+    pub fn stream_multi<F, Fut>(cond: F) -> Self
+    where
+        F: Fn(StreamReader<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<NodeId>>> + Send + 'static,
+    {
+        Self {
+            value: None,
+            stream: Some(Arc::new(move |s| Box::pin(cond(s)))),
+        }
+    }
+
+    pub(crate) fn clone_erased(&self, targets: Vec<usize>) -> PlanBranch {
+        Branch {
+            value: self.value.clone(),
+            stream: self.stream.clone(),
+        }
+        .erase(targets)
+    }
+
+    pub(crate) fn erase(self, targets: Vec<usize>) -> PlanBranch {
+        let value = self.value.map(|f| {
+            Arc::new(move |v: &AnyValue| match v.downcast_ref::<T>() {
+                Some(t) => f(t),
+                None => Err(Error::internal("branch input has an unexpected type")),
+            }) as Arc<dyn Fn(&AnyValue) -> Result<Vec<NodeId>> + Send + Sync>
+        });
+        let stream = self.stream.map(|f| {
+            Arc::new(move |s: AnyStream| match s.downcast::<StreamReader<T>>() {
+                Ok(s) => f(*s),
+                Err(_) => Box::pin(async { Err(Error::internal("branch stream has an unexpected type")) })
+                    as BoxFuture<'static, Result<Vec<NodeId>>>,
+            }) as Arc<dyn Fn(AnyStream) -> BoxFuture<'static, Result<Vec<NodeId>>> + Send + Sync>
+        });
+        PlanBranch {
+            value,
+            stream,
+            targets,
+        }
+    }
+}
+
+/// Adds targets to a branch; see [`Graph::add_branch`].
+pub struct BranchBuilder<'g, T, O> {
+    targets: &'g mut Vec<usize>,
+    graph: u32,
+    errors: &'g mut Vec<Error>,
+    _p: PhantomData<fn(T) -> O>,
+}
+
+impl<T, O> BranchBuilder<'_, T, O> {
+    /// Allow the condition to pick `target` (whose input type must be `T`).
+    pub fn to(self, target: impl Sink<T, O>) -> Self {
+        let id = target.sink_id();
+        if id.graph != ANY_GRAPH && id.graph != self.graph {
+            self.errors
+                .push(Error::graph("branch target belongs to another graph"));
+        } else if !self.targets.contains(&id.index()) {
+            self.targets.push(id.index());
+        }
+        self
+    }
+}
+
+pub(crate) type StateInit = Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>;
+
+/// Graph definition without types: shared by [`Graph`] and [`Chain`](super::Chain).
+pub(crate) struct GraphDef {
+    pub(crate) id: u32,
+    pub(crate) nodes: Vec<PlanNode>,
+    pub(crate) keys: HashMap<String, usize>,
+    pub(crate) edges: Vec<(usize, usize)>,
+    pub(crate) branches: Vec<(usize, PlanBranch)>,
+    pub(crate) errors: Vec<Error>,
+    pub(crate) state: Option<StateInit>,
+    pub(crate) kind: ComponentKind,
+}
+
+impl GraphDef {
+    pub(crate) fn new<I: GraphValue, O: GraphValue>(kind: ComponentKind) -> Self {
+        let id = NEXT_GRAPH.fetch_add(1, Ordering::Relaxed);
+        let start = PlanNode::terminal("start", ops_of::<I>());
+        let end = PlanNode::terminal("end", ops_of::<O>());
+        Self {
+            id,
+            nodes: vec![start, end],
+            keys: HashMap::new(),
+            edges: Vec::new(),
+            branches: Vec::new(),
+            errors: Vec::new(),
+            state: None,
+            kind,
+        }
+    }
+
+    pub(crate) fn add<I: GraphValue, O: GraphValue>(
+        &mut self,
+        key: String,
+        def: NodeDef<I, O>,
+    ) -> NodeId {
+        let index = self.nodes.len();
+        if key == "start" || key == "end" {
+            self.errors
+                .push(Error::graph(format!("node key '{key}' is reserved")));
+        } else if self.keys.insert(key.clone(), index).is_some() {
+            self.errors
+                .push(Error::graph(format!("node '{key}' already present")));
+        }
+        if let Some(e) = def.error {
+            self.errors.push(e.in_node(key.clone()));
+        }
+        self.nodes.push(PlanNode {
+            name: key.clone(),
+            key,
+            kind: def.kind,
+            typ: def.typ,
+            runner: Some(Arc::new(ErasedNode::new(def.runnable))),
+            input: ops_of::<I>(),
+            output: ops_of::<O>(),
+            streams_output: def.streams_output,
+            is_subgraph: def.is_subgraph,
+            pre: None,
+            post: None,
+            timeout: None,
+        });
+        NodeId {
+            graph: self.id,
+            index: index as u32,
+        }
+    }
+
+    pub(crate) fn check_id(&mut self, id: NodeId) -> bool {
+        if id.graph != ANY_GRAPH && (id.graph != self.id || id.index() >= self.nodes.len()) {
+            self.errors
+                .push(Error::graph("node handle belongs to another graph"));
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn edge(&mut self, from: NodeId, to: NodeId) {
+        if !self.check_id(from) || !self.check_id(to) {
+            return;
+        }
+        let e = (from.index(), to.index());
+        if from == END_ID || to == START_ID {
+            self.errors
+                .push(Error::graph("edges cannot leave END or enter START"));
+        } else if self.edges.contains(&e) {
+            self.errors.push(Error::graph(format!(
+                "edge {} -> {} already present",
+                self.nodes[e.0].key, self.nodes[e.1].key
+            )));
+        } else {
+            self.edges.push(e);
+        }
+    }
+
+    pub(crate) fn node_mut(&mut self, id: NodeId) -> Option<&mut PlanNode> {
+        if !self.check_id(id) {
+            return None;
+        }
+        self.nodes.get_mut(id.index())
+    }
+
+    /// Validate and freeze.
+    pub(crate) fn compile(self, opts: CompileOptions) -> Result<Plan> {
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(e);
+        }
+        let n = self.nodes.len();
+        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &(a, b) in &self.edges {
+            succ[a].push(b);
+        }
+        let mut branches: Vec<Vec<PlanBranch>> = (0..n).map(|_| Vec::new()).collect();
+        for (from, b) in self.branches {
+            if b.targets.is_empty() {
+                return Err(Error::graph(format!(
+                    "branch from '{}' has no targets",
+                    self.nodes[from].key
+                )));
+            }
+            branches[from].push(b);
+        }
+        // All possible successors, in declaration order: edges then branch targets.
+        let mut next: Vec<Vec<usize>> = succ.clone();
+        for (i, bs) in branches.iter().enumerate() {
+            for b in bs {
+                for &t in &b.targets {
+                    if !next[i].contains(&t) {
+                        next[i].push(t);
+                    }
+                }
+            }
+        }
+        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, ns) in next.iter().enumerate() {
+            for &t in ns {
+                preds[t].push(i);
+            }
+        }
+        if next[0].is_empty() {
+            return Err(Error::graph("start node not set: add an edge or branch from START"));
+        }
+        if preds[1].is_empty() {
+            return Err(Error::graph("end node not set: add an edge or branch into END"));
+        }
+        let reach_from_start = reachable(0, &next);
+        let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, ns) in next.iter().enumerate() {
+            for &t in ns {
+                reverse[t].push(i);
+            }
+        }
+        let reach_end = reachable(1, &reverse);
+        for i in 2..n {
+            let key = &self.nodes[i].key;
+            if !reach_from_start[i] {
+                return Err(Error::graph(format!(
+                    "node '{key}' is unreachable from START"
+                )));
+            }
+            if !reach_end[i] {
+                return Err(Error::graph(format!("node '{key}' has no path to END")));
+            }
+        }
+        for node in &self.nodes[2..] {
+            if node.streams_output && !node.output.has_concat() {
+                return Err(Error::graph(format!(
+                    "node '{}' streams values of type {}, which has no Concat rule, so its \
+                     chunks cannot be joined; implement Concat and use graph_value!(T: concat)",
+                    node.key,
+                    node.output.type_name()
+                )));
+            }
+        }
+        if opts.mode == RunMode::Dag {
+            if let Some(cycle) = find_cycle(&next) {
+                let names: Vec<&str> = cycle.iter().map(|&i| self.nodes[i].key.as_str()).collect();
+                return Err(Error::graph(format!(
+                    "DAG mode does not allow cycles: {}",
+                    names.join(" -> ")
+                )));
+            }
+            for (i, p) in preds.iter().enumerate() {
+                if p.len() > 1 && !self.nodes[i].input.has_merge() {
+                    return Err(Error::graph(format!(
+                        "node '{}' has {} predecessors but its input type {} has no merge rule \
+                         (use a Map with output keys, or graph_value!(T: merge = f))",
+                        self.nodes[i].key,
+                        p.len(),
+                        self.nodes[i].input.type_name()
+                    )));
+                }
+            }
+        }
+        let mut named_merge = vec![false; n];
+        for key in &opts.stream_merge_with_source_end {
+            let idx = if key == "end" {
+                Some(1)
+            } else {
+                self.keys.get(key).copied()
+            };
+            match idx {
+                Some(i) => named_merge[i] = true,
+                None => {
+                    return Err(Error::graph(format!(
+                        "fan-in merge option names unknown node '{key}'"
+                    )))
+                }
+            }
+        }
+        let default_name = match self.kind {
+            ComponentKind::Chain => "Chain",
+            _ => "Graph",
+        };
+        Ok(Plan {
+            name: Cow::Owned(opts.name.unwrap_or_else(|| default_name.to_string())),
+            kind: self.kind,
+            mode: opts.mode,
+            max_steps: opts.max_steps.unwrap_or(n - 2 + 10),
+            nodes: self.nodes,
+            keys: self.keys,
+            succ,
+            branches,
+            preds,
+            next,
+            named_merge,
+            state: self.state,
+        })
+    }
+}
+
+fn reachable(from: usize, adj: &[Vec<usize>]) -> Vec<bool> {
+    let mut seen = vec![false; adj.len()];
+    let mut stack = vec![from];
+    seen[from] = true;
+    while let Some(i) = stack.pop() {
+        for &j in &adj[i] {
+            if !seen[j] {
+                seen[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    seen
+}
+
+fn find_cycle(adj: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // 0 = unvisited, 1 = on stack, 2 = done
+    fn dfs(i: usize, adj: &[Vec<usize>], mark: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
+        mark[i] = 1;
+        stack.push(i);
+        for &j in &adj[i] {
+            if mark[j] == 1 {
+                let pos = stack.iter().position(|&x| x == j).unwrap_or(0);
+                let mut c = stack[pos..].to_vec();
+                c.push(j);
+                return Some(c);
+            }
+            if mark[j] == 0 {
+                if let Some(c) = dfs(j, adj, mark, stack) {
+                    return Some(c);
+                }
+            }
+        }
+        stack.pop();
+        mark[i] = 2;
+        None
+    }
+    let mut mark = vec![0u8; adj.len()];
+    let mut stack = Vec::new();
+    (0..adj.len()).find_map(|i| if mark[i] == 0 { dfs(i, adj, &mut mark, &mut stack) } else { None })
+}
+
+/// A typed graph from input `I` to output `O`, with optional per-run state `S`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use eino::compose::{lambda, CompileOptions, Context, Graph, Runnable, END, START};
+/// let mut g = Graph::<String, String>::new();
+/// let a = g.add_node("a", lambda(|s: String| async move { Ok(format!("{s}a")) }));
+/// let b = g.add_node("b", lambda(|s: String| async move { Ok(format!("{s}b")) }));
+/// g.add_edge(START, a);
+/// g.add_edge(a, b);
+/// g.add_edge(b, END);
+/// let app = g.compile(CompileOptions::default()).unwrap();
+/// assert_eq!(app.invoke("x".into(), &Context::new()).await.unwrap(), "xab");
+/// # });
+/// ```
+///
+/// Connecting nodes of different types is a compile error:
+///
+/// ```compile_fail
+/// use eino::compose::{lambda, Graph, START};
+/// let mut g = Graph::<String, String>::new();
+/// let n = g.add_node("n", lambda(|x: i64| async move { Ok(x.to_string()) }));
+/// g.add_edge(START, n); // START yields String, n takes i64
+/// ```
+pub struct Graph<I, O, S = ()> {
+    def: GraphDef,
+    _p: PhantomData<fn(I, S) -> O>,
+}
+
+impl<I: GraphValue, O: GraphValue> Default for Graph<I, O, ()> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<I: GraphValue, O: GraphValue> Graph<I, O, ()> {
+    /// An empty graph without state.
+    pub fn new() -> Self {
+        Self {
+            def: GraphDef::new::<I, O>(ComponentKind::Graph),
+            _p: PhantomData,
+        }
+    }
+
+    /// An empty graph whose every run starts with state `init()`, reachable from nodes with
+    /// [`Context::process_state`] and from state handlers.
+    pub fn with_state<S: Send + 'static>(
+        init: impl Fn() -> S + Send + Sync + 'static,
+    ) -> Graph<I, O, S> {
+        let mut def = GraphDef::new::<I, O>(ComponentKind::Graph);
+        def.state = Some(Arc::new(move || Box::new(init()) as Box<dyn Any + Send>));
+        Graph {
+            def,
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<I: GraphValue, O: GraphValue, S: Send + 'static> Graph<I, O, S> {
+    /// Add a node under `key` (unique in this graph; `start` and `end` are reserved).
+    pub fn add_node<NI: GraphValue, NO: GraphValue>(
+        &mut self,
+        key: impl Into<String>,
+        node: impl IntoNode<NI, NO>,
+    ) -> Node<NI, NO> {
+        Node {
+            id: self.def.add(key.into(), node.into_node()),
+            _p: PhantomData,
+        }
+    }
+
+    /// Add a subgraph node (compiled now with `opts`; errors surface at `compile()`).
+    pub fn add_graph<NI: GraphValue, NO: GraphValue, NS: Send + 'static>(
+        &mut self,
+        key: impl Into<String>,
+        graph: Graph<NI, NO, NS>,
+        opts: CompileOptions,
+    ) -> Node<NI, NO> {
+        let key = key.into();
+        match graph.compile(opts) {
+            Ok(c) => self.add_node(key, c),
+            Err(e) => {
+                self.def.errors.push(e.in_node(key.clone()));
+                Node {
+                    id: NodeId {
+                        graph: self.def.id,
+                        index: u32::MAX,
+                    },
+                    _p: PhantomData,
+                }
+            }
+        }
+    }
+
+    /// Connect `from`'s output to `to`'s input (same type, checked by rustc).
+    pub fn add_edge<T>(&mut self, from: impl Source<T, I>, to: impl Sink<T, O>) {
+        self.def.edge(from.source_id(), to.sink_id());
+    }
+
+    /// Add a branch after `from`; add its possible targets with [`BranchBuilder::to`].
+    pub fn add_branch<T: GraphValue>(
+        &mut self,
+        from: impl Source<T, I>,
+        branch: Branch<T>,
+    ) -> BranchBuilder<'_, T, O> {
+        let from = from.source_id();
+        self.def.check_id(from);
+        self.def.branches.push((from.index(), branch.erase(Vec::new())));
+        let (_, last) = self.def.branches.last_mut().expect("just pushed");
+        BranchBuilder {
+            targets: &mut last.targets,
+            graph: self.def.id,
+            errors: &mut self.def.errors,
+            _p: PhantomData,
+        }
+    }
+
+    /// Name the node for callbacks (default: its key).
+    pub fn set_name<NI, NO>(&mut self, node: Node<NI, NO>, name: impl Into<String>) {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.name = name.into();
+        }
+    }
+
+    /// Fail the node with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if it takes
+    /// longer than `timeout` (in stream mode: to produce its stream).
+    pub fn set_timeout<NI, NO>(&mut self, node: Node<NI, NO>, timeout: Duration) {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.timeout = Some(timeout);
+        }
+    }
+
+    /// Run `f` on the node's input with the state locked, before the node runs. In stream
+    /// mode the input stream is joined first.
+    pub fn set_pre_handler<NI: GraphValue, NO>(
+        &mut self,
+        node: Node<NI, NO>,
+        f: impl Fn(NI, &mut S) -> Result<NI> + Send + Sync + 'static,
+    ) {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.pre = Some(StateHook::value::<NI, S>(f));
+        }
+    }
+
+    /// Run `f` on the node's output with the state locked, after the node succeeded.
+    pub fn set_post_handler<NI, NO: GraphValue>(
+        &mut self,
+        node: Node<NI, NO>,
+        f: impl Fn(NO, &mut S) -> Result<NO> + Send + Sync + 'static,
+    ) {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.post = Some(StateHook::value::<NO, S>(f));
+        }
+    }
+
+    /// Like [`set_pre_handler`](Self::set_pre_handler) but on the live stream (the state is
+    /// locked only while `f` runs, not while the stream is read).
+    pub fn set_stream_pre_handler<NI: GraphValue, NO>(
+        &mut self,
+        node: Node<NI, NO>,
+        f: impl Fn(StreamReader<NI>, &mut S) -> Result<StreamReader<NI>> + Send + Sync + 'static,
+    ) {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.pre = Some(StateHook::stream::<NI, S>(f));
+        }
+    }
+
+    /// Like [`set_post_handler`](Self::set_post_handler) but on the live stream.
+    pub fn set_stream_post_handler<NI, NO: GraphValue>(
+        &mut self,
+        node: Node<NI, NO>,
+        f: impl Fn(StreamReader<NO>, &mut S) -> Result<StreamReader<NO>> + Send + Sync + 'static,
+    ) {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.post = Some(StateHook::stream::<NO, S>(f));
+        }
+    }
+
+    /// Check the graph and freeze it into a runnable.
+    pub fn compile(self, opts: CompileOptions) -> Result<Compiled<I, O>> {
+        Ok(Compiled::new(self.def.compile(opts)?))
+    }
+}
+
+impl<I: GraphValue, O: GraphValue> IntoNode<I, O> for Compiled<I, O> {
+    fn into_node(self) -> NodeDef<I, O> {
+        NodeDef {
+            kind: self.plan().kind,
+            typ: Cow::Borrowed(self.plan().kind.as_str()),
+            // A subgraph's nodes were checked when it compiled.
+            streams_output: false,
+            is_subgraph: true,
+            error: None,
+            runnable: Arc::new(self),
+        }
+    }
+}
+

@@ -1,0 +1,25 @@
+//! Orchestration: lambdas, graphs (DAG and Pregel), chains, branches, state, call options.
+//!
+//! Every node supports the four paradigms; a graph run with `invoke` runs its nodes in
+//! invoke mode, a graph run with `stream`/`transform`/`collect` runs them in transform mode,
+//! so streams flow from node to node and the first chunk reaches the caller early.
+
+mod chain;
+mod context;
+mod graph;
+mod node;
+mod run;
+mod runnable;
+mod value;
+
+pub use chain::{Chain, ChainBranch, Parallel};
+pub use context::{CallOption, Context, NodePath};
+pub(crate) use context::note_globals_changed;
+pub use graph::{
+    Branch, BranchBuilder, CompileOptions, End, Graph, Node, NodeId, RunMode, Sink, Source, Start,
+    END, START,
+};
+pub use node::{IntoNode, IntoNodeExt, NodeDef, Passthrough};
+pub use run::Compiled;
+pub use runnable::{collect_lambda, lambda, stream_lambda, transform_lambda, Lambda, Runnable};
+pub use value::{merge_maps, GraphValue, JoinFn};

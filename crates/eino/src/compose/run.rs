@@ -1,0 +1,619 @@
+//! Running a compiled graph: DAG (run when every predecessor reported, eager) or Pregel
+//! (supersteps with a step limit), in invoke mode (values) or transform mode (streams).
+//!
+//! All node futures of one run are polled by the run's own future (no task spawning), so
+//! dropping the run's future stops every node and closes every stream.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{select, BoxFuture, Either};
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+
+use super::graph::{NodeId, RunMode, StateInit};
+use super::runnable::Runnable;
+use super::value::{downcast, downcast_stream, AnyStream, AnyValue, GraphValue, ValueOps};
+use super::Context;
+use crate::callbacks::{ComponentKind, RunInfo};
+use crate::error::{Error, ErrorKind, Result};
+use crate::schema::StreamReader;
+
+/// A value or a stream moving along an edge.
+pub(crate) enum Flow {
+    V(AnyValue),
+    S(AnyStream),
+}
+
+type ValueHook = Arc<dyn Fn(AnyValue, &Context) -> Result<AnyValue> + Send + Sync>;
+type StreamHook = Arc<dyn Fn(AnyStream, &Context) -> Result<AnyStream> + Send + Sync>;
+
+/// A state pre- or post-handler, erased.
+pub(crate) struct StateHook {
+    value: Option<ValueHook>,
+    stream: Option<StreamHook>,
+    ops: Arc<dyn ValueOps>,
+}
+
+impl StateHook {
+    pub(crate) fn value<T: GraphValue, S: Send + 'static>(
+        f: impl Fn(T, &mut S) -> Result<T> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            value: Some(Arc::new(move |v, ctx| {
+                let t = downcast::<T>(v)?;
+                let out = ctx.process_state::<S, _>(|s| f(t, s))??;
+                Ok(Box::new(out) as AnyValue)
+            })),
+            stream: None,
+            ops: super::value::ops_of::<T>(),
+        }
+    }
+
+    pub(crate) fn stream<T: GraphValue, S: Send + 'static>(
+        f: impl Fn(StreamReader<T>, &mut S) -> Result<StreamReader<T>> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            value: None,
+            stream: Some(Arc::new(move |v, ctx| {
+                let t = downcast_stream::<T>(v)?;
+                let out = ctx.process_state::<S, _>(|s| f(t, s))??;
+                Ok(Box::new(out) as AnyStream)
+            })),
+            ops: super::value::ops_of::<T>(),
+        }
+    }
+
+    async fn apply(&self, flow: Flow, ctx: &Context) -> Result<Flow> {
+        match (flow, &self.value, &self.stream) {
+            (Flow::V(v), Some(f), _) => Ok(Flow::V(f(v, ctx)?)),
+            (Flow::S(s), _, Some(f)) => Ok(Flow::S(f(s, ctx)?)),
+            (Flow::V(v), None, Some(f)) => {
+                let s = f(self.ops.box_stream(v), ctx)?;
+                Ok(Flow::V(self.ops.concat_stream(s).await?))
+            }
+            (Flow::S(s), Some(f), None) => {
+                let v = self.ops.concat_stream(s).await?;
+                Ok(Flow::S(self.ops.box_stream(f(v, ctx)?)))
+            }
+            (flow, None, None) => Ok(flow),
+        }
+    }
+}
+
+type ValueCond = Arc<dyn Fn(&AnyValue) -> Result<Vec<NodeId>> + Send + Sync>;
+type StreamCond = Arc<dyn Fn(AnyStream) -> BoxFuture<'static, Result<Vec<NodeId>>> + Send + Sync>;
+
+/// A branch, erased: exactly one of `value` / `stream` is set.
+pub(crate) struct PlanBranch {
+    pub(crate) value: Option<ValueCond>,
+    pub(crate) stream: Option<StreamCond>,
+    pub(crate) targets: Vec<usize>,
+}
+
+trait ErasedRun: Send + Sync {
+    fn invoke<'a>(&'a self, v: AnyValue, ctx: &'a Context) -> BoxFuture<'a, Result<AnyValue>>;
+    fn transform<'a>(&'a self, s: AnyStream, ctx: &'a Context) -> BoxFuture<'a, Result<AnyStream>>;
+}
+
+struct Typed<I, O>(Arc<dyn Runnable<I, O>>);
+
+impl<I: GraphValue, O: GraphValue> ErasedRun for Typed<I, O> {
+    fn invoke<'a>(&'a self, v: AnyValue, ctx: &'a Context) -> BoxFuture<'a, Result<AnyValue>> {
+        Box::pin(async move {
+            let i = downcast::<I>(v)?;
+            Ok(Box::new(self.0.invoke(i, ctx).await?) as AnyValue)
+        })
+    }
+    fn transform<'a>(&'a self, s: AnyStream, ctx: &'a Context) -> BoxFuture<'a, Result<AnyStream>> {
+        Box::pin(async move {
+            let i = downcast_stream::<I>(s)?;
+            Ok(Box::new(self.0.transform(i, ctx).await?) as AnyStream)
+        })
+    }
+}
+
+/// A node's runnable with its types erased.
+pub(crate) struct ErasedNode(Box<dyn ErasedRun>);
+
+impl ErasedNode {
+    pub(crate) fn new<I: GraphValue, O: GraphValue>(r: Arc<dyn Runnable<I, O>>) -> Self {
+        Self(Box::new(Typed(r)))
+    }
+}
+
+/// One node of a compiled plan.
+pub(crate) struct PlanNode {
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) kind: ComponentKind,
+    pub(crate) typ: Cow<'static, str>,
+    pub(crate) runner: Option<Arc<ErasedNode>>,
+    pub(crate) input: Arc<dyn ValueOps>,
+    pub(crate) output: Arc<dyn ValueOps>,
+    pub(crate) streams_output: bool,
+    pub(crate) is_subgraph: bool,
+    pub(crate) pre: Option<StateHook>,
+    pub(crate) post: Option<StateHook>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl PlanNode {
+    pub(crate) fn terminal(key: &str, ops: Arc<dyn ValueOps>) -> Self {
+        Self {
+            key: key.into(),
+            name: key.into(),
+            kind: ComponentKind::Passthrough,
+            typ: Cow::Borrowed("Passthrough"),
+            runner: None,
+            input: ops.clone(),
+            output: ops,
+            streams_output: false,
+            is_subgraph: false,
+            pre: None,
+            post: None,
+            timeout: None,
+        }
+    }
+}
+
+/// A validated graph. Index 0 is START, 1 is END.
+pub(crate) struct Plan {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: ComponentKind,
+    pub(crate) mode: RunMode,
+    pub(crate) max_steps: usize,
+    pub(crate) nodes: Vec<PlanNode>,
+    pub(crate) keys: HashMap<String, usize>,
+    /// Edge successors, in declaration order.
+    pub(crate) succ: Vec<Vec<usize>>,
+    pub(crate) branches: Vec<Vec<PlanBranch>>,
+    /// Every possible predecessor (edges and branches), in declaration order.
+    pub(crate) preds: Vec<Vec<usize>>,
+    /// Every possible successor (edges, then branch targets).
+    pub(crate) next: Vec<Vec<usize>>,
+    pub(crate) named_merge: Vec<bool>,
+    pub(crate) state: Option<StateInit>,
+}
+
+/// A compiled graph or chain: a [`Runnable`] from `I` to `O`. Cheap to clone and share.
+pub struct Compiled<I, O> {
+    plan: Arc<Plan>,
+    _p: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O> Clone for Compiled<I, O> {
+    fn clone(&self) -> Self {
+        Self {
+            plan: self.plan.clone(),
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<I, O> std::fmt::Debug for Compiled<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.plan.name)
+            .field("nodes", &(self.plan.nodes.len() - 2))
+            .finish()
+    }
+}
+
+const END: usize = 1;
+
+fn fan(flow: Flow, ops: &dyn ValueOps, n: usize) -> Vec<Flow> {
+    match (n, flow) {
+        (0, _) => Vec::new(),
+        (1, f) => vec![f],
+        (_, Flow::V(v)) => {
+            let mut out: Vec<Flow> = (1..n).map(|_| Flow::V(ops.clone_value(&v))).collect();
+            out.push(Flow::V(v));
+            out
+        }
+        (_, Flow::S(s)) => ops.copy_stream(s, n).into_iter().map(Flow::S).collect(),
+    }
+}
+
+/// What a finished node hands to the scheduler: its output and, per branch, the chosen targets.
+type NodeDone = (usize, Result<(Flow, Vec<usize>)>);
+
+impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
+    pub(crate) fn new(plan: Plan) -> Self {
+        Self {
+            plan: Arc::new(plan),
+            _p: PhantomData,
+        }
+    }
+
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The node keys in the order they were added.
+    pub fn node_keys(&self) -> Vec<&str> {
+        self.plan.nodes[2..].iter().map(|n| n.key.as_str()).collect()
+    }
+
+    async fn run(&self, input: Flow, ctx: &Context) -> Result<Flow> {
+        let plan = &*self.plan;
+        let ctx = ctx.rooted();
+        let Some(cbs) = ctx.callbacks().cloned() else {
+            return self.run_checked(input, &ctx).await;
+        };
+        let name = ctx
+            .run_info()
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| plan.name.clone());
+        let info = RunInfo::new(name, plan.kind.as_str(), plan.kind);
+        let in_ops = &plan.nodes[0].output;
+        let out_ops = &plan.nodes[END].input;
+        let (input, call) = match input {
+            Flow::V(v) => {
+                let call = cbs.start(&info, v.as_ref());
+                (Flow::V(v), call)
+            }
+            Flow::S(s) => {
+                let (s, call) = in_ops.callbacks_start_stream(&cbs, &info, s);
+                (Flow::S(s), call)
+            }
+        };
+        let inner = ctx.nested_in(&call);
+        match self.run_checked(input, &inner).await {
+            Ok(Flow::V(v)) => {
+                call.end(v.as_ref());
+                Ok(Flow::V(v))
+            }
+            Ok(Flow::S(s)) => Ok(Flow::S(out_ops.callbacks_end_stream(&call, s))),
+            Err(e) => {
+                call.error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn validate_call(&self, ctx: &Context) -> Result<()> {
+        let plan = &*self.plan;
+        if plan.mode == RunMode::Dag && ctx.max_steps().is_some() {
+            return Err(Error::graph("cannot set max steps in DAG mode"));
+        }
+        for (first, deeper, target) in ctx.designations() {
+            let Some(&idx) = plan.keys.get(first) else {
+                return Err(Error::graph(format!(
+                    "option designated to node '{first}', which is not in graph '{}'",
+                    plan.name
+                )));
+            };
+            let node = &plan.nodes[idx];
+            if deeper && !node.is_subgraph {
+                return Err(Error::graph(format!(
+                    "option designated into node '{first}', which is not a graph"
+                )));
+            }
+            if let (false, Some((kind, type_name))) = (deeper || node.is_subgraph, target) {
+                if kind != node.kind {
+                    return Err(Error::graph(format!(
+                        "option type[{type_name}] is different from which the designated \
+                         node[{first}] expects[{}]",
+                        node.kind
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_checked(&self, input: Flow, ctx: &Context) -> Result<Flow> {
+        if ctx.is_cancelled() {
+            return Err(Error::cancelled());
+        }
+        self.validate_call(ctx)?;
+        let plan = &*self.plan;
+        let ctx = match &plan.state {
+            Some(init) => ctx.with_state_frame(init()),
+            None => ctx.clone(),
+        };
+        match plan.mode {
+            RunMode::Dag => self.run_dag(input, &ctx).await,
+            RunMode::Pregel => self.run_pregel(input, &ctx).await,
+        }
+    }
+
+    async fn run_node(&self, idx: usize, input: Flow, ctx: &Context) -> NodeDone {
+        let r = self.run_node_inner(idx, input, ctx).await;
+        let node = &self.plan.nodes[idx];
+        (idx, r.map_err(|e| if idx == 0 { e } else { e.in_node(node.key.clone()) }))
+    }
+
+    async fn run_node_inner(&self, idx: usize, input: Flow, ctx: &Context) -> Result<(Flow, Vec<usize>)> {
+        let plan = &*self.plan;
+        let node = &plan.nodes[idx];
+        let out = match &node.runner {
+            None => input,
+            Some(runner) => {
+                let nctx = ctx.for_node(&node.key, || {
+                    RunInfo::new(node.name.clone(), node.typ.clone(), node.kind)
+                });
+                let input = match &node.pre {
+                    Some(h) => h.apply(input, &nctx).await?,
+                    None => input,
+                };
+                let call = async {
+                    match input {
+                        Flow::V(v) => runner.0.invoke(v, &nctx).await.map(Flow::V),
+                        Flow::S(s) => runner.0.transform(s, &nctx).await.map(Flow::S),
+                    }
+                };
+                let out = match node.timeout {
+                    None => call.await?,
+                    Some(d) => tokio::time::timeout(d, call).await.map_err(|_| {
+                        Error::new(
+                            ErrorKind::Timeout,
+                            format!("node '{}' timed out after {d:?}", node.key),
+                        )
+                    })??,
+                };
+                match &node.post {
+                    Some(h) => h.apply(out, &nctx).await?,
+                    None => out,
+                }
+            }
+        };
+        let branches = &plan.branches[idx];
+        if branches.is_empty() {
+            return Ok((out, Vec::new()));
+        }
+        let ops = &*node.output;
+        let mut chosen: Vec<usize> = Vec::new();
+        let mut copies = match out {
+            Flow::V(v) => {
+                let mut c = fan(Flow::V(v), ops, 1 + branches.iter().filter(|b| b.value.is_none()).count());
+                c.reverse();
+                c
+            }
+            Flow::S(s) => {
+                let mut c = fan(Flow::S(s), ops, 1 + branches.len());
+                c.reverse();
+                c
+            }
+        };
+        let main = copies.pop().expect("fan(n >= 1) is non-empty");
+        for b in branches {
+            let ids = match (&main, &b.value, &b.stream) {
+                (Flow::V(v), Some(f), _) => f(v)?,
+                (_, _, Some(f)) => match copies.pop() {
+                    Some(Flow::V(v)) => f(ops.box_stream(v)).await?,
+                    Some(Flow::S(s)) => f(s).await?,
+                    None => Vec::new(),
+                },
+                (Flow::S(_), Some(f), None) => match copies.pop() {
+                    Some(Flow::S(s)) => f(&ops.concat_stream(s).await?)?,
+                    _ => Vec::new(),
+                },
+                (_, None, None) => Vec::new(),
+            };
+            for id in ids {
+                let t = id.index();
+                if !b.targets.contains(&t) {
+                    let key = plan.nodes.get(t).map(|n| n.key.as_str()).unwrap_or("?");
+                    return Err(Error::graph(format!(
+                        "branch invocation returns unintended end node: {key}"
+                    )));
+                }
+                if !chosen.contains(&t) {
+                    chosen.push(t);
+                }
+            }
+        }
+        Ok((main, chosen))
+    }
+
+    /// Where a finished node's output goes: edge successors, then chosen branch targets.
+    fn receivers(&self, idx: usize, chosen: &[usize]) -> Vec<usize> {
+        let mut r = self.plan.succ[idx].clone();
+        for &c in chosen {
+            if !r.contains(&c) {
+                r.push(c);
+            }
+        }
+        r
+    }
+
+    fn merge_inputs(&self, idx: usize, mut inputs: Vec<(usize, Flow)>) -> Result<Flow> {
+        let plan = &*self.plan;
+        if inputs.len() == 1 {
+            return Ok(inputs.pop().expect("len is 1").1);
+        }
+        // Deterministic: order by predecessor declaration order, never by arrival.
+        let order = &plan.preds[idx];
+        inputs.sort_by_key(|(p, _)| order.iter().position(|x| x == p).unwrap_or(usize::MAX));
+        let ops = &plan.nodes[idx].input;
+        if matches!(inputs[0].1, Flow::V(_)) {
+            let vs = inputs
+                .into_iter()
+                .filter_map(|(_, f)| match f {
+                    Flow::V(v) => Some(v),
+                    Flow::S(_) => None,
+                })
+                .collect();
+            ops.merge_values(vs).map(Flow::V)
+        } else {
+            let ss = inputs
+                .into_iter()
+                .filter_map(|(p, f)| match f {
+                    Flow::S(s) => Some((plan.nodes[p].key.clone(), s)),
+                    Flow::V(_) => None,
+                })
+                .collect();
+            ops.merge_streams(ss, plan.named_merge[idx]).map(Flow::S)
+        }
+    }
+
+    fn no_tasks(&self, last: Option<usize>) -> Error {
+        let last = last.map(|i| self.plan.nodes[i].key.as_str()).unwrap_or("start");
+        Error::graph(format!(
+            "[GraphRunError] no tasks to execute, last completed nodes: [{last}]"
+        ))
+    }
+
+    async fn run_dag(&self, input: Flow, ctx: &Context) -> Result<Flow> {
+        let plan = &*self.plan;
+        let n = plan.nodes.len();
+        let mut inbox: Vec<Vec<(usize, Flow)>> = (0..n).map(|_| Vec::new()).collect();
+        let mut reported = vec![0usize; n];
+        let mut skipped = vec![0usize; n];
+        let mut running = FuturesUnordered::new();
+        running.push(self.run_node(0, input, ctx));
+        let mut last = None;
+        while let Some((idx, result)) = next_done(&mut running, ctx).await? {
+            let (out, chosen) = result?;
+            last = Some(idx);
+            let receivers = self.receivers(idx, &chosen);
+            let flows = fan(out, &*plan.nodes[idx].output, receivers.len());
+            // Every possible successor hears from this node: data, or a skip.
+            let mut ready = Vec::new();
+            let mut skip_queue: Vec<(usize, usize)> = Vec::new();
+            for (&r, f) in receivers.iter().zip(flows) {
+                inbox[r].push((idx, f));
+                reported[r] += 1;
+                ready.push(r);
+            }
+            for &t in &plan.next[idx] {
+                if !receivers.contains(&t) {
+                    skip_queue.push((idx, t));
+                }
+            }
+            while let Some((_, t)) = skip_queue.pop() {
+                reported[t] += 1;
+                skipped[t] += 1;
+                if reported[t] == plan.preds[t].len() && skipped[t] == reported[t] {
+                    for &nt in &plan.next[t] {
+                        skip_queue.push((t, nt));
+                    }
+                } else {
+                    ready.push(t);
+                }
+            }
+            for r in ready {
+                if reported[r] != plan.preds[r].len() || skipped[r] == reported[r] {
+                    continue;
+                }
+                let inputs = std::mem::take(&mut inbox[r]);
+                if inputs.is_empty() {
+                    continue;
+                }
+                let merged = self.merge_inputs(r, inputs).map_err(|e| e.in_node(plan.nodes[r].key.clone()))?;
+                if r == END {
+                    return Ok(merged);
+                }
+                running.push(self.run_node(r, merged, ctx));
+            }
+        }
+        Err(self.no_tasks(last))
+    }
+
+    async fn run_pregel(&self, input: Flow, ctx: &Context) -> Result<Flow> {
+        let plan = &*self.plan;
+        let n = plan.nodes.len();
+        let max_steps = ctx.max_steps().unwrap_or(plan.max_steps);
+        let mut channels: Vec<Vec<(usize, Flow)>> = (0..n).map(|_| Vec::new()).collect();
+        let mut finished: Vec<Option<(Flow, Vec<usize>)>> = (0..n).map(|_| None).collect();
+        let (_, start) = self.run_node(0, input, ctx).await;
+        finished[0] = Some(start?);
+        let mut step = 0usize;
+        let mut last = Some(0);
+        loop {
+            for (idx, done) in finished.iter_mut().enumerate() {
+                let Some((out, chosen)) = done.take() else { continue };
+                let receivers = self.receivers(idx, &chosen);
+                let flows = fan(out, &*plan.nodes[idx].output, receivers.len());
+                for (&r, f) in receivers.iter().zip(flows) {
+                    channels[r].push((idx, f));
+                }
+            }
+            if !channels[END].is_empty() {
+                let inputs = std::mem::take(&mut channels[END]);
+                return self.merge_inputs(END, inputs);
+            }
+            let ready: Vec<usize> = (2..n).filter(|&i| !channels[i].is_empty()).collect();
+            if ready.is_empty() {
+                return Err(self.no_tasks(last));
+            }
+            step += 1;
+            if step > max_steps {
+                return Err(Error::new(
+                    ErrorKind::ExceededMaxSteps,
+                    format!("exceeds max steps ({max_steps})"),
+                ));
+            }
+            let mut running = FuturesUnordered::new();
+            for &r in &ready {
+                let inputs = std::mem::take(&mut channels[r]);
+                let merged = self
+                    .merge_inputs(r, inputs)
+                    .map_err(|e| e.in_node(plan.nodes[r].key.clone()))?;
+                running.push(self.run_node(r, merged, ctx));
+            }
+            // Superstep barrier: every task of this step finishes before the next starts.
+            while let Some((idx, result)) = next_done(&mut running, ctx).await? {
+                finished[idx] = Some(result?);
+                last = Some(idx);
+            }
+        }
+    }
+}
+
+/// The next finished node, or a cancellation error if the caller's token fires first.
+async fn next_done<F: std::future::Future>(
+    running: &mut FuturesUnordered<F>,
+    ctx: &Context,
+) -> Result<Option<F::Output>> {
+    let Some(token) = ctx.cancel_token() else {
+        return Ok(running.next().await);
+    };
+    let next = pin!(running.next());
+    let cancelled = pin!(token.cancelled());
+    match select(next, cancelled).await {
+        Either::Left((item, _)) => Ok(item),
+        Either::Right(_) => Err(Error::cancelled()),
+    }
+}
+
+impl<I: GraphValue, O: GraphValue> Runnable<I, O> for Compiled<I, O> {
+    fn invoke<'a>(&'a self, input: I, ctx: &'a Context) -> BoxFuture<'a, Result<O>> {
+        Box::pin(async move {
+            match self.run(Flow::V(Box::new(input)), ctx).await? {
+                Flow::V(v) => downcast::<O>(v),
+                Flow::S(s) => super::value::concat_typed(downcast_stream::<O>(s)?).await,
+            }
+        })
+    }
+
+    fn stream<'a>(&'a self, input: I, ctx: &'a Context) -> BoxFuture<'a, Result<StreamReader<O>>> {
+        self.transform(StreamReader::once(input), ctx)
+    }
+
+    fn collect<'a>(&'a self, input: StreamReader<I>, ctx: &'a Context) -> BoxFuture<'a, Result<O>> {
+        Box::pin(async move {
+            let s = self.transform(input, ctx).await?;
+            super::value::concat_typed(s).await
+        })
+    }
+
+    fn transform<'a>(
+        &'a self,
+        input: StreamReader<I>,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<StreamReader<O>>> {
+        Box::pin(async move {
+            match self.run(Flow::S(Box::new(input)), ctx).await? {
+                Flow::S(s) => downcast_stream::<O>(s),
+                Flow::V(v) => Ok(StreamReader::once(downcast::<O>(v)?)),
+            }
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! What the graph engine needs to know about each value type it moves between nodes:
+//! how to copy it, join its stream chunks, and merge it at fan-in. Resolved per type at
+//! graph-build time, so nothing is looked up by reflection while a graph runs.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::callbacks::{ActiveCall, Callbacks, RunInfo};
+use crate::error::{Error, Result};
+use crate::schema::{Concat, Document, Map, Message, StreamReader};
+
+/// A rule joining stream chunks (or fan-in values) into one value.
+pub type JoinFn<T> = fn(Vec<T>) -> Result<T>;
+
+/// A type that can flow between graph nodes.
+///
+/// Implement it for your own types with the [`graph_value!`](crate::graph_value) macro,
+/// naming the rules the type supports:
+///
+/// ```
+/// use eino::schema::Concat;
+/// #[derive(Clone)]
+/// struct Plain(u8);
+/// eino::graph_value!(Plain);                 // single-chunk streams only, no fan-in
+///
+/// #[derive(Clone)]
+/// struct Text(String);
+/// impl Concat for Text {
+///     fn concat(c: Vec<Self>) -> eino::Result<Self> { Ok(Text(c.into_iter().map(|t| t.0).collect())) }
+/// }
+/// fn merge_texts(v: Vec<Text>) -> eino::Result<Text> { Text::concat(v) }
+/// eino::graph_value!(Text: concat, merge = merge_texts);
+/// ```
+///
+/// `compile()` uses these rules to reject graphs that would need a missing one (a
+/// streaming node whose chunks cannot be joined, a DAG fan-in without a merge).
+pub trait GraphValue: Clone + Send + Sync + 'static {
+    /// How stream chunks join; `None`: a stream of this type may carry only one chunk.
+    fn concat_rule() -> Option<JoinFn<Self>> {
+        None
+    }
+
+    /// How values from several predecessors merge at fan-in; `None`: no fan-in.
+    fn merge_rule() -> Option<JoinFn<Self>> {
+        None
+    }
+
+    /// How chunks of `Vec<Self>` join (lets `Vec<Message>` be index-aligned while other
+    /// vectors have no rule).
+    #[doc(hidden)]
+    fn vec_concat_rule() -> Option<JoinFn<Vec<Self>>> {
+        None
+    }
+}
+
+/// Implement [`GraphValue`] for a type: `graph_value!(T)`, `graph_value!(T: concat)` (uses
+/// its [`Concat`](crate::schema::Concat) impl), optionally `, merge = path::to_fn`.
+#[macro_export]
+macro_rules! graph_value {
+    ($t:ty) => {
+        impl $crate::compose::GraphValue for $t {}
+    };
+    ($t:ty: concat) => {
+        impl $crate::compose::GraphValue for $t {
+            fn concat_rule() -> Option<$crate::compose::JoinFn<Self>> {
+                Some(<$t as $crate::schema::Concat>::concat)
+            }
+        }
+    };
+    ($t:ty: concat, merge = $m:path) => {
+        impl $crate::compose::GraphValue for $t {
+            fn concat_rule() -> Option<$crate::compose::JoinFn<Self>> {
+                Some(<$t as $crate::schema::Concat>::concat)
+            }
+            fn merge_rule() -> Option<$crate::compose::JoinFn<Self>> {
+                Some($m)
+            }
+        }
+    };
+    ($t:ty: merge = $m:path) => {
+        impl $crate::compose::GraphValue for $t {
+            fn merge_rule() -> Option<$crate::compose::JoinFn<Self>> {
+                Some($m)
+            }
+        }
+    };
+}
+
+macro_rules! concat_values {
+    ($($t:ty),*) => {$(
+        impl GraphValue for $t {
+            fn concat_rule() -> Option<JoinFn<Self>> { Some(<$t as Concat>::concat) }
+        }
+    )*};
+}
+concat_values!(
+    String, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool, ()
+);
+
+impl GraphValue for Message {
+    fn concat_rule() -> Option<JoinFn<Self>> {
+        Some(Message::concat)
+    }
+    fn vec_concat_rule() -> Option<JoinFn<Vec<Self>>> {
+        Some(<Vec<Message> as Concat>::concat)
+    }
+}
+
+impl GraphValue for Map {
+    fn concat_rule() -> Option<JoinFn<Self>> {
+        Some(Map::concat)
+    }
+    fn merge_rule() -> Option<JoinFn<Self>> {
+        Some(merge_maps)
+    }
+}
+
+impl GraphValue for serde_json::Value {
+    fn concat_rule() -> Option<JoinFn<Self>> {
+        Some(serde_json::Value::concat)
+    }
+}
+
+impl GraphValue for Document {}
+
+impl GraphValue for crate::component::Source {}
+
+impl<T: GraphValue> GraphValue for Vec<T> {
+    fn concat_rule() -> Option<JoinFn<Self>> {
+        T::vec_concat_rule()
+    }
+}
+
+impl<T: GraphValue> GraphValue for Option<T> {}
+
+impl<A: GraphValue, B: GraphValue> GraphValue for (A, B) {}
+
+/// Fan-in merge of maps: union of keys; a key present in two values is an error.
+pub fn merge_maps(values: Vec<Map>) -> Result<Map> {
+    let mut out = Map::new();
+    for v in values {
+        for (k, val) in v {
+            if out.contains_key(&k) {
+                return Err(Error::concat(format!(
+                    "(values merge map) duplicated key ('{k}') found"
+                )));
+            }
+            out.insert(k, val);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) type AnyValue = Box<dyn Any + Send + Sync>;
+pub(crate) type AnyStream = Box<dyn Any + Send>;
+
+/// Type-erased operations on one value type, built from its [`GraphValue`] impl.
+pub(crate) trait ValueOps: Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn has_concat(&self) -> bool;
+    fn has_merge(&self) -> bool;
+    fn clone_value(&self, v: &AnyValue) -> AnyValue;
+    fn box_stream(&self, v: AnyValue) -> AnyStream;
+    fn concat_stream(&self, s: AnyStream) -> BoxFuture<'static, Result<AnyValue>>;
+    fn copy_stream(&self, s: AnyStream, n: usize) -> Vec<AnyStream>;
+    fn merge_values(&self, vs: Vec<AnyValue>) -> Result<AnyValue>;
+    fn merge_streams(&self, ss: Vec<(String, AnyStream)>, named: bool) -> Result<AnyStream>;
+    fn callbacks_start_stream(
+        &self,
+        cbs: &Callbacks,
+        info: &RunInfo,
+        s: AnyStream,
+    ) -> (AnyStream, ActiveCall);
+    fn callbacks_end_stream(&self, call: &ActiveCall, s: AnyStream) -> AnyStream;
+}
+
+pub(crate) fn ops_of<T: GraphValue>() -> Arc<dyn ValueOps> {
+    Arc::new(Ops::<T>(PhantomData))
+}
+
+struct Ops<T>(PhantomData<fn() -> T>);
+
+pub(crate) fn downcast<T: 'static>(v: AnyValue) -> Result<T> {
+    v.downcast::<T>().map(|b| *b).map_err(|_| {
+        Error::internal(format!(
+            "runtime type check fail, expected type: {}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+pub(crate) fn downcast_stream<T: 'static>(v: AnyStream) -> Result<StreamReader<T>> {
+    v.downcast::<StreamReader<T>>().map(|b| *b).map_err(|_| {
+        Error::internal(format!(
+            "runtime type check fail, expected stream of: {}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// Join a stream with `T`'s concat rule (a single chunk needs no rule).
+pub(crate) async fn concat_typed<T: GraphValue>(s: StreamReader<T>) -> Result<T> {
+    s.concat_with(T::concat_rule().unwrap_or(no_concat::<T>)).await
+}
+
+fn no_concat<T>(_: Vec<T>) -> Result<T> {
+    Err(Error::concat(format!(
+        "cannot concat multiple non-zero value of type {}",
+        std::any::type_name::<T>()
+    )))
+}
+
+impl<T: GraphValue> ValueOps for Ops<T> {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    fn has_concat(&self) -> bool {
+        T::concat_rule().is_some()
+    }
+    fn has_merge(&self) -> bool {
+        T::merge_rule().is_some()
+    }
+    fn clone_value(&self, v: &AnyValue) -> AnyValue {
+        match v.downcast_ref::<T>() {
+            Some(t) => Box::new(t.clone()),
+            // Unreachable by construction: values are stored with the ops of their own type.
+            None => Box::new(()),
+        }
+    }
+    fn box_stream(&self, v: AnyValue) -> AnyStream {
+        match v.downcast::<T>() {
+            Ok(t) => Box::new(StreamReader::once(*t)),
+            Err(_) => Box::new(StreamReader::<T>::empty()),
+        }
+    }
+    fn concat_stream(&self, s: AnyStream) -> BoxFuture<'static, Result<AnyValue>> {
+        Box::pin(async move {
+            let s = downcast_stream::<T>(s)?;
+            Ok(Box::new(concat_typed(s).await?) as AnyValue)
+        })
+    }
+    fn copy_stream(&self, s: AnyStream, n: usize) -> Vec<AnyStream> {
+        match s.downcast::<StreamReader<T>>() {
+            Ok(s) => s
+                .copy(n)
+                .into_iter()
+                .map(|c| Box::new(c) as AnyStream)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+    fn merge_values(&self, vs: Vec<AnyValue>) -> Result<AnyValue> {
+        let Some(rule) = T::merge_rule() else {
+            return Err(Error::concat(format!(
+                "(mergeValues) unsupported type: {}",
+                std::any::type_name::<T>()
+            )));
+        };
+        let typed = vs
+            .into_iter()
+            .map(downcast::<T>)
+            .collect::<Result<Vec<T>>>()
+            .map_err(|_| Error::concat("(values merge) field type mismatch"))?;
+        Ok(Box::new(rule(typed)?))
+    }
+    fn merge_streams(&self, ss: Vec<(String, AnyStream)>, named: bool) -> Result<AnyStream> {
+        if T::merge_rule().is_none() {
+            return Err(Error::concat(format!(
+                "(mergeValues | stream type) unsupported chunk type: {}",
+                std::any::type_name::<T>()
+            )));
+        }
+        let mut readers = Vec::with_capacity(ss.len());
+        for (name, s) in ss {
+            readers.push((name, downcast_stream::<T>(s)?));
+        }
+        let merged = if named {
+            StreamReader::merge_named(readers)
+        } else {
+            StreamReader::merge(readers.into_iter().map(|(_, r)| r).collect())
+        };
+        Ok(Box::new(merged))
+    }
+    fn callbacks_start_stream(
+        &self,
+        cbs: &Callbacks,
+        info: &RunInfo,
+        s: AnyStream,
+    ) -> (AnyStream, ActiveCall) {
+        let s = match s.downcast::<StreamReader<T>>() {
+            Ok(s) => *s,
+            Err(_) => StreamReader::empty(),
+        };
+        let (s, call) = cbs.start_stream(info, s);
+        (Box::new(s), call)
+    }
+    fn callbacks_end_stream(&self, call: &ActiveCall, s: AnyStream) -> AnyStream {
+        match s.downcast::<StreamReader<T>>() {
+            Ok(s) => Box::new(call.end_stream(*s)),
+            Err(s) => s,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+#![doc = include_str!("../../../README.md")]
+#![warn(missing_docs)]
+
+pub mod callbacks;
+pub mod component;
+pub mod compose;
+mod error;
+pub mod prompt;
+pub mod schema;
+
+pub use error::{Error, ErrorKind, Result};

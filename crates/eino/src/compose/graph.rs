@@ -472,13 +472,33 @@ impl GraphDef {
                     names.join(" -> ")
                 )));
             }
+            // A node reached only through plain edges from nodes that always run, always
+            // runs. Two such predecessors always both deliver, so their input type needs a
+            // merge rule; fan-in that a branch may thin out is checked when values arrive.
+            let mut always = vec![false; n];
+            always[0] = true;
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for v in 2..n {
+                    if !always[v]
+                        && !preds[v].is_empty()
+                        && preds[v].iter().all(|&p| always[p] && succ[p].contains(&v))
+                    {
+                        always[v] = true;
+                        changed = true;
+                    }
+                }
+            }
             for (i, p) in preds.iter().enumerate() {
-                if p.len() > 1 && !self.nodes[i].input.has_merge() {
+                let sure = p.iter().filter(|&&u| always[u] && succ[u].contains(&i)).count();
+                if sure > 1 && !self.nodes[i].input.has_merge() {
                     return Err(Error::graph(format!(
-                        "node '{}' has {} predecessors but its input type {} has no merge rule \
-                         (use a Map with output keys, or graph_value!(T: merge = f))",
+                        "node '{}' has {} predecessors that always run, but its input type {} \
+                         has no merge rule (use a Map with output keys, or \
+                         graph_value!(T: merge = f))",
                         self.nodes[i].key,
-                        p.len(),
+                        sure,
                         self.nodes[i].input.type_name()
                     )));
                 }

@@ -18,10 +18,17 @@ use eino::schema::{Map, Message, Role, StreamReader, ToolInfo};
 struct EchoModel;
 
 impl ChatModel for EchoModel {
-    fn generate<'a>(&'a self, msgs: &'a [Message], _: &'a ChatOptions) -> BoxFuture<'a, eino::Result<Message>> {
+    fn generate<'a>(
+        &'a self,
+        msgs: &'a [Message],
+        _: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<Message>> {
         Box::pin(async move {
             let last = msgs.iter().rev().find(|m| m.role == Role::User);
-            Ok(Message::assistant(format!("You said: {}", last.map_or("", |m| &m.content)), vec![]))
+            Ok(Message::assistant(
+                format!("You said: {}", last.map_or("", |m| &m.content)),
+                vec![],
+            ))
         })
     }
 
@@ -73,7 +80,10 @@ async fn main() -> eino::Result<()> {
 
     let mut vars = Map::new();
     vars.insert("question".into(), "what is a graph?".into());
-    println!("invoke: {}", app.invoke(vars.clone(), &Context::new()).await?);
+    println!(
+        "invoke: {}",
+        app.invoke(vars.clone(), &Context::new()).await?
+    );
 
     print!("stream:");
     let mut s = app.stream(vars, &Context::new()).await?;

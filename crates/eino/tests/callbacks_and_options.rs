@@ -24,9 +24,17 @@ struct Counter {
 }
 
 impl Handler for Counter {
-    fn on_start(&self, info: &RunInfo, _: CallbackValue<'_>, _: Option<&ScopeValue>) -> Option<ScopeValue> {
+    fn on_start(
+        &self,
+        info: &RunInfo,
+        _: CallbackValue<'_>,
+        _: Option<&ScopeValue>,
+    ) -> Option<ScopeValue> {
         self.start.fetch_add(1, Ordering::SeqCst);
-        self.names.lock().unwrap().push(format!("{}:{}", info.component, info.name));
+        self.names
+            .lock()
+            .unwrap()
+            .push(format!("{}:{}", info.component, info.name));
         None
     }
     fn on_end(&self, _: &RunInfo, _: CallbackValue<'_>, _: Option<&ScopeValue>) {
@@ -68,7 +76,9 @@ async fn case26_designated_options_and_callbacks_in_all_modes() {
             eino::compose::Lambda::new().with_invoke({
                 let sl = seen_lambda.clone();
                 move |x: String, ctx: Context| {
-                    sl.lock().unwrap().push(ctx.options::<LambdaOpt>().cloned().collect::<Vec<_>>());
+                    sl.lock()
+                        .unwrap()
+                        .push(ctx.options::<LambdaOpt>().cloned().collect::<Vec<_>>());
                     async move { Ok(vec![Message::user(x)]) }
                 }
             }),
@@ -85,17 +95,38 @@ async fn case26_designated_options_and_callbacks_in_all_modes() {
     };
     let h = Arc::new(Counter::default());
     let ctx = Context::new()
-        .with_option(CallOption::chat_model(ChatOptions::default().with_model("123")).designate("2"))
-        .with_option(CallOption::chat_model(ChatOptions::default().with_model("456")).designate("3"))
-        .with_option(CallOption::chat_model(ChatOptions::default().with_top_p(1.0)))
+        .with_option(
+            CallOption::chat_model(ChatOptions::default().with_model("123")).designate("2"),
+        )
+        .with_option(
+            CallOption::chat_model(ChatOptions::default().with_model("456")).designate("3"),
+        )
+        .with_option(CallOption::chat_model(
+            ChatOptions::default().with_top_p(1.0),
+        ))
         .with_option(CallOption::lambda(LambdaOpt("1")).designate("1"))
         .with_callbacks_for(h.clone(), ["3"]);
 
     let out = app.invoke(s("hi"), &ctx).await.unwrap();
     assert_eq!(out.content, "echo: echo: hi");
-    let _ = app.stream(s("hi"), &ctx).await.unwrap().concat().await.unwrap();
-    let _ = app.collect(StreamReader::once(s("hi")), &ctx).await.unwrap();
-    let _ = app.transform(StreamReader::once(s("hi")), &ctx).await.unwrap().concat().await.unwrap();
+    let _ = app
+        .stream(s("hi"), &ctx)
+        .await
+        .unwrap()
+        .concat()
+        .await
+        .unwrap();
+    let _ = app
+        .collect(StreamReader::once(s("hi")), &ctx)
+        .await
+        .unwrap();
+    let _ = app
+        .transform(StreamReader::once(s("hi")), &ctx)
+        .await
+        .unwrap()
+        .concat()
+        .await
+        .unwrap();
 
     for (seen, model) in [(&m2.seen, "123"), (&m3.seen, "456")] {
         let seen = seen.lock().unwrap();
@@ -115,22 +146,37 @@ async fn case26_designated_options_and_callbacks_in_all_modes() {
     // Designating to an unknown node, or the wrong kind, is an error before anything runs.
     let bad = Context::new().with_option(CallOption::lambda(LambdaOpt("x")).designate("nope"));
     assert!(app.invoke(s("hi"), &bad).await.is_err());
-    let wrong = Context::new()
-        .with_option(CallOption::chat_model(ChatOptions::default()).designate("1"));
+    let wrong =
+        Context::new().with_option(CallOption::chat_model(ChatOptions::default()).designate("1"));
     let e = app.invoke(s("hi"), &wrong).await.unwrap_err();
-    assert!(e.to_string().contains("is different from which the designated node[1]"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("is different from which the designated node[1]"),
+        "{e}"
+    );
 }
 
 #[derive(Default)]
 struct Order(Mutex<Vec<String>>, &'static str);
 
 impl Handler for Order {
-    fn on_start(&self, info: &RunInfo, _: CallbackValue<'_>, _: Option<&ScopeValue>) -> Option<ScopeValue> {
-        self.0.lock().unwrap().push(format!("start {} {}", self.1, info.name));
+    fn on_start(
+        &self,
+        info: &RunInfo,
+        _: CallbackValue<'_>,
+        _: Option<&ScopeValue>,
+    ) -> Option<ScopeValue> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {} {}", self.1, info.name));
         None
     }
     fn on_end(&self, info: &RunInfo, _: CallbackValue<'_>, _: Option<&ScopeValue>) {
-        self.0.lock().unwrap().push(format!("end {} {}", self.1, info.name));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("end {} {}", self.1, info.name));
     }
 }
 
@@ -142,7 +188,9 @@ async fn graph_and_node_callbacks_nest_in_order() {
     g.add_edge(START, n);
     g.add_edge(n, END);
     let app = g.compile(CompileOptions::default().with_name("g")).unwrap();
-    app.invoke(s("x"), &Context::new().with_callbacks(log.clone())).await.unwrap();
+    app.invoke(s("x"), &Context::new().with_callbacks(log.clone()))
+        .await
+        .unwrap();
     let got = log.0.lock().unwrap().clone();
     assert_eq!(got, ["start a g", "start a n", "end a n", "end a g"]);
 }
@@ -157,16 +205,35 @@ async fn chain_with_parallel_and_branch() {
     let chain = Chain::<String>::new()
         .parallel(
             Parallel::new()
-                .add("upper", lambda(|x: String| async move { Ok(x.to_uppercase()) }))
+                .add(
+                    "upper",
+                    lambda(|x: String| async move { Ok(x.to_uppercase()) }),
+                )
                 .add("len", lambda(|x: String| async move { Ok(x.len() as i64) })),
         )
         .then(lambda(|m: eino::schema::Map| async move {
-            Ok(format!("{}:{}", m["upper"].as_str().unwrap_or(""), m["len"]))
+            Ok(format!(
+                "{}:{}",
+                m["upper"].as_str().unwrap_or(""),
+                m["len"]
+            ))
         }))
         .branch(
-            ChainBranch::new(|x: &String| Ok(if x.len() > 6 { Route::Long } else { Route::Short }))
-                .add(Route::Short, lambda(|x: String| async move { Ok(format!("short {x}")) }))
-                .add(Route::Long, lambda(|x: String| async move { Ok(format!("long {x}")) })),
+            ChainBranch::new(|x: &String| {
+                Ok(if x.len() > 6 {
+                    Route::Long
+                } else {
+                    Route::Short
+                })
+            })
+            .add(
+                Route::Short,
+                lambda(|x: String| async move { Ok(format!("short {x}")) }),
+            )
+            .add(
+                Route::Long,
+                lambda(|x: String| async move { Ok(format!("long {x}")) }),
+            ),
         )
         .compile()
         .unwrap();
@@ -183,8 +250,17 @@ async fn chain_with_parallel_and_branch() {
     );
     let ctx = Context::new();
     assert_eq!(chain.invoke(s("ab"), &ctx).await.unwrap(), "short AB:2");
-    assert_eq!(chain.invoke(s("abcdef"), &ctx).await.unwrap(), "long ABCDEF:6");
-    let streamed = chain.stream(s("ab"), &ctx).await.unwrap().concat().await.unwrap();
+    assert_eq!(
+        chain.invoke(s("abcdef"), &ctx).await.unwrap(),
+        "long ABCDEF:6"
+    );
+    let streamed = chain
+        .stream(s("ab"), &ctx)
+        .await
+        .unwrap()
+        .concat()
+        .await
+        .unwrap();
     assert_eq!(streamed, "short AB:2");
 }
 
@@ -228,11 +304,9 @@ async fn case14_registered_merge_for_user_type() {
     assert_eq!(out.a, 6);
     assert_eq!(out.b, ["1", "2", "22", "3", "33", "333"]);
 
-    let dup = eino::compose::merge_maps(vec![
-        common::map(&[("1", "1")]),
-        common::map(&[("1", "x")]),
-    ])
-    .unwrap_err();
+    let dup =
+        eino::compose::merge_maps(vec![common::map(&[("1", "1")]), common::map(&[("1", "x")])])
+            .unwrap_err();
     assert!(dup.to_string().contains("duplicated key ('1') found"));
 }
 
@@ -244,7 +318,11 @@ async fn compile_rejects_what_rustc_cannot() {
     let _orphan = g.add_node("orphan", lambda(|x: String| async move { Ok(x) }));
     g.add_edge(START, a);
     g.add_edge(a, END);
-    assert!(g.compile(CompileOptions::default()).unwrap_err().to_string().contains("unreachable"));
+    assert!(g
+        .compile(CompileOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("unreachable"));
 
     // No path to END.
     let mut g = Graph::<String, String>::new();
@@ -253,7 +331,11 @@ async fn compile_rejects_what_rustc_cannot() {
     g.add_edge(START, a);
     g.add_edge(a, END);
     g.add_edge(a, dead);
-    assert!(g.compile(CompileOptions::default()).unwrap_err().to_string().contains("no path to END"));
+    assert!(g
+        .compile(CompileOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("no path to END"));
 
     // Cycle in DAG mode.
     let mut g = Graph::<eino::schema::Map, eino::schema::Map>::new();
@@ -263,7 +345,11 @@ async fn compile_rejects_what_rustc_cannot() {
     g.add_edge(a, b);
     g.add_edge(b, a);
     g.add_edge(b, END);
-    assert!(g.compile(CompileOptions::dag()).unwrap_err().to_string().contains("cycles"));
+    assert!(g
+        .compile(CompileOptions::dag())
+        .unwrap_err()
+        .to_string()
+        .contains("cycles"));
 
     // A streaming node whose type has no Concat rule.
     #[derive(Clone)]
@@ -272,11 +358,17 @@ async fn compile_rejects_what_rustc_cannot() {
     let mut g = Graph::<String, NoConcat>::new();
     let a = g.add_node(
         "a",
-        eino::compose::stream_lambda(|_: String| async move { Ok(StreamReader::from_vec(vec![NoConcat, NoConcat])) }),
+        eino::compose::stream_lambda(|_: String| async move {
+            Ok(StreamReader::from_vec(vec![NoConcat, NoConcat]))
+        }),
     );
     g.add_edge(START, a);
     g.add_edge(a, END);
-    assert!(g.compile(CompileOptions::default()).unwrap_err().to_string().contains("no Concat rule"));
+    assert!(g
+        .compile(CompileOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("no Concat rule"));
 
     // Duplicate keys.
     let mut g = Graph::<String, String>::new();
@@ -284,7 +376,11 @@ async fn compile_rejects_what_rustc_cannot() {
     let _ = g.add_node("a", lambda(|x: String| async move { Ok(x) }));
     g.add_edge(START, a);
     g.add_edge(a, END);
-    assert!(g.compile(CompileOptions::default()).unwrap_err().to_string().contains("already present"));
+    assert!(g
+        .compile(CompileOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("already present"));
 }
 
 #[tokio::test]
@@ -335,17 +431,30 @@ async fn tracing_handler_emits_genai_spans() {
 
     struct UsageModel;
     impl ChatModel for UsageModel {
-        fn generate<'a>(&'a self, _: &'a [Message], _: &'a ChatOptions) -> futures_util::future::BoxFuture<'a, eino::Result<Message>> {
+        fn generate<'a>(
+            &'a self,
+            _: &'a [Message],
+            _: &'a ChatOptions,
+        ) -> futures_util::future::BoxFuture<'a, eino::Result<Message>> {
             Box::pin(async {
                 let mut m = Message::assistant("hi", vec![]);
                 m.meta = Some(eino::schema::ResponseMeta {
                     finish_reason: Some("stop".into()),
-                    usage: Some(eino::schema::TokenUsage { prompt_tokens: 7, completion_tokens: 2, total_tokens: 9, ..Default::default() }),
+                    usage: Some(eino::schema::TokenUsage {
+                        prompt_tokens: 7,
+                        completion_tokens: 2,
+                        total_tokens: 9,
+                        ..Default::default()
+                    }),
                 });
                 Ok(m)
             })
         }
-        fn stream<'a>(&'a self, m: &'a [Message], o: &'a ChatOptions) -> futures_util::future::BoxFuture<'a, eino::Result<StreamReader<Message>>> {
+        fn stream<'a>(
+            &'a self,
+            m: &'a [Message],
+            o: &'a ChatOptions,
+        ) -> futures_util::future::BoxFuture<'a, eino::Result<StreamReader<Message>>> {
             Box::pin(async move { Ok(StreamReader::once(self.generate(m, o).await?)) })
         }
         fn with_tools(&self, _: Vec<eino::schema::ToolInfo>) -> eino::Result<Arc<dyn ChatModel>> {

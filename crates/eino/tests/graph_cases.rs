@@ -38,12 +38,20 @@ async fn case01_prompt_model_graph_missing_variable() {
     g.add_edge(START, t);
     g.add_edge(t, m);
     g.add_edge(m, END);
-    let app = g.compile(CompileOptions::default().with_max_steps(10)).unwrap();
+    let app = g
+        .compile(CompileOptions::default().with_max_steps(10))
+        .unwrap();
     let ctx = Context::new();
     let good = map(&[("location", "beijing")]);
     let out = app.invoke(good.clone(), &ctx).await.unwrap();
     assert_eq!(out.content, "echo: what's the weather in beijing?");
-    let streamed = app.stream(good.clone(), &ctx).await.unwrap().concat().await.unwrap();
+    let streamed = app
+        .stream(good.clone(), &ctx)
+        .await
+        .unwrap()
+        .concat()
+        .await
+        .unwrap();
     assert_eq!(streamed.content, out.content);
     let transformed = app
         .transform(StreamReader::once(good), &ctx)
@@ -80,7 +88,10 @@ async fn case02_runtime_max_steps() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ExceededMaxSteps);
     assert!(e.to_string().contains("exceeds max steps"));
-    assert_eq!(app.invoke(s("how are you"), &Context::new()).await.unwrap(), "how are you");
+    assert_eq!(
+        app.invoke(s("how are you"), &Context::new()).await.unwrap(),
+        "how are you"
+    );
     let mut st = app.stream(s("i'm fine"), &Context::new()).await.unwrap();
     assert_eq!(st.recv().await.unwrap().unwrap(), "i'm fine");
 }
@@ -108,7 +119,10 @@ async fn case05_dag_fan_in_map_merge() {
     g.add_edge(START, n2);
     g.add_edge(n2, END);
     let app = g.compile(CompileOptions::dag()).unwrap();
-    let out = app.invoke(map(&[("start", "start")]), &Context::new()).await.unwrap();
+    let out = app
+        .invoke(map(&[("start", "start")]), &Context::new())
+        .await
+        .unwrap();
     assert_eq!(out, map(&[("start", "start"), ("1", "1")]));
 }
 
@@ -118,43 +132,69 @@ async fn case06_dag_branch() {
     let n1 = g.add_node("1", append("1"));
     let n2 = g.add_node("2", append("2"));
     let (id1, id2) = (n1.id(), n2.id());
-    g.add_branch(START, Branch::new(move |x: &String| Ok(if x.len() > 3 { id2 } else { id1 })))
-        .to(n1)
-        .to(n2);
+    g.add_branch(
+        START,
+        Branch::new(move |x: &String| Ok(if x.len() > 3 { id2 } else { id1 })),
+    )
+    .to(n1)
+    .to(n2);
     g.add_edge(n1, END);
     g.add_edge(n2, END);
     let app = g.compile(CompileOptions::dag()).unwrap();
     assert_eq!(app.invoke(s("hi"), &Context::new()).await.unwrap(), "hi1");
-    assert_eq!(app.invoke(s("hello"), &Context::new()).await.unwrap(), "hello2");
+    assert_eq!(
+        app.invoke(s("hello"), &Context::new()).await.unwrap(),
+        "hello2"
+    );
 }
 
 #[tokio::test]
 async fn case07_two_branches_from_one_node() {
     let mut g = Graph::<Map, Map>::new();
-    let ns: Vec<_> = ["1", "2", "3", "4"].into_iter().map(|k| g.add_node(k, keyed(k))).collect();
+    let ns: Vec<_> = ["1", "2", "3", "4"]
+        .into_iter()
+        .map(|k| g.add_node(k, keyed(k)))
+        .collect();
     let (a, c) = (ns[0].id(), ns[2].id());
-    g.add_branch(START, Branch::new(move |_: &Map| Ok(a))).to(ns[0]).to(ns[1]);
-    g.add_branch(START, Branch::new(move |_: &Map| Ok(c))).to(ns[2]).to(ns[3]);
+    g.add_branch(START, Branch::new(move |_: &Map| Ok(a)))
+        .to(ns[0])
+        .to(ns[1]);
+    g.add_branch(START, Branch::new(move |_: &Map| Ok(c)))
+        .to(ns[2])
+        .to(ns[3]);
     for n in &ns {
         g.add_edge(*n, END);
     }
     let app = g.compile(CompileOptions::dag()).unwrap();
-    let out = app.invoke(map(&[("input", "hi")]), &Context::new()).await.unwrap();
+    let out = app
+        .invoke(map(&[("input", "hi")]), &Context::new())
+        .await
+        .unwrap();
     assert_eq!(out, map(&[("1", "1"), ("3", "3")]));
 }
 
 #[tokio::test]
 async fn case08_overlapping_branches_do_not_skip_selected() {
     let mut g = Graph::<Map, Map>::new();
-    let ns: Vec<_> = ["1", "2", "3"].into_iter().map(|k| g.add_node(k, keyed(k))).collect();
+    let ns: Vec<_> = ["1", "2", "3"]
+        .into_iter()
+        .map(|k| g.add_node(k, keyed(k)))
+        .collect();
     let (a, b) = (ns[0].id(), ns[1].id());
-    g.add_branch(START, Branch::new(move |_: &Map| Ok(a))).to(ns[0]).to(ns[1]);
-    g.add_branch(START, Branch::new(move |_: &Map| Ok(b))).to(ns[1]).to(ns[2]);
+    g.add_branch(START, Branch::new(move |_: &Map| Ok(a)))
+        .to(ns[0])
+        .to(ns[1]);
+    g.add_branch(START, Branch::new(move |_: &Map| Ok(b)))
+        .to(ns[1])
+        .to(ns[2]);
     for n in &ns {
         g.add_edge(*n, END);
     }
     let app = g.compile(CompileOptions::dag()).unwrap();
-    let out = app.invoke(map(&[("input", "hi")]), &Context::new()).await.unwrap();
+    let out = app
+        .invoke(map(&[("input", "hi")]), &Context::new())
+        .await
+        .unwrap();
     assert_eq!(out, map(&[("1", "1"), ("2", "2")]));
 }
 
@@ -166,12 +206,18 @@ async fn case09_nested_branches() {
         .map(|(k, v)| g.add_node(k, append(v)))
         .collect();
     let (i1, i2, i3, i4) = (n[0].id(), n[1].id(), n[2].id(), n[3].id());
-    g.add_branch(START, Branch::new(move |x: &String| Ok(if x.len() > 3 { i2 } else { i1 })))
-        .to(n[0])
-        .to(n[1]);
-    g.add_branch(n[1], Branch::new(move |x: &String| Ok(if x.len() > 10 { i4 } else { i3 })))
-        .to(n[2])
-        .to(n[3]);
+    g.add_branch(
+        START,
+        Branch::new(move |x: &String| Ok(if x.len() > 3 { i2 } else { i1 })),
+    )
+    .to(n[0])
+    .to(n[1]);
+    g.add_branch(
+        n[1],
+        Branch::new(move |x: &String| Ok(if x.len() > 10 { i4 } else { i3 })),
+    )
+    .to(n[2])
+    .to(n[3]);
     g.add_edge(n[0], END);
     g.add_edge(n[2], END);
     g.add_edge(n[3], END);
@@ -179,7 +225,10 @@ async fn case09_nested_branches() {
     let ctx = Context::new();
     assert_eq!(app.invoke(s("hello"), &ctx).await.unwrap(), "hello23");
     assert_eq!(app.invoke(s("hi"), &ctx).await.unwrap(), "hi1");
-    assert_eq!(app.invoke(s("hellohello"), &ctx).await.unwrap(), "hellohello24");
+    assert_eq!(
+        app.invoke(s("hellohello"), &ctx).await.unwrap(),
+        "hellohello24"
+    );
 }
 
 #[tokio::test]
@@ -189,20 +238,29 @@ async fn case10_empty_multi_branch_selection() {
         let n1 = g.add_node("1", lambda(|x: String| async move { Ok(x) }));
         let n2 = g.add_node("2", lambda(|x: String| async move { Ok(x) }));
         g.add_edge(START, n1);
-        g.add_branch(n1, Branch::multi(|_: &String| Ok(vec![]))).to(n2);
+        g.add_branch(n1, Branch::multi(|_: &String| Ok(vec![])))
+            .to(n2);
         if with_start_edge {
             g.add_edge(START, n2);
         }
         g.add_edge(n2, END);
         g.compile(CompileOptions::dag())
     };
-    let e = build(false).unwrap().invoke(s("input"), &Context::new()).await.unwrap_err();
+    let e = build(false)
+        .unwrap()
+        .invoke(s("input"), &Context::new())
+        .await
+        .unwrap_err();
     assert!(
-        e.to_string().contains("[GraphRunError] no tasks to execute, last completed nodes: [1]"),
+        e.to_string()
+            .contains("[GraphRunError] no tasks to execute, last completed nodes: [1]"),
         "{e}"
     );
     let app = build(true).unwrap();
-    assert_eq!(app.invoke(s("input"), &Context::new()).await.unwrap(), "input");
+    assert_eq!(
+        app.invoke(s("input"), &Context::new()).await.unwrap(),
+        "input"
+    );
 
     // Two predecessors that always run and a type without a merge rule: compile() refuses.
     let mut g = Graph::<String, String>::new();
@@ -236,7 +294,13 @@ async fn case11_multi_branch_with_output_keys() {
     let app = g.compile(CompileOptions::dag()).unwrap();
     let want = map(&[("1", "start"), ("2", "start")]);
     assert_eq!(app.invoke(s("start"), &Context::new()).await.unwrap(), want);
-    let streamed = app.stream(s("start"), &Context::new()).await.unwrap().concat().await.unwrap();
+    let streamed = app
+        .stream(s("start"), &Context::new())
+        .await
+        .unwrap()
+        .concat()
+        .await
+        .unwrap();
     assert_eq!(streamed, want);
 }
 
@@ -244,7 +308,9 @@ async fn case11_multi_branch_with_output_keys() {
 async fn case12_branch_from_start_straight_to_end() {
     let mut g = Graph::<String, String>::new();
     let n1 = g.add_node("1", append("1"));
-    g.add_branch(START, Branch::new(|_: &String| Ok(END.id()))).to(n1).to(END);
+    g.add_branch(START, Branch::new(|_: &String| Ok(END.id())))
+        .to(n1)
+        .to(END);
     g.add_edge(n1, END);
     let app = g.compile(CompileOptions::default()).unwrap();
     let mut out = app
@@ -319,8 +385,10 @@ async fn case16_state_handlers_across_paradigms() {
     let stm = g.add_node(
         "streamable",
         stream_lambda(|x: String| async move {
-            let words: Vec<String> =
-                format!("StreamableLambda: {x}").split(' ').map(|w| format!("{w} ")).collect();
+            let words: Vec<String> = format!("StreamableLambda: {x}")
+                .split(' ')
+                .map(|w| format!("{w} "))
+                .collect();
             Ok(StreamReader::from_vec(words))
         }),
     );
@@ -362,8 +430,19 @@ async fn case16_state_handlers_across_paradigms() {
     let want = "TransformableLambda: StreamableLambda: InvokableLambda: how are you ";
     let ctx = Context::new();
     assert_eq!(app.invoke(s("how are you"), &ctx).await.unwrap(), want);
-    assert_eq!(app.stream(s("how are you"), &ctx).await.unwrap().concat().await.unwrap(), want);
-    let t = app.transform(StreamReader::once(s("how are you")), &ctx).await.unwrap();
+    assert_eq!(
+        app.stream(s("how are you"), &ctx)
+            .await
+            .unwrap()
+            .concat()
+            .await
+            .unwrap(),
+        want
+    );
+    let t = app
+        .transform(StreamReader::once(s("how are you")), &ctx)
+        .await
+        .unwrap();
     assert_eq!(t.concat().await.unwrap(), want);
 }
 
@@ -427,7 +506,10 @@ async fn case18_nested_state_lookup_and_shadowing() {
     let n = inner.add_node(
         "read",
         eino::compose::Lambda::new().with_invoke(|x: String, ctx: Context| async move {
-            Ok(format!("{x}_{}", ctx.process_state(|st: &mut Inner| st.0.clone())?))
+            Ok(format!(
+                "{x}_{}",
+                ctx.process_state(|st: &mut Inner| st.0.clone())?
+            ))
         }),
     );
     inner.add_edge(START, n);
@@ -437,7 +519,10 @@ async fn case18_nested_state_lookup_and_shadowing() {
     outer.add_edge(START, sub);
     outer.add_edge(sub, END);
     let app = outer.compile(CompileOptions::default()).unwrap();
-    assert_eq!(app.invoke(s("start"), &Context::new()).await.unwrap(), "start_inner");
+    assert_eq!(
+        app.invoke(s("start"), &Context::new()).await.unwrap(),
+        "start_inner"
+    );
 }
 
 #[tokio::test]
@@ -460,8 +545,15 @@ async fn case27_error_wrapping_node_path_and_cancel() {
     g.add_edge(START, n);
     g.add_edge(n, END);
     let app = g.compile(CompileOptions::default()).unwrap();
-    let e = app.transform(StreamReader::empty(), &Context::new()).await.unwrap_err();
-    assert!(e.to_string().contains("stream reader is empty, concat fail"), "{e}");
+    let e = app
+        .transform(StreamReader::empty(), &Context::new())
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("stream reader is empty, concat fail"),
+        "{e}"
+    );
     assert_eq!(e.node_path(), ["1"]);
 
     // Subgraph "a" containing failing "1".
@@ -483,7 +575,10 @@ async fn case27_error_wrapping_node_path_and_cancel() {
     // Pre-cancelled context.
     let token = tokio_util::sync::CancellationToken::new();
     token.cancel();
-    let e = app.invoke(s("x"), &Context::new().with_cancel(token)).await.unwrap_err();
+    let e = app
+        .invoke(s("x"), &Context::new().with_cancel(token))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Cancelled);
     assert!(e.to_string().contains("context has been canceled"));
 }
@@ -523,7 +618,10 @@ async fn cancel_and_timeout_stop_running_nodes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         t2.cancel();
     });
-    let e = app.invoke(s("x"), &Context::new().with_cancel(token)).await.unwrap_err();
+    let e = app
+        .invoke(s("x"), &Context::new().with_cancel(token))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Cancelled);
 }
 
@@ -553,7 +651,9 @@ async fn first_chunk_reaches_caller_before_the_stream_ends() {
     );
     let upper = g.add_node(
         "upper",
-        transform_lambda(|s: StreamReader<String>| async move { Ok(s.map(|c| Ok(c.to_uppercase()))) }),
+        transform_lambda(
+            |s: StreamReader<String>| async move { Ok(s.map(|c| Ok(c.to_uppercase()))) },
+        ),
     );
     g.add_edge(START, producer);
     g.add_edge(producer, upper);

@@ -110,11 +110,9 @@ impl Callbacks {
         let input = copies.remove(0);
         for (i, copy) in wanted.into_iter().zip(copies) {
             let slot = &mut next[i];
-            slot.scope = slot.handler.on_start_with_stream_input(
-                info,
-                erase(copy),
-                slot.scope.as_ref(),
-            );
+            slot.scope =
+                slot.handler
+                    .on_start_with_stream_input(info, erase(copy), slot.scope.as_ref());
         }
         (
             input,
@@ -148,7 +146,8 @@ impl ActiveCall {
     pub(crate) fn error(&self, error: &Error) {
         for slot in self.slots.iter() {
             if slot.handler.needed(&self.info, Timing::Error) {
-                slot.handler.on_error(&self.info, error, slot.scope.as_ref());
+                slot.handler
+                    .on_error(&self.info, error, slot.scope.as_ref());
             }
         }
     }

@@ -7,11 +7,11 @@ mod model;
 mod retrieval;
 mod tool;
 
+pub use crate::prompt::ChatTemplate;
 pub use extensions::Extensions;
 pub use model::{ChatCallbackInput, ChatModel, ChatOptions};
 pub use retrieval::{
-    EmbedOptions, Embedder, IndexOptions, Indexer, LoadOptions, Loader, RetrieveOptions,
-    Retriever, Source, TransformOptions, Transformer,
+    EmbedOptions, Embedder, IndexOptions, Indexer, LoadOptions, Loader, RetrieveOptions, Retriever,
+    Source, TransformOptions, Transformer,
 };
 pub use tool::{tool_fn, FnTool, Tool, ToolOptions};
-pub use crate::prompt::ChatTemplate;

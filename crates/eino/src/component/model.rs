@@ -39,7 +39,16 @@ impl ChatOptions {
         macro_rules! over {
             ($($f:ident),*) => {$( if other.$f.is_some() { self.$f = other.$f.clone(); } )*};
         }
-        over!(model, temperature, top_p, max_tokens, stop, seed, tools, tool_choice);
+        over!(
+            model,
+            temperature,
+            top_p,
+            max_tokens,
+            stop,
+            seed,
+            tools,
+            tool_choice
+        );
         self.extensions.extend(&other.extensions);
     }
 

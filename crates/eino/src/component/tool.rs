@@ -27,8 +27,11 @@ pub trait Tool: Send + Sync {
     fn info(&self) -> ToolInfo;
 
     /// Run with the model's JSON arguments; the result is text the model reads.
-    fn call<'a>(&'a self, arguments: &'a str, options: &'a ToolOptions)
-        -> BoxFuture<'a, Result<String>>;
+    fn call<'a>(
+        &'a self,
+        arguments: &'a str,
+        options: &'a ToolOptions,
+    ) -> BoxFuture<'a, Result<String>>;
 
     /// Run and stream the result.
     fn stream<'a>(
@@ -112,7 +115,11 @@ where
     }
 
     fn call<'a>(&'a self, arguments: &'a str, _: &'a ToolOptions) -> BoxFuture<'a, Result<String>> {
-        let args = if arguments.trim().is_empty() { "{}" } else { arguments };
+        let args = if arguments.trim().is_empty() {
+            "{}"
+        } else {
+            arguments
+        };
         let parsed = serde_json::from_str::<A>(args).map_err(|e| {
             Error::invalid_input(format!(
                 "invalid arguments for tool '{}': {e}",

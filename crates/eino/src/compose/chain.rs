@@ -132,7 +132,9 @@ impl<I: GraphValue, O: GraphValue> Chain<I, O> {
                 .find(|(rk, _)| *rk == k)
                 .map(|(_, id)| *id)
                 .ok_or_else(|| {
-                    Error::graph(format!("branch invocation returns unintended end node: {k:?}"))
+                    Error::graph(format!(
+                        "branch invocation returns unintended end node: {k:?}"
+                    ))
                 })
         };
         let branch = match b.cond {
@@ -151,7 +153,9 @@ impl<I: GraphValue, O: GraphValue> Chain<I, O> {
         };
         let targets: Vec<usize> = routes.iter().map(|(_, id)| id.index()).collect();
         for &t in &self.tail {
-            self.def.branches.push((t.index(), branch_clone(&branch, targets.clone())));
+            self.def
+                .branches
+                .push((t.index(), branch_clone(&branch, targets.clone())));
         }
         let ids = routes.iter().map(|(_, id)| *id).collect();
         self.retype(ids)
@@ -199,13 +203,15 @@ impl<X: GraphValue> Parallel<X> {
         node: impl IntoNode<X, Y>,
     ) -> Self {
         let key = output_key.into();
-        self.nodes.push((key.clone(), node.into_node().output_key(key)));
+        self.nodes
+            .push((key.clone(), node.into_node().output_key(key)));
         self
     }
 }
 
 type KeyFn<X, K> = Arc<dyn Fn(&X) -> Result<K> + Send + Sync>;
-type StreamKeyFn<X, K> = Arc<dyn Fn(StreamReader<X>) -> BoxFuture<'static, Result<K>> + Send + Sync>;
+type StreamKeyFn<X, K> =
+    Arc<dyn Fn(StreamReader<X>) -> BoxFuture<'static, Result<K>> + Send + Sync>;
 
 enum Cond<X, K> {
     Value(KeyFn<X, K>),

@@ -113,6 +113,10 @@ impl CallOption {
     }
 }
 
+/// A designated path's first key, whether it goes deeper, and the option's target kind and
+/// type name (`None` for handlers).
+pub(crate) type Designation<'a> = (&'a str, bool, Option<(ComponentKind, &'static str)>);
+
 /// A frame of graph state; nested graphs link to their parent's frame.
 pub(crate) struct StateFrame {
     pub(crate) value: Mutex<Box<dyn Any + Send>>,
@@ -318,7 +322,7 @@ impl Context {
 
     /// Every designated path's first key, with whether the path goes deeper and the
     /// option's target kind (`None` for handlers).
-    pub(crate) fn designations(&self) -> Vec<(&str, bool, Option<(ComponentKind, &'static str)>)> {
+    pub(crate) fn designations(&self) -> Vec<Designation<'_>> {
         let Some(i) = &self.inner else {
             return Vec::new();
         };
@@ -345,10 +349,7 @@ impl Context {
         let Some(inner) = &self.inner else {
             return Context::default();
         };
-        let designated = inner
-            .options
-            .iter()
-            .any(|o| !o.paths.is_empty())
+        let designated = inner.options.iter().any(|o| !o.paths.is_empty())
             || !inner.designated_handlers.is_empty();
         if inner.callbacks.is_empty()
             && !designated

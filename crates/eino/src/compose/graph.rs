@@ -257,9 +257,12 @@ impl<T: GraphValue> Branch<T> {
         let stream = self.stream.map(|f| {
             Arc::new(move |s: AnyStream| match s.downcast::<StreamReader<T>>() {
                 Ok(s) => f(*s),
-                Err(_) => Box::pin(async { Err(Error::internal("branch stream has an unexpected type")) })
-                    as BoxFuture<'static, Result<Vec<NodeId>>>,
-            }) as Arc<dyn Fn(AnyStream) -> BoxFuture<'static, Result<Vec<NodeId>>> + Send + Sync>
+                Err(_) => {
+                    Box::pin(async { Err(Error::internal("branch stream has an unexpected type")) })
+                        as BoxFuture<'static, Result<Vec<NodeId>>>
+                }
+            })
+                as Arc<dyn Fn(AnyStream) -> BoxFuture<'static, Result<Vec<NodeId>>> + Send + Sync>
         });
         PlanBranch {
             value,
@@ -430,10 +433,14 @@ impl GraphDef {
             }
         }
         if next[0].is_empty() {
-            return Err(Error::graph("start node not set: add an edge or branch from START"));
+            return Err(Error::graph(
+                "start node not set: add an edge or branch from START",
+            ));
         }
         if preds[1].is_empty() {
-            return Err(Error::graph("end node not set: add an edge or branch into END"));
+            return Err(Error::graph(
+                "end node not set: add an edge or branch into END",
+            ));
         }
         let reach_from_start = reachable(0, &next);
         let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -491,7 +498,10 @@ impl GraphDef {
                 }
             }
             for (i, p) in preds.iter().enumerate() {
-                let sure = p.iter().filter(|&&u| always[u] && succ[u].contains(&i)).count();
+                let sure = p
+                    .iter()
+                    .filter(|&&u| always[u] && succ[u].contains(&i))
+                    .count();
                 if sure > 1 && !self.nodes[i].input.has_merge() {
                     return Err(Error::graph(format!(
                         "node '{}' has {} predecessors that always run, but its input type {} \
@@ -558,7 +568,12 @@ fn reachable(from: usize, adj: &[Vec<usize>]) -> Vec<bool> {
 
 fn find_cycle(adj: &[Vec<usize>]) -> Option<Vec<usize>> {
     // 0 = unvisited, 1 = on stack, 2 = done
-    fn dfs(i: usize, adj: &[Vec<usize>], mark: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn dfs(
+        i: usize,
+        adj: &[Vec<usize>],
+        mark: &mut [u8],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         mark[i] = 1;
         stack.push(i);
         for &j in &adj[i] {
@@ -580,7 +595,13 @@ fn find_cycle(adj: &[Vec<usize>]) -> Option<Vec<usize>> {
     }
     let mut mark = vec![0u8; adj.len()];
     let mut stack = Vec::new();
-    (0..adj.len()).find_map(|i| if mark[i] == 0 { dfs(i, adj, &mut mark, &mut stack) } else { None })
+    (0..adj.len()).find_map(|i| {
+        if mark[i] == 0 {
+            dfs(i, adj, &mut mark, &mut stack)
+        } else {
+            None
+        }
+    })
 }
 
 /// A typed graph from input `I` to output `O`, with optional per-run state `S`.
@@ -690,7 +711,9 @@ impl<I: GraphValue, O: GraphValue, S: Send + 'static> Graph<I, O, S> {
     ) -> BranchBuilder<'_, T, O> {
         let from = from.source_id();
         self.def.check_id(from);
-        self.def.branches.push((from.index(), branch.erase(Vec::new())));
+        self.def
+            .branches
+            .push((from.index(), branch.erase(Vec::new())));
         let (_, last) = self.def.branches.last_mut().expect("just pushed");
         BranchBuilder {
             targets: &mut last.targets,
@@ -780,4 +803,3 @@ impl<I: GraphValue, O: GraphValue> IntoNode<I, O> for Compiled<I, O> {
         }
     }
 }
-

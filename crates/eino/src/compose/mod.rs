@@ -13,8 +13,8 @@ mod runnable;
 mod value;
 
 pub use chain::{Chain, ChainBranch, Parallel};
-pub use context::{CallOption, Context, NodePath};
 pub(crate) use context::note_globals_changed;
+pub use context::{CallOption, Context, NodePath};
 pub use graph::{
     Branch, BranchBuilder, CompileOptions, End, Graph, Node, NodeId, RunMode, Sink, Source, Start,
     END, START,

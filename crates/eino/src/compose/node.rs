@@ -208,20 +208,28 @@ impl IntoNode<String, Vec<Document>> for Arc<dyn Retriever> {
 impl IntoNode<Vec<String>, Vec<Vec<f32>>> for Arc<dyn Embedder> {
     fn into_node(self) -> NodeDef<Vec<String>, Vec<Vec<f32>>> {
         let typ = self.type_name();
-        lambda_node(ComponentKind::Embedder, typ, move |texts: Vec<String>, ctx| {
-            let e = self.clone();
-            async move { e.embed(&texts, &last_option::<EmbedOptions>(&ctx)).await }
-        })
+        lambda_node(
+            ComponentKind::Embedder,
+            typ,
+            move |texts: Vec<String>, ctx| {
+                let e = self.clone();
+                async move { e.embed(&texts, &last_option::<EmbedOptions>(&ctx)).await }
+            },
+        )
     }
 }
 
 impl IntoNode<Vec<Document>, Vec<String>> for Arc<dyn Indexer> {
     fn into_node(self) -> NodeDef<Vec<Document>, Vec<String>> {
         let typ = self.type_name();
-        lambda_node(ComponentKind::Indexer, typ, move |docs: Vec<Document>, ctx| {
-            let i = self.clone();
-            async move { i.store(docs, &last_option::<IndexOptions>(&ctx)).await }
-        })
+        lambda_node(
+            ComponentKind::Indexer,
+            typ,
+            move |docs: Vec<Document>, ctx| {
+                let i = self.clone();
+                async move { i.store(docs, &last_option::<IndexOptions>(&ctx)).await }
+            },
+        )
     }
 }
 
@@ -238,10 +246,17 @@ impl IntoNode<Source, Vec<Document>> for Arc<dyn Loader> {
 impl IntoNode<Vec<Document>, Vec<Document>> for Arc<dyn Transformer> {
     fn into_node(self) -> NodeDef<Vec<Document>, Vec<Document>> {
         let typ = self.type_name();
-        lambda_node(ComponentKind::Transformer, typ, move |docs: Vec<Document>, ctx| {
-            let t = self.clone();
-            async move { t.transform(docs, &last_option::<TransformOptions>(&ctx)).await }
-        })
+        lambda_node(
+            ComponentKind::Transformer,
+            typ,
+            move |docs: Vec<Document>, ctx| {
+                let t = self.clone();
+                async move {
+                    t.transform(docs, &last_option::<TransformOptions>(&ctx))
+                        .await
+                }
+            },
+        )
     }
 }
 
@@ -282,12 +297,15 @@ impl ChatModelNode {
             return if stream {
                 Ok(Out::Stream(self.model.stream(&messages, &options).await?))
             } else {
-                Ok(Out::Value(self.model.generate(&messages, &options).await?))
+                Ok(Out::Value(Box::new(
+                    self.model.generate(&messages, &options).await?,
+                )))
             };
         };
-        let info = ctx.run_info().cloned().unwrap_or_else(|| {
-            RunInfo::new("", self.model.type_name(), ComponentKind::ChatModel)
-        });
+        let info = ctx
+            .run_info()
+            .cloned()
+            .unwrap_or_else(|| RunInfo::new("", self.model.type_name(), ComponentKind::ChatModel));
         let input = ChatCallbackInput { messages, options };
         let call = cbs.start(&info, &input);
         let r = if stream {
@@ -300,7 +318,7 @@ impl ChatModelNode {
                 .generate(&input.messages, &input.options)
                 .await
                 .inspect(|m| call.end(m))
-                .map(Out::Value)
+                .map(|m| Out::Value(Box::new(m)))
         };
         if let Err(e) = &r {
             call.error(e);
@@ -310,27 +328,31 @@ impl ChatModelNode {
 }
 
 enum Out {
-    Value(Message),
+    Value(Box<Message>),
     Stream(StreamReader<Message>),
 }
 
 impl Out {
     async fn value(self) -> Result<Message> {
         match self {
-            Out::Value(m) => Ok(m),
+            Out::Value(m) => Ok(*m),
             Out::Stream(s) => concat_typed(s).await,
         }
     }
     fn stream(self) -> StreamReader<Message> {
         match self {
-            Out::Value(m) => StreamReader::once(m),
+            Out::Value(m) => StreamReader::once(*m),
             Out::Stream(s) => s,
         }
     }
 }
 
 impl Runnable<Vec<Message>, Message> for ChatModelNode {
-    fn invoke<'a>(&'a self, input: Vec<Message>, ctx: &'a Context) -> BoxFuture<'a, Result<Message>> {
+    fn invoke<'a>(
+        &'a self,
+        input: Vec<Message>,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Message>> {
         Box::pin(async move { self.run(input, ctx, false).await?.value().await })
     }
     fn stream<'a>(
@@ -404,10 +426,18 @@ impl<I: Send + 'static, O: Serialize + Send + 'static> Runnable<I, Map> for Outp
     fn invoke<'a>(&'a self, input: I, ctx: &'a Context) -> BoxFuture<'a, Result<Map>> {
         Box::pin(async move { self.wrap(self.inner.invoke(input, ctx).await?) })
     }
-    fn stream<'a>(&'a self, input: I, ctx: &'a Context) -> BoxFuture<'a, Result<StreamReader<Map>>> {
+    fn stream<'a>(
+        &'a self,
+        input: I,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<StreamReader<Map>>> {
         Box::pin(async move { Ok(self.wrap_stream(self.inner.stream(input, ctx).await?)) })
     }
-    fn collect<'a>(&'a self, input: StreamReader<I>, ctx: &'a Context) -> BoxFuture<'a, Result<Map>> {
+    fn collect<'a>(
+        &'a self,
+        input: StreamReader<I>,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Map>> {
         Box::pin(async move { self.wrap(self.inner.collect(input, ctx).await?) })
     }
     fn transform<'a>(
@@ -446,10 +476,18 @@ impl<I: DeserializeOwned + Send + 'static, O: Send + 'static> Runnable<Map, O> f
     fn invoke<'a>(&'a self, input: Map, ctx: &'a Context) -> BoxFuture<'a, Result<O>> {
         Box::pin(async move { self.inner.invoke(self.take(input)?, ctx).await })
     }
-    fn stream<'a>(&'a self, input: Map, ctx: &'a Context) -> BoxFuture<'a, Result<StreamReader<O>>> {
+    fn stream<'a>(
+        &'a self,
+        input: Map,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<StreamReader<O>>> {
         Box::pin(async move { self.inner.stream(self.take(input)?, ctx).await })
     }
-    fn collect<'a>(&'a self, input: StreamReader<Map>, ctx: &'a Context) -> BoxFuture<'a, Result<O>> {
+    fn collect<'a>(
+        &'a self,
+        input: StreamReader<Map>,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<O>> {
         Box::pin(async move { self.inner.collect(self.take_stream(input), ctx).await })
     }
     fn transform<'a>(

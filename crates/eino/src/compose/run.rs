@@ -236,7 +236,10 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
 
     /// The node keys in the order they were added.
     pub fn node_keys(&self) -> Vec<&str> {
-        self.plan.nodes[2..].iter().map(|n| n.key.as_str()).collect()
+        self.plan.nodes[2..]
+            .iter()
+            .map(|n| n.key.as_str())
+            .collect()
     }
 
     async fn run(&self, input: Flow, ctx: &Context) -> Result<Flow> {
@@ -326,10 +329,24 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
     async fn run_node(&self, idx: usize, input: Flow, ctx: &Context) -> NodeDone {
         let r = self.run_node_inner(idx, input, ctx).await;
         let node = &self.plan.nodes[idx];
-        (idx, r.map_err(|e| if idx == 0 { e } else { e.in_node(node.key.clone()) }))
+        (
+            idx,
+            r.map_err(|e| {
+                if idx == 0 {
+                    e
+                } else {
+                    e.in_node(node.key.clone())
+                }
+            }),
+        )
     }
 
-    async fn run_node_inner(&self, idx: usize, input: Flow, ctx: &Context) -> Result<(Flow, Vec<usize>)> {
+    async fn run_node_inner(
+        &self,
+        idx: usize,
+        input: Flow,
+        ctx: &Context,
+    ) -> Result<(Flow, Vec<usize>)> {
         let plan = &*self.plan;
         let node = &plan.nodes[idx];
         let out = match &node.runner {
@@ -371,7 +388,11 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         let mut chosen: Vec<usize> = Vec::new();
         let mut copies = match out {
             Flow::V(v) => {
-                let mut c = fan(Flow::V(v), ops, 1 + branches.iter().filter(|b| b.value.is_none()).count());
+                let mut c = fan(
+                    Flow::V(v),
+                    ops,
+                    1 + branches.iter().filter(|b| b.value.is_none()).count(),
+                );
                 c.reverse();
                 c
             }
@@ -454,7 +475,9 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
     }
 
     fn no_tasks(&self, last: Option<usize>) -> Error {
-        let last = last.map(|i| self.plan.nodes[i].key.as_str()).unwrap_or("start");
+        let last = last
+            .map(|i| self.plan.nodes[i].key.as_str())
+            .unwrap_or("start");
         Error::graph(format!(
             "[GraphRunError] no tasks to execute, last completed nodes: [{last}]"
         ))
@@ -506,7 +529,9 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 if inputs.is_empty() {
                     continue;
                 }
-                let merged = self.merge_inputs(r, inputs).map_err(|e| e.in_node(plan.nodes[r].key.clone()))?;
+                let merged = self
+                    .merge_inputs(r, inputs)
+                    .map_err(|e| e.in_node(plan.nodes[r].key.clone()))?;
                 if r == END {
                     return Ok(merged);
                 }
@@ -526,20 +551,20 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         finished[0] = Some(start?);
         let mut step = 0usize;
         let mut last = Some(0);
+        let mut ready: Vec<usize> = Vec::new();
         loop {
             for (idx, done) in finished.iter_mut().enumerate() {
-                let Some((out, chosen)) = done.take() else { continue };
-                let receivers = self.receivers(idx, &chosen);
-                let flows = fan(out, &*plan.nodes[idx].output, receivers.len());
-                for (&r, f) in receivers.iter().zip(flows) {
-                    channels[r].push((idx, f));
-                }
+                let Some((out, chosen)) = done.take() else {
+                    continue;
+                };
+                self.deliver(idx, out, &chosen, &mut channels);
             }
             if !channels[END].is_empty() {
                 let inputs = std::mem::take(&mut channels[END]);
                 return self.merge_inputs(END, inputs);
             }
-            let ready: Vec<usize> = (2..n).filter(|&i| !channels[i].is_empty()).collect();
+            ready.clear();
+            ready.extend((2..n).filter(|&i| !channels[i].is_empty()));
             if ready.is_empty() {
                 return Err(self.no_tasks(last));
             }
@@ -550,12 +575,24 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     format!("exceeds max steps ({max_steps})"),
                 ));
             }
+            if let [only] = ready[..] {
+                // One task in this superstep (a chain): run it inline, no task set needed.
+                let merged = self.take_merged(only, &mut channels)?;
+                let run = self.run_node(only, merged, ctx);
+                let (idx, result) = match ctx.cancel_token() {
+                    None => run.await,
+                    Some(token) => match select(pin!(run), pin!(token.cancelled())).await {
+                        Either::Left((done, _)) => done,
+                        Either::Right(_) => return Err(Error::cancelled()),
+                    },
+                };
+                finished[idx] = Some(result?);
+                last = Some(idx);
+                continue;
+            }
             let mut running = FuturesUnordered::new();
             for &r in &ready {
-                let inputs = std::mem::take(&mut channels[r]);
-                let merged = self
-                    .merge_inputs(r, inputs)
-                    .map_err(|e| e.in_node(plan.nodes[r].key.clone()))?;
+                let merged = self.take_merged(r, &mut channels)?;
                 running.push(self.run_node(r, merged, ctx));
             }
             // Superstep barrier: every task of this step finishes before the next starts.
@@ -563,6 +600,34 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 finished[idx] = Some(result?);
                 last = Some(idx);
             }
+        }
+    }
+
+    fn take_merged(&self, r: usize, channels: &mut [Vec<(usize, Flow)>]) -> Result<Flow> {
+        let inputs = std::mem::take(&mut channels[r]);
+        self.merge_inputs(r, inputs)
+            .map_err(|e| e.in_node(self.plan.nodes[r].key.clone()))
+    }
+
+    /// Hand a finished node's output to its receivers' channels (copies for all but one).
+    fn deliver(
+        &self,
+        idx: usize,
+        out: Flow,
+        chosen: &[usize],
+        channels: &mut [Vec<(usize, Flow)>],
+    ) {
+        let plan = &*self.plan;
+        if chosen.is_empty() {
+            if let [only] = plan.succ[idx][..] {
+                channels[only].push((idx, out));
+                return;
+            }
+        }
+        let receivers = self.receivers(idx, chosen);
+        let flows = fan(out, &*plan.nodes[idx].output, receivers.len());
+        for (&r, f) in receivers.iter().zip(flows) {
+            channels[r].push((idx, f));
         }
     }
 }

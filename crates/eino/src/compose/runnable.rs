@@ -29,11 +29,9 @@ pub trait Runnable<I, O>: Send + Sync {
     /// Value in, value out.
     fn invoke<'a>(&'a self, input: I, ctx: &'a Context) -> BoxFuture<'a, Result<O>>;
     /// Value in, stream out.
-    fn stream<'a>(&'a self, input: I, ctx: &'a Context)
-        -> BoxFuture<'a, Result<StreamReader<O>>>;
+    fn stream<'a>(&'a self, input: I, ctx: &'a Context) -> BoxFuture<'a, Result<StreamReader<O>>>;
     /// Stream in, value out.
-    fn collect<'a>(&'a self, input: StreamReader<I>, ctx: &'a Context)
-        -> BoxFuture<'a, Result<O>>;
+    fn collect<'a>(&'a self, input: StreamReader<I>, ctx: &'a Context) -> BoxFuture<'a, Result<O>>;
     /// Stream in, stream out.
     fn transform<'a>(
         &'a self,
@@ -368,7 +366,11 @@ impl<I: GraphValue, O: GraphValue> Runnable<I, O> for Lambda<I, O> {
             } else if let Some(f) = &self.collect {
                 self.call_collect(f, StreamReader::once(input), ctx).await
             } else if let Some(f) = &self.transform {
-                concat_typed(self.call_transform(f, StreamReader::once(input), ctx).await?).await
+                concat_typed(
+                    self.call_transform(f, StreamReader::once(input), ctx)
+                        .await?,
+                )
+                .await
             } else {
                 Err(no_paradigm())
             }

@@ -97,7 +97,21 @@ macro_rules! concat_values {
     )*};
 }
 concat_values!(
-    String, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool, ()
+    String,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    f32,
+    f64,
+    bool,
+    ()
 );
 
 impl GraphValue for Message {
@@ -203,7 +217,8 @@ pub(crate) fn downcast_stream<T: 'static>(v: AnyStream) -> Result<StreamReader<T
 
 /// Join a stream with `T`'s concat rule (a single chunk needs no rule).
 pub(crate) async fn concat_typed<T: GraphValue>(s: StreamReader<T>) -> Result<T> {
-    s.concat_with(T::concat_rule().unwrap_or(no_concat::<T>)).await
+    s.concat_with(T::concat_rule().unwrap_or(no_concat::<T>))
+        .await
 }
 
 fn no_concat<T>(_: Vec<T>) -> Result<T> {

@@ -128,9 +128,13 @@ impl PromptTemplate {
 
     fn render(&self, template: &str, vars: &Map) -> Result<String> {
         match (&self.format, &self.jinja) {
-            (FormatType::Jinja2, Some(env)) => env.render_str(template, minijinja::Value::from(minijinja::value::Serde(vars))).map_err(|e| {
-                Error::invalid_input(format!("failed to render jinja2 template: {e}"))
-            }),
+            (FormatType::Jinja2, Some(env)) => {
+                env.render_str(
+                    template,
+                    minijinja::Value::from(minijinja::value::Serde(vars)),
+                )
+                .map_err(|e| Error::invalid_input(format!("failed to render jinja2 template: {e}")))
+            }
             _ => format_fstring(template, vars),
         }
     }
@@ -182,7 +186,9 @@ mod tests {
             FormatType::Jinja2,
             vec![MessageTemplate::user("{{q1}}_{{q2}}")],
         );
-        let m = t.format(&vars(json!({"q1": "query", "q2": "query"}))).unwrap();
+        let m = t
+            .format(&vars(json!({"q1": "query", "q2": "query"})))
+            .unwrap();
         assert_eq!(m, vec![Message::user("query_query")]);
         assert!(t.format(&vars(json!({"q1": "x"}))).is_err());
     }
@@ -211,7 +217,9 @@ mod tests {
         let err = opt.format(&vars(json!({"history": 3}))).unwrap_err();
         assert!(err.message().contains("list of messages"));
         let ok = opt
-            .format(&vars(json!({"history": [{"role": "user", "content": "hi"}]})))
+            .format(&vars(
+                json!({"history": [{"role": "user", "content": "hi"}]}),
+            ))
             .unwrap();
         assert_eq!(ok, vec![Message::user("hi")]);
     }

@@ -42,7 +42,22 @@ macro_rules! last_wins {
         }
     )*};
 }
-last_wins!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool, ());
+last_wins!(
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    f32,
+    f64,
+    bool,
+    ()
+);
 
 fn json_type(v: &Value) -> &'static str {
     match v {
@@ -143,11 +158,7 @@ impl Concat for Map {
     }
 }
 
-fn first_non_empty(
-    slot: &mut Option<String>,
-    value: Option<String>,
-    what: &str,
-) -> Result<()> {
+fn first_non_empty(slot: &mut Option<String>, value: Option<String>, what: &str) -> Result<()> {
     match (slot.as_deref(), value) {
         (_, None) => Ok(()),
         (_, Some(v)) if v.is_empty() => Ok(()),
@@ -343,12 +354,12 @@ mod tests {
     #[test]
     fn tool_calls_merge_by_index() {
         let chunks = vec![
-            Message::assistant("", vec![ToolCall::function("c1", "a", "{\"x\"").with_index(0)]),
-            Message::assistant("", vec![ToolCall::function("", "", ":1}").with_index(0)]),
             Message::assistant(
                 "",
-                vec![ToolCall::function("c2", "b", "{}").with_index(1)],
+                vec![ToolCall::function("c1", "a", "{\"x\"").with_index(0)],
             ),
+            Message::assistant("", vec![ToolCall::function("", "", ":1}").with_index(0)]),
+            Message::assistant("", vec![ToolCall::function("c2", "b", "{}").with_index(1)]),
             Message::assistant("", vec![ToolCall::function("z", "loose", "{}")]),
         ];
         let m = Message::concat(chunks).unwrap();
@@ -422,5 +433,62 @@ mod tests {
         assert_eq!(out[1].content, "bd");
         let e = Vec::<Message>::concat(vec![vec![Message::user("a")], vec![]]).unwrap_err();
         assert!(e.message().contains("unexpected array length"));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Concatenating streamed content pieces gives the whole content, whatever the split.
+        #[test]
+        fn message_content_is_the_join(parts in proptest::collection::vec(".{0,8}", 1..20)) {
+            let chunks: Vec<Message> = parts.iter().map(|p| Message::assistant(p.clone(), vec![])).collect();
+            let m = Message::concat(chunks).unwrap();
+            prop_assert_eq!(m.content, parts.concat());
+        }
+
+        /// Tool-call arguments split at any points reassemble per index.
+        #[test]
+        fn tool_call_arguments_reassemble(args in "[a-z{}:,\"]{0,40}", cuts in proptest::collection::vec(0usize..40, 0..6)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c <= args.len()).collect();
+            cuts.sort();
+            cuts.dedup();
+            let mut pieces = Vec::new();
+            let mut last = 0;
+            for c in cuts.into_iter().chain([args.len()]) {
+                pieces.push(args[last..c].to_string());
+                last = c;
+            }
+            let chunks: Vec<Message> = pieces
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let id = if i == 0 { "call" } else { "" };
+                    Message::assistant("", vec![ToolCall::function(id, if i == 0 { "f" } else { "" }, p.clone()).with_index(0)])
+                })
+                .collect();
+            let m = Message::concat(chunks).unwrap();
+            prop_assert_eq!(m.tool_calls.len(), 1);
+            prop_assert_eq!(&m.tool_calls[0].function.arguments, &args);
+            prop_assert_eq!(&m.tool_calls[0].id, "call");
+        }
+
+        /// Merging maps with disjoint keys is their union; any shared key is an error.
+        #[test]
+        fn map_merge_is_union_or_error(a in proptest::collection::btree_map("[a-e]", 0i64..5, 0..5),
+                                       b in proptest::collection::btree_map("[a-e]", 0i64..5, 0..5)) {
+            let to_map = |m: &std::collections::BTreeMap<String, i64>| -> Map {
+                m.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect()
+            };
+            let merged = crate::compose::merge_maps(vec![to_map(&a), to_map(&b)]);
+            let overlap = a.keys().any(|k| b.contains_key(k));
+            prop_assert_eq!(merged.is_err(), overlap);
+            if let Ok(m) = merged {
+                prop_assert_eq!(m.len(), a.len() + b.len());
+            }
+        }
     }
 }

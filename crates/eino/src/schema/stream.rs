@@ -119,12 +119,6 @@ impl<T: Send + 'static> StreamReader<T> {
         Self::from_vec(Vec::new())
     }
 
-    /// A stream from any iterator (collected up front; use [`from_stream`](Self::from_stream)
-    /// for lazy sources).
-    pub fn from_iter(iter: impl IntoIterator<Item = T>) -> Self {
-        Self::from_vec(iter.into_iter().collect())
-    }
-
     /// Wrap any `futures::Stream` of results.
     pub fn from_stream(stream: impl Stream<Item = Result<T>> + Send + 'static) -> Self {
         Self {
@@ -166,9 +160,9 @@ impl<T: Send + 'static> StreamReader<T> {
     /// Map each chunk, dropping those for which `f` returns `None`.
     pub fn filter_map<U: Send + 'static>(
         self,
-        mut f: impl FnMut(T) -> Option<Result<U>> + Send + 'static,
+        f: impl FnMut(T) -> Option<Result<U>> + Send + 'static,
     ) -> StreamReader<U> {
-        StreamReader::from_stream(self.map_ok_inner(move |t| f(t)))
+        StreamReader::from_stream(self.map_ok_inner(f))
     }
 
     fn map_ok_inner<U: Send + 'static>(
@@ -227,7 +221,10 @@ impl<T: Send + 'static> StreamReader<T> {
             0 => Err(Error::concat("stream reader is empty, concat fail")),
             1 => Ok(chunks.pop().expect("len is 1")),
             _ => rule(chunks).map_err(|e| {
-                Error::new(e.kind(), format!("concat stream reader fail: {}", e.message()))
+                Error::new(
+                    e.kind(),
+                    format!("concat stream reader fail: {}", e.message()),
+                )
             }),
         }
     }
@@ -299,6 +296,14 @@ impl<T: Clone + Send + 'static> StreamReader<T> {
                     .collect()
             }
         }
+    }
+}
+
+/// A stream from any iterator (collected up front; use [`StreamReader::from_stream`] for lazy
+/// sources).
+impl<T: Send + 'static> FromIterator<T> for StreamReader<T> {
+    fn from_iter<It: IntoIterator<Item = T>>(iter: It) -> Self {
+        Self::from_vec(iter.into_iter().collect())
     }
 }
 
@@ -569,7 +574,9 @@ mod tests {
     fn concat_errors() {
         rt().block_on(async {
             let e = StreamReader::<String>::empty().concat().await.unwrap_err();
-            assert!(e.to_string().contains("stream reader is empty, concat fail"));
+            assert!(e
+                .to_string()
+                .contains("stream reader is empty, concat fail"));
             let s = StreamReader::from_stream(futures_util::stream::iter(vec![
                 Ok("a".to_string()),
                 Err(Error::internal("boom")),

@@ -389,6 +389,16 @@ async fn tracing_handler_emits_genai_spans() {
 
     #[derive(Default, Clone)]
     struct Fields(Arc<Mutex<Vec<String>>>);
+    /// Records every span field as `name=value`.
+    struct V<'a>(&'a Mutex<Vec<String>>);
+    impl tracing::field::Visit for V<'_> {
+        fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+            self.0.lock().unwrap().push(format!("{}={:?}", f.name(), v));
+        }
+        fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+            self.0.lock().unwrap().push(format!("{}={}", f.name(), v));
+        }
+    }
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
         fn on_new_span(
             &self,
@@ -396,15 +406,6 @@ async fn tracing_handler_emits_genai_spans() {
             _: &tracing::span::Id,
             _: tracing_subscriber::layer::Context<'_, S>,
         ) {
-            struct V<'a>(&'a Mutex<Vec<String>>);
-            impl tracing::field::Visit for V<'_> {
-                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                    self.0.lock().unwrap().push(format!("{}={:?}", f.name(), v));
-                }
-                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-                    self.0.lock().unwrap().push(format!("{}={}", f.name(), v));
-                }
-            }
             attrs.record(&mut V(&self.0));
         }
         fn on_record(
@@ -413,15 +414,6 @@ async fn tracing_handler_emits_genai_spans() {
             values: &tracing::span::Record<'_>,
             _: tracing_subscriber::layer::Context<'_, S>,
         ) {
-            struct V<'a>(&'a Mutex<Vec<String>>);
-            impl tracing::field::Visit for V<'_> {
-                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                    self.0.lock().unwrap().push(format!("{}={:?}", f.name(), v));
-                }
-                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-                    self.0.lock().unwrap().push(format!("{}={}", f.name(), v));
-                }
-            }
             values.record(&mut V(&self.0));
         }
     }

@@ -78,7 +78,9 @@ fn streamer(chunks: usize) -> Compiled<String, String> {
     g.compile(CompileOptions::default()).expect("valid graph")
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// Run `round` `rounds` times and return the median of what it measured.
+fn median_of(rounds: usize, mut round: impl FnMut() -> f64) -> f64 {
+    let mut v: Vec<f64> = (0..rounds).map(|_| round()).collect();
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -103,19 +105,15 @@ fn main() {
 
     let chain = chain10();
     let iters = 20_000;
-    let per_invoke = median(
-        (0..rounds)
-            .map(|_| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    for i in 0..iters {
-                        std::hint::black_box(chain.invoke(i, &ctx).await.expect("runs"));
-                    }
-                    t.elapsed().as_nanos() as f64 / iters as f64
-                })
-            })
-            .collect(),
-    );
+    let per_invoke = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            for i in 0..iters {
+                std::hint::black_box(chain.invoke(i, &ctx).await.expect("runs"));
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+    });
     println!("chain10_invoke_ns {per_invoke:.0} ns");
     println!("chain10_per_node_ns {:.1} ns", per_invoke / 10.0);
     let allocs = rt.block_on(async {
@@ -129,55 +127,43 @@ fn main() {
 
     let fan = fanout8();
     let iters = 10_000;
-    let fan_ns = median(
-        (0..rounds)
-            .map(|_| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    for i in 0..iters {
-                        std::hint::black_box(fan.invoke(i, &ctx).await.expect("runs"));
-                    }
-                    t.elapsed().as_nanos() as f64 / iters as f64
-                })
-            })
-            .collect(),
-    );
+    let fan_ns = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            for i in 0..iters {
+                std::hint::black_box(fan.invoke(i, &ctx).await.expect("runs"));
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+    });
     println!("fanout8_invoke_ns {fan_ns:.0} ns");
 
     let chunks = 100_000;
     let s = streamer(chunks);
-    let cps = median(
-        (0..rounds)
-            .map(|_| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    let mut out = s.stream(String::new(), &ctx).await.expect("runs");
-                    let mut n = 0usize;
-                    while let Some(c) = out.recv().await {
-                        std::hint::black_box(c.expect("chunk"));
-                        n += 1;
-                    }
-                    assert_eq!(n, chunks);
-                    chunks as f64 / t.elapsed().as_secs_f64()
-                })
-            })
-            .collect(),
-    );
+    let cps = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let mut out = s.stream(String::new(), &ctx).await.expect("runs");
+            let mut n = 0usize;
+            while let Some(c) = out.recv().await {
+                std::hint::black_box(c.expect("chunk"));
+                n += 1;
+            }
+            assert_eq!(n, chunks);
+            chunks as f64 / t.elapsed().as_secs_f64()
+        })
+    });
     println!("stream_chunks_per_sec {cps:.0} chunks/s");
 
-    let wall = median(
-        (0..rounds)
-            .map(|_| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    let all = (0..1000).map(|i| chain.invoke(i, &ctx));
-                    let outs = futures_util::future::join_all(all).await;
-                    assert!(outs.iter().all(|o| o.is_ok()));
-                    t.elapsed().as_secs_f64() * 1000.0
-                })
-            })
-            .collect(),
-    );
+    let wall = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let all = (0..1000).map(|i| chain.invoke(i, &ctx));
+            let outs = futures_util::future::join_all(all).await;
+            assert!(outs.iter().all(|o| o.is_ok()));
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+    });
     println!("concurrent1000_wall_ms {wall:.2} ms");
     println!("concurrent1000_peak_rss_mb {:.1} MB", peak_rss_mb());
 }

@@ -466,8 +466,6 @@ async fn case17_stream_state_handlers() {
     });
     g.add_edge(START, node);
     g.add_edge(node, END);
-    let check = lambda(|x: String| async move { Ok(x) });
-    let _ = check;
     let app = g.compile(CompileOptions::default()).unwrap();
     // The input pipe is never written nor closed: the pre-handler replaces it.
     let (_w, r) = eino::schema::pipe::<String>(1);

@@ -60,7 +60,7 @@ impl<I: GraphValue> Chain<I, I> {
 
 impl<I: GraphValue, O: GraphValue> Chain<I, O> {
     fn link(&mut self, to: NodeId) {
-        for &t in &self.tail.clone() {
+        for &t in &self.tail {
             self.def.edge(t, to);
         }
     }
@@ -155,7 +155,7 @@ impl<I: GraphValue, O: GraphValue> Chain<I, O> {
         for &t in &self.tail {
             self.def
                 .branches
-                .push((t.index(), branch_clone(&branch, targets.clone())));
+                .push((t.index(), branch.clone_erased(targets.clone())));
         }
         let ids = routes.iter().map(|(_, id)| *id).collect();
         self.retype(ids)
@@ -173,10 +173,6 @@ impl<I: GraphValue, O: GraphValue> Chain<I, O> {
         self.link(end);
         Ok(Compiled::new(self.def.compile(opts)?))
     }
-}
-
-fn branch_clone<T: GraphValue>(b: &Branch<T>, targets: Vec<usize>) -> super::run::PlanBranch {
-    b.clone_erased(targets)
 }
 
 /// Nodes that run side by side in a [`Chain`]; each output lands under its key.

@@ -297,10 +297,8 @@ impl Context {
         let globals = callbacks::global_handlers();
         self.clone().edit(|i| {
             i.globals_applied = true;
-            let mut all: Vec<Arc<dyn Handler>> = Vec::new();
-            all.extend(globals);
-            // Per-call handlers first, then globals: rebuild with globals at the back.
-            i.callbacks = Callbacks::new(all).with_front_callbacks(&i.callbacks);
+            // Per-call handlers first, then globals.
+            i.callbacks = Callbacks::new(globals).with_front_callbacks(&i.callbacks);
         })
     }
 

@@ -443,13 +443,8 @@ impl GraphDef {
             ));
         }
         let reach_from_start = reachable(0, &next);
-        let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, ns) in next.iter().enumerate() {
-            for &t in ns {
-                reverse[t].push(i);
-            }
-        }
-        let reach_end = reachable(1, &reverse);
+        // `preds` is the reverse adjacency of `next`.
+        let reach_end = reachable(1, &preds);
         for i in 2..n {
             let key = &self.nodes[i].key;
             if !reach_from_start[i] {

@@ -386,22 +386,12 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         }
         let ops = &*node.output;
         let mut chosen: Vec<usize> = Vec::new();
-        let mut copies = match out {
-            Flow::V(v) => {
-                let mut c = fan(
-                    Flow::V(v),
-                    ops,
-                    1 + branches.iter().filter(|b| b.value.is_none()).count(),
-                );
-                c.reverse();
-                c
-            }
-            Flow::S(s) => {
-                let mut c = fan(Flow::S(s), ops, 1 + branches.len());
-                c.reverse();
-                c
-            }
+        // Value conditions read the output in place; every other condition gets its own copy.
+        let needs_copy = match out {
+            Flow::V(_) => branches.iter().filter(|b| b.value.is_none()).count(),
+            Flow::S(_) => branches.len(),
         };
+        let mut copies = fan(out, ops, 1 + needs_copy);
         let main = copies.pop().expect("fan(n >= 1) is non-empty");
         for b in branches {
             let ids = match (&main, &b.value, &b.stream) {
@@ -434,14 +424,18 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
     }
 
     /// Where a finished node's output goes: edge successors, then chosen branch targets.
-    fn receivers(&self, idx: usize, chosen: &[usize]) -> Vec<usize> {
-        let mut r = self.plan.succ[idx].clone();
+    fn receivers(&self, idx: usize, chosen: &[usize]) -> Cow<'_, [usize]> {
+        let succ = &self.plan.succ[idx];
+        if chosen.iter().all(|c| succ.contains(c)) {
+            return Cow::Borrowed(succ);
+        }
+        let mut r = succ.clone();
         for &c in chosen {
             if !r.contains(&c) {
                 r.push(c);
             }
         }
-        r
+        Cow::Owned(r)
     }
 
     fn merge_inputs(&self, idx: usize, mut inputs: Vec<(usize, Flow)>) -> Result<Flow> {
@@ -495,28 +489,22 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         while let Some((idx, result)) = next_done(&mut running, ctx).await? {
             let (out, chosen) = result?;
             last = Some(idx);
-            let receivers = self.receivers(idx, &chosen);
-            let flows = fan(out, &*plan.nodes[idx].output, receivers.len());
+            let receivers = self.deliver(idx, out, &chosen, &mut inbox);
             // Every possible successor hears from this node: data, or a skip.
-            let mut ready = Vec::new();
-            let mut skip_queue: Vec<(usize, usize)> = Vec::new();
-            for (&r, f) in receivers.iter().zip(flows) {
-                inbox[r].push((idx, f));
+            let mut ready: Vec<usize> = receivers.to_vec();
+            for &r in receivers.iter() {
                 reported[r] += 1;
-                ready.push(r);
             }
-            for &t in &plan.next[idx] {
-                if !receivers.contains(&t) {
-                    skip_queue.push((idx, t));
-                }
-            }
-            while let Some((_, t)) = skip_queue.pop() {
+            let mut skip_queue: Vec<usize> = plan.next[idx]
+                .iter()
+                .copied()
+                .filter(|t| !receivers.contains(t))
+                .collect();
+            while let Some(t) = skip_queue.pop() {
                 reported[t] += 1;
                 skipped[t] += 1;
                 if reported[t] == plan.preds[t].len() && skipped[t] == reported[t] {
-                    for &nt in &plan.next[t] {
-                        skip_queue.push((t, nt));
-                    }
+                    skip_queue.extend(plan.next[t].iter().copied());
                 } else {
                     ready.push(t);
                 }
@@ -609,26 +597,25 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             .map_err(|e| e.in_node(self.plan.nodes[r].key.clone()))
     }
 
-    /// Hand a finished node's output to its receivers' channels (copies for all but one).
+    /// Hand a finished node's output to its receivers' inboxes (copies for all but one);
+    /// returns the receivers.
     fn deliver(
         &self,
         idx: usize,
         out: Flow,
         chosen: &[usize],
-        channels: &mut [Vec<(usize, Flow)>],
-    ) {
-        let plan = &*self.plan;
-        if chosen.is_empty() {
-            if let [only] = plan.succ[idx][..] {
-                channels[only].push((idx, out));
-                return;
+        inboxes: &mut [Vec<(usize, Flow)>],
+    ) -> Cow<'_, [usize]> {
+        let receivers = self.receivers(idx, chosen);
+        if let [only] = receivers[..] {
+            inboxes[only].push((idx, out));
+        } else {
+            let flows = fan(out, &*self.plan.nodes[idx].output, receivers.len());
+            for (&r, f) in receivers.iter().zip(flows) {
+                inboxes[r].push((idx, f));
             }
         }
-        let receivers = self.receivers(idx, chosen);
-        let flows = fan(out, &*plan.nodes[idx].output, receivers.len());
-        for (&r, f) in receivers.iter().zip(flows) {
-            channels[r].push((idx, f));
-        }
+        receivers
     }
 }
 

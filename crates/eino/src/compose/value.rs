@@ -89,30 +89,8 @@ macro_rules! graph_value {
     };
 }
 
-macro_rules! concat_values {
-    ($($t:ty),*) => {$(
-        impl GraphValue for $t {
-            fn concat_rule() -> Option<JoinFn<Self>> { Some(<$t as Concat>::concat) }
-        }
-    )*};
-}
-concat_values!(
-    String,
-    i8,
-    i16,
-    i32,
-    i64,
-    isize,
-    u8,
-    u16,
-    u32,
-    u64,
-    usize,
-    f32,
-    f64,
-    bool,
-    ()
-);
+// Scalars get their GraphValue impl next to their Concat impl (schema::concat).
+crate::graph_value!(String: concat);
 
 impl GraphValue for Message {
     fn concat_rule() -> Option<JoinFn<Self>> {

@@ -148,11 +148,21 @@ impl<T: Send + 'static> StreamReader<T> {
         mut f: impl FnMut(T) -> Result<U> + Send + 'static,
     ) -> StreamReader<U> {
         match self.inner {
-            // Keep the cheap array form: map eagerly.
-            Inner::Array(it) => match it.map(f).collect::<Result<Vec<U>>>() {
-                Ok(v) => StreamReader::from_vec(v),
-                Err(e) => StreamReader::from_stream(futures_util::stream::iter([Err(e)])),
-            },
+            // Keep the cheap array form: map eagerly. On an error, the chunks mapped before it
+            // are still delivered, then the error, as the lazy path would.
+            Inner::Array(it) => {
+                let mut out = Vec::with_capacity(it.len());
+                for t in it {
+                    match f(t) {
+                        Ok(u) => out.push(u),
+                        Err(e) => {
+                            let items = out.into_iter().map(Ok).chain([Err(e)]);
+                            return StreamReader::from_stream(futures_util::stream::iter(items));
+                        }
+                    }
+                }
+                StreamReader::from_vec(out)
+            }
             _ => StreamReader::from_stream(self.map_ok_inner(move |t| Some(f(t)))),
         }
     }
@@ -567,6 +577,24 @@ mod tests {
             ended.sort();
             assert_eq!(values, vec![2, 3, 11, 21]);
             assert_eq!(ended, vec!["s1", "s2"]);
+        });
+    }
+
+    #[test]
+    fn map_error_on_array_keeps_earlier_chunks() {
+        rt().block_on(async {
+            let s = StreamReader::from_vec(vec![1, 2, 3]);
+            let mut m = s.map(|x| {
+                if x == 3 {
+                    Err(Error::internal("bad"))
+                } else {
+                    Ok(x * 10)
+                }
+            });
+            assert_eq!(m.recv().await.unwrap().unwrap(), 10);
+            assert_eq!(m.recv().await.unwrap().unwrap(), 20);
+            assert!(m.recv().await.unwrap().is_err());
+            assert!(m.recv().await.is_none());
         });
     }
 

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::compose::{Checkpoint, InterruptInfo};
+
 /// A specialised `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -93,6 +95,17 @@ pub struct Error {
     node_path: Vec<String>,
     retry_after: Option<Duration>,
     source: Option<Source>,
+    interrupt: Option<Arc<Interrupt>>,
+}
+
+/// What an interrupt carries: from a node, its info and saved state; from a graph, why it
+/// stopped and its checkpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Interrupt {
+    pub(crate) info: Option<serde_json::Value>,
+    pub(crate) state: Option<serde_json::Value>,
+    pub(crate) graph: Option<InterruptInfo>,
+    pub(crate) checkpoint: Option<Box<Checkpoint>>,
 }
 
 impl Error {
@@ -104,6 +117,7 @@ impl Error {
             node_path: Vec::new(),
             retry_after: None,
             source: None,
+            interrupt: None,
         }
     }
 
@@ -142,6 +156,49 @@ impl Error {
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
+    }
+
+    /// Stop the run for outside input (human in the loop): a node returns this error. `info`
+    /// tells the caller what is needed; on resume the node runs again with the same input and
+    /// can read [`Context::resume_data`](crate::compose::Context::resume_data).
+    pub fn interrupt(info: serde_json::Value) -> Self {
+        Self::interrupt_with_state(info, serde_json::Value::Null)
+    }
+
+    /// Like [`Error::interrupt`], also saving `state` that the re-run node reads back with
+    /// [`Context::interrupt_state`](crate::compose::Context::interrupt_state).
+    pub fn interrupt_with_state(info: serde_json::Value, state: serde_json::Value) -> Self {
+        let mut e = Self::new(ErrorKind::Interrupted, "interrupted");
+        e.interrupt = Some(Arc::new(Interrupt {
+            info: Some(info),
+            state: (!state.is_null()).then_some(state),
+            ..Interrupt::default()
+        }));
+        e
+    }
+
+    pub(crate) fn graph_interrupt(info: InterruptInfo, checkpoint: Option<Checkpoint>) -> Self {
+        let mut e = Self::new(ErrorKind::Interrupted, "graph interrupted");
+        e.interrupt = Some(Arc::new(Interrupt {
+            graph: Some(info),
+            checkpoint: checkpoint.map(Box::new),
+            ..Interrupt::default()
+        }));
+        e
+    }
+
+    pub(crate) fn interrupt_parts(&self) -> Option<&Interrupt> {
+        self.interrupt.as_deref()
+    }
+
+    /// The info a node passed to [`Error::interrupt`].
+    pub fn interrupt_payload(&self) -> Option<&serde_json::Value> {
+        self.interrupt.as_ref().and_then(|i| i.info.as_ref())
+    }
+
+    /// Why a graph run stopped, when it was interrupted.
+    pub fn interrupt_info(&self) -> Option<&InterruptInfo> {
+        self.interrupt.as_ref().and_then(|i| i.graph.as_ref())
     }
 
     /// Record that the error happened inside node `key`; call from the innermost level
@@ -206,6 +263,7 @@ impl fmt::Debug for Error {
             .field("node_path", &self.node_path)
             .field("retry_after", &self.retry_after)
             .field("source", &self.source)
+            .field("interrupt", &self.interrupt)
             .finish()
     }
 }

@@ -370,7 +370,7 @@ async fn case13_stream_fan_in_with_source_end() {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Ms {
     ms: Vec<String>,
 }
@@ -446,7 +446,7 @@ async fn case16_state_handlers_across_paradigms() {
     assert_eq!(t.concat().await.unwrap(), want);
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct F1 {
     field1: String,
 }
@@ -473,7 +473,9 @@ async fn case17_stream_state_handlers() {
     assert_eq!(out.collect_vec().await.unwrap(), vec![s("1"); 5]);
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Inner(String);
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Outer(String);
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use crate::component::{
     ChatOptions, EmbedOptions, IndexOptions, LoadOptions, RetrieveOptions, ToolOptions,
     TransformOptions,
 };
+use super::checkpoint::{CheckpointRun, NodeResume};
 use crate::error::{Error, Result};
 
 /// A path of node keys from the graph being called down into subgraphs.
@@ -133,6 +134,12 @@ struct Inner {
     cancel: Option<CancellationToken>,
     max_steps: Option<usize>,
     globals_applied: bool,
+    /// Root-call checkpoint options (consumed by the outermost graph).
+    checkpoint: Option<Arc<CheckpointRun>>,
+    /// What a re-run node or resumed subgraph gets back (consumed by that node).
+    resume: Option<Arc<NodeResume>>,
+    /// Inside a checkpointed run: nodes keep a copy of their input in case they interrupt.
+    durable: bool,
 }
 
 /// The context of one call: what the caller asked for (callbacks, options, cancellation,
@@ -220,6 +227,72 @@ impl Context {
     }
 
     /// Whether the caller cancelled the run.
+    /// Checkpoint this run: save on interrupt, resume from a saved checkpoint, hand resume
+    /// data to interrupted nodes. The graph must be compiled with a checkpoint store.
+    pub fn with_checkpoint(self, run: CheckpointRun) -> Self {
+        self.edit(|i| i.checkpoint = Some(Arc::new(run)))
+    }
+
+    /// In a node that interrupted itself with
+    /// [`Error::interrupt_with_state`](crate::Error::interrupt_with_state) and now re-runs:
+    /// the state it saved. `None` on a first run or if it does not fit `T`.
+    pub fn interrupt_state<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        let r = self.inner.as_ref()?.resume.as_ref()?;
+        serde_json::from_value(r.state.clone()?).ok()
+    }
+
+    /// In a re-run node: the data the caller passed with
+    /// [`CheckpointRun::resume_with`] for it. `None` if none was given or it does not fit `T`.
+    pub fn resume_data<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        let r = self.inner.as_ref()?.resume.as_ref()?;
+        serde_json::from_value(r.data.clone()?).ok()
+    }
+
+    /// True in a node that interrupted before and is now re-running.
+    pub fn is_resumed(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| i.resume.is_some())
+    }
+
+    pub(crate) fn checkpoint_run(&self) -> Option<&Arc<CheckpointRun>> {
+        self.inner.as_ref().and_then(|i| i.checkpoint.as_ref())
+    }
+
+    pub(crate) fn node_resume(&self) -> Option<&Arc<NodeResume>> {
+        self.inner.as_ref().and_then(|i| i.resume.as_ref())
+    }
+
+    pub(crate) fn is_durable(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.durable || i.checkpoint.is_some())
+    }
+
+    /// This context for the graph body: checkpoint options and resume data consumed, runs
+    /// durable if they were set.
+    pub(crate) fn for_graph_body(&self) -> Context {
+        let Some(inner) = &self.inner else {
+            return Context::default();
+        };
+        if inner.checkpoint.is_none() && inner.resume.is_none() {
+            return self.clone();
+        }
+        self.clone().edit(|i| {
+            i.durable = true;
+            i.checkpoint = None;
+            i.resume = None;
+        })
+    }
+
+    pub(crate) fn with_resume(self, resume: Arc<NodeResume>) -> Context {
+        self.edit(|i| i.resume = Some(resume))
+    }
+
+    /// The state of the innermost graph, as JSON, if it has a codec.
+    pub(crate) fn top_state_frame(&self) -> Option<&Arc<StateFrame>> {
+        self.inner.as_ref().and_then(|i| i.state.as_ref())
+    }
+
+    /// True if the token was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel_token().is_some_and(|t| t.is_cancelled())
     }
@@ -353,6 +426,8 @@ impl Context {
             && !designated
             && inner.run_info.is_none()
             && inner.max_steps.is_none()
+            && inner.checkpoint.is_none()
+            && inner.resume.is_none()
         {
             return self.clone();
         }
@@ -407,6 +482,9 @@ impl Context {
                 cancel: inner.cancel.clone(),
                 max_steps: None,
                 globals_applied: inner.globals_applied,
+                checkpoint: None,
+                resume: None,
+                durable: inner.durable || inner.checkpoint.is_some(),
             })),
         }
     }

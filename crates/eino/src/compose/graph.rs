@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use super::checkpoint::CheckpointStore;
 use super::node::{IntoNode, NodeDef};
 use super::run::{Compiled, ErasedNode, Plan, PlanBranch, PlanNode, StateHook};
 use super::value::{ops_of, AnyStream, AnyValue, GraphValue};
@@ -149,7 +152,7 @@ pub enum RunMode {
 }
 
 /// Options for [`Graph::compile`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CompileOptions {
     /// Graph name for callbacks and errors.
     pub name: Option<String>,
@@ -160,6 +163,28 @@ pub struct CompileOptions {
     /// Nodes whose fan-in stream merge reports each predecessor's end (see
     /// [`StreamReader::merge_named`]); END is named by `"end"`.
     pub stream_merge_with_source_end: Vec<String>,
+    /// Where checkpoints are saved (needed to resume runs; see
+    /// [`Context::with_checkpoint`](super::Context::with_checkpoint)). Requires every value
+    /// type to have a [`Codec`](super::Codec).
+    pub checkpoint_store: Option<Arc<dyn CheckpointStore>>,
+    /// Stop before these nodes run (human approval); requires codecs like a store.
+    pub interrupt_before: Vec<String>,
+    /// Stop after these nodes ran.
+    pub interrupt_after: Vec<String>,
+}
+
+impl std::fmt::Debug for CompileOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileOptions")
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .field("max_steps", &self.max_steps)
+            .field("stream_merge_with_source_end", &self.stream_merge_with_source_end)
+            .field("checkpoint_store", &self.checkpoint_store.is_some())
+            .field("interrupt_before", &self.interrupt_before)
+            .field("interrupt_after", &self.interrupt_after)
+            .finish()
+    }
 }
 
 impl CompileOptions {
@@ -180,6 +205,30 @@ impl CompileOptions {
     /// Set the Pregel step limit.
     pub fn with_max_steps(mut self, steps: usize) -> Self {
         self.max_steps = Some(steps);
+        self
+    }
+
+    /// Save checkpoints in `store`.
+    pub fn with_checkpoint_store(mut self, store: Arc<dyn CheckpointStore>) -> Self {
+        self.checkpoint_store = Some(store);
+        self
+    }
+
+    /// Stop before these nodes.
+    pub fn with_interrupt_before<S: Into<String>>(
+        mut self,
+        keys: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.interrupt_before.extend(keys.into_iter().map(Into::into));
+        self
+    }
+
+    /// Stop after these nodes.
+    pub fn with_interrupt_after<S: Into<String>>(
+        mut self,
+        keys: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.interrupt_after.extend(keys.into_iter().map(Into::into));
         self
     }
 }
@@ -294,7 +343,31 @@ impl<T, O> BranchBuilder<'_, T, O> {
     }
 }
 
-pub(crate) type StateInit = Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>;
+/// How a graph makes, saves and restores its state.
+pub(crate) struct StateInit {
+    pub(crate) init: Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>,
+    pub(crate) encode: fn(&dyn Any) -> Result<serde_json::Value>,
+    pub(crate) decode: fn(serde_json::Value) -> Result<Box<dyn Any + Send>>,
+}
+
+fn encode_state<S: Serialize + 'static>(s: &dyn Any) -> Result<serde_json::Value> {
+    let s = s
+        .downcast_ref::<S>()
+        .ok_or_else(|| Error::internal("graph state of unexpected type"))?;
+    Ok(serde_json::to_value(s)?)
+}
+
+fn decode_state<S: DeserializeOwned + Send + 'static>(
+    v: serde_json::Value,
+) -> Result<Box<dyn Any + Send>> {
+    let s: S = serde_json::from_value(v).map_err(|e| {
+        Error::invalid_input(format!(
+            "saved state does not fit type {}: {e}",
+            std::any::type_name::<S>()
+        ))
+    })?;
+    Ok(Box::new(s))
+}
 
 /// Graph definition without types: shared by [`Graph`] and [`Chain`](super::Chain).
 pub(crate) struct GraphDef {
@@ -351,6 +424,7 @@ impl GraphDef {
             output: ops_of::<O>(),
             streams_output: def.streams_output,
             is_subgraph: def.is_subgraph,
+            sub_serde_problem: def.sub_serde_problem,
             pre: None,
             post: None,
             timeout: None,
@@ -525,6 +599,41 @@ impl GraphDef {
                 }
             }
         }
+        let serde_problem = self.nodes.iter().find_map(|node| {
+            if let Some(p) = &node.sub_serde_problem {
+                return Some(format!("in subgraph node '{}': {p}", node.key));
+            }
+            [&node.input, &node.output]
+                .into_iter()
+                .find(|o| !o.has_codec())
+                .map(|o| {
+                    format!(
+                        "node '{}' carries type {}, which has no checkpoint codec (declare it \
+                         with graph_value!(T: serde))",
+                        node.key,
+                        o.type_name()
+                    )
+                })
+        });
+        let find = |keys: &[String]| -> Result<Vec<usize>> {
+            keys.iter()
+                .map(|k| {
+                    self.keys.get(k).copied().ok_or_else(|| {
+                        Error::graph(format!("interrupt option names unknown node '{k}'"))
+                    })
+                })
+                .collect()
+        };
+        let interrupt_before = find(&opts.interrupt_before)?;
+        let interrupt_after = find(&opts.interrupt_after)?;
+        let durable = opts.checkpoint_store.is_some()
+            || !interrupt_before.is_empty()
+            || !interrupt_after.is_empty();
+        if let (true, Some(p)) = (durable, &serde_problem) {
+            return Err(Error::graph(format!(
+                "checkpointing needs serializable values: {p}"
+            )));
+        }
         let default_name = match self.kind {
             ComponentKind::Chain => "Chain",
             _ => "Graph",
@@ -542,6 +651,10 @@ impl GraphDef {
             next,
             named_merge,
             state: self.state,
+            store: opts.checkpoint_store,
+            interrupt_before,
+            interrupt_after,
+            serde_problem,
         })
     }
 }
@@ -645,11 +758,17 @@ impl<I: GraphValue, O: GraphValue> Graph<I, O, ()> {
 
     /// An empty graph whose every run starts with state `init()`, reachable from nodes with
     /// [`Context::process_state`] and from state handlers.
-    pub fn with_state<S: Send + 'static>(
+    ///
+    /// State is a serde type so checkpoints can save it.
+    pub fn with_state<S: Serialize + DeserializeOwned + Send + 'static>(
         init: impl Fn() -> S + Send + Sync + 'static,
     ) -> Graph<I, O, S> {
         let mut def = GraphDef::new::<I, O>(ComponentKind::Graph);
-        def.state = Some(Arc::new(move || Box::new(init()) as Box<dyn Any + Send>));
+        def.state = Some(StateInit {
+            init: Arc::new(move || Box::new(init()) as Box<dyn Any + Send>),
+            encode: encode_state::<S>,
+            decode: decode_state::<S>,
+        });
         Graph {
             def,
             _p: PhantomData,
@@ -794,6 +913,7 @@ impl<I: GraphValue, O: GraphValue> IntoNode<I, O> for Compiled<I, O> {
             streams_output: false,
             is_subgraph: true,
             error: None,
+            sub_serde_problem: self.plan().serde_problem.clone(),
             runnable: Arc::new(self),
         }
     }

@@ -5,14 +5,24 @@
 //! so streams flow from node to node and the first chunk reaches the caller early.
 
 mod chain;
+mod checkpoint;
 mod context;
+mod durable;
 mod graph;
 mod node;
 mod run;
 mod runnable;
+mod tools_node;
 mod value;
 
 pub use chain::{Chain, ChainBranch, Parallel};
+pub use checkpoint::{
+    list_checkpoints, Checkpoint, CheckpointPolicy, CheckpointRun, CheckpointStore, InterruptInfo,
+    MemoryCheckpointStore,
+};
+pub use tools_node::{
+    InvokeNext, StreamNext, ToolInput, ToolMiddleware, ToolsInterruptState, ToolsNode,
+};
 pub(crate) use context::note_globals_changed;
 pub use context::{CallOption, Context, NodePath};
 pub use graph::{
@@ -22,4 +32,4 @@ pub use graph::{
 pub use node::{IntoNode, IntoNodeExt, NodeDef, Passthrough};
 pub use run::Compiled;
 pub use runnable::{collect_lambda, lambda, stream_lambda, transform_lambda, Lambda, Runnable};
-pub use value::{merge_maps, GraphValue, JoinFn};
+pub use value::{merge_maps, Codec, GraphValue, JoinFn};

@@ -28,6 +28,8 @@ pub struct NodeDef<I, O> {
     pub(crate) streams_output: bool,
     pub(crate) is_subgraph: bool,
     pub(crate) error: Option<Error>,
+    /// For subgraphs: why their values cannot be checkpointed, if so.
+    pub(crate) sub_serde_problem: Option<String>,
 }
 
 impl<I, O> std::fmt::Debug for NodeDef<I, O> {
@@ -53,6 +55,7 @@ impl<I: GraphValue, O: GraphValue> NodeDef<I, O> {
             streams_output: true,
             is_subgraph: false,
             error: None,
+            sub_serde_problem: None,
         }
     }
 
@@ -71,6 +74,7 @@ impl<I: GraphValue, O: GraphValue> NodeDef<I, O> {
             streams_output: self.streams_output,
             is_subgraph: self.is_subgraph,
             error: self.error,
+            sub_serde_problem: self.sub_serde_problem,
         }
     }
 
@@ -89,6 +93,7 @@ impl<I: GraphValue, O: GraphValue> NodeDef<I, O> {
             streams_output: self.streams_output,
             is_subgraph: self.is_subgraph,
             error: self.error,
+            sub_serde_problem: self.sub_serde_problem,
         }
     }
 }
@@ -116,6 +121,7 @@ impl<I: GraphValue, O: GraphValue> IntoNode<I, O> for Lambda<I, O> {
             streams_output: self.streams_output(),
             is_subgraph: false,
             error,
+            sub_serde_problem: None,
             runnable: Arc::new(self),
         }
     }
@@ -394,6 +400,7 @@ impl IntoNode<Vec<Message>, Message> for Arc<dyn ChatModel> {
             streams_output: true,
             is_subgraph: false,
             error: None,
+            sub_serde_problem: None,
         }
     }
 }

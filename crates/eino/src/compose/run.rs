@@ -15,6 +15,8 @@ use futures_util::future::{select, BoxFuture, Either};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
+use super::checkpoint::{Checkpoint, CheckpointStore};
+use super::durable::{Rerun, Scope, Snapshot, Stopping, Task};
 use super::graph::{NodeId, RunMode, StateInit};
 use super::runnable::Runnable;
 use super::value::{downcast, downcast_stream, AnyStream, AnyValue, GraphValue, ValueOps};
@@ -137,6 +139,7 @@ pub(crate) struct PlanNode {
     pub(crate) output: Arc<dyn ValueOps>,
     pub(crate) streams_output: bool,
     pub(crate) is_subgraph: bool,
+    pub(crate) sub_serde_problem: Option<String>,
     pub(crate) pre: Option<StateHook>,
     pub(crate) post: Option<StateHook>,
     pub(crate) timeout: Option<Duration>,
@@ -154,6 +157,7 @@ impl PlanNode {
             output: ops,
             streams_output: false,
             is_subgraph: false,
+            sub_serde_problem: None,
             pre: None,
             post: None,
             timeout: None,
@@ -178,6 +182,11 @@ pub(crate) struct Plan {
     pub(crate) next: Vec<Vec<usize>>,
     pub(crate) named_merge: Vec<bool>,
     pub(crate) state: Option<StateInit>,
+    pub(crate) store: Option<Arc<dyn CheckpointStore>>,
+    pub(crate) interrupt_before: Vec<usize>,
+    pub(crate) interrupt_after: Vec<usize>,
+    /// Why this graph's values cannot be checkpointed, if so.
+    pub(crate) serde_problem: Option<String>,
 }
 
 /// A compiled graph or chain: a [`Runnable`] from `I` to `O`. Cheap to clone and share.
@@ -316,18 +325,31 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         }
         self.validate_call(ctx)?;
         let plan = &*self.plan;
-        let ctx = match &plan.state {
-            Some(init) => ctx.with_state_frame(init()),
-            None => ctx.clone(),
+        let mut scope = Scope::new(plan, ctx)?;
+        let restored = scope.load().await?;
+        let body = ctx.for_graph_body();
+        let body = match &plan.state {
+            Some(init) => body.with_state_frame(scope.initial_state(init, restored.as_ref())?),
+            None => body,
         };
-        match plan.mode {
-            RunMode::Dag => self.run_dag(input, &ctx).await,
-            RunMode::Pregel => self.run_pregel(input, &ctx).await,
+        let streaming = matches!(input, Flow::S(_));
+        let out = match plan.mode {
+            RunMode::Dag => self.run_dag(input, restored, streaming, &scope, &body).await,
+            RunMode::Pregel => {
+                self.run_pregel(input, restored, streaming, &scope, &body)
+                    .await
+            }
+        }?;
+        // A finished run leaves no checkpoint behind.
+        if let Some((store, id)) = &scope.save {
+            store.delete(id).await?;
         }
+        Ok(out)
     }
 
-    async fn run_node(&self, idx: usize, input: Flow, ctx: &Context) -> NodeDone {
-        let r = self.run_node_inner(idx, input, ctx).await;
+    async fn run_node(&self, task: Task, ctx: &Context) -> NodeDone {
+        let idx = task.idx;
+        let r = self.run_node_inner(task, ctx).await;
         let node = &self.plan.nodes[idx];
         (
             idx,
@@ -341,13 +363,9 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         )
     }
 
-    async fn run_node_inner(
-        &self,
-        idx: usize,
-        input: Flow,
-        ctx: &Context,
-    ) -> Result<(Flow, Vec<usize>)> {
+    async fn run_node_inner(&self, task: Task, ctx: &Context) -> Result<(Flow, Vec<usize>)> {
         let plan = &*self.plan;
+        let Task { idx, input, resume } = task;
         let node = &plan.nodes[idx];
         let out = match &node.runner {
             None => input,
@@ -355,9 +373,14 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 let nctx = ctx.for_node(&node.key, || {
                     RunInfo::new(node.name.clone(), node.typ.clone(), node.kind)
                 });
-                let input = match &node.pre {
-                    Some(h) => h.apply(input, &nctx).await?,
-                    None => input,
+                let nctx = match resume {
+                    Some(r) => nctx.with_resume(r),
+                    None => nctx,
+                };
+                // A resumed subgraph restores its own state; its pre-handler already ran.
+                let input = match (&node.pre, nctx.is_resumed() && node.is_subgraph) {
+                    (Some(h), false) => h.apply(input, &nctx).await?,
+                    _ => input,
                 };
                 let call = async {
                     match input {
@@ -477,18 +500,63 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         ))
     }
 
-    async fn run_dag(&self, input: Flow, ctx: &Context) -> Result<Flow> {
+    /// In a checkpointed run, keep a copy of a task's input so an interrupt can save it.
+    fn keep(&self, task: Task, durable: bool, inflight: &mut [Option<Flow>]) -> Task {
+        if !durable || task.idx == 0 {
+            return task;
+        }
+        let ops = &*self.plan.nodes[task.idx].input;
+        let mut copies = fan(task.input, ops, 2);
+        inflight[task.idx] = copies.pop();
+        let input = copies.pop().unwrap_or(Flow::V(Box::new(())));
+        Task { input, ..task }
+    }
+
+    async fn run_dag(
+        &self,
+        input: Flow,
+        restored: Option<Checkpoint>,
+        streaming: bool,
+        sc: &Scope,
+        ctx: &Context,
+    ) -> Result<Flow> {
         let plan = &*self.plan;
         let n = plan.nodes.len();
         let mut inbox: Vec<Vec<(usize, Flow)>> = (0..n).map(|_| Vec::new()).collect();
         let mut reported = vec![0usize; n];
         let mut skipped = vec![0usize; n];
+        let mut inflight: Vec<Option<Flow>> = (0..n).map(|_| None).collect();
         let mut running = FuturesUnordered::new();
-        running.push(self.run_node(0, input, ctx));
+        let mut resumed: Vec<usize> = Vec::new();
+        match restored {
+            None => running.push(self.run_node(Task::new(0, input), ctx)),
+            Some(cp) => {
+                let counters = Some((&mut reported[..], &mut skipped[..]));
+                let (_, tasks) = self.restore(cp, streaming, sc, &mut inbox, counters)?;
+                for t in tasks {
+                    resumed.push(t.idx);
+                    let t = self.keep(t, sc.durable, &mut inflight);
+                    running.push(self.run_node(t, ctx));
+                }
+            }
+        }
         let mut last = None;
+        let mut stop = Stopping::default();
         while let Some((idx, result)) = next_done(&mut running, ctx).await? {
-            let (out, chosen) = result?;
+            let kept = inflight[idx].take();
+            let (out, chosen) = match result {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::Interrupted && idx != 0 => {
+                    stop.reruns.push((idx, kept, e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            drop(kept);
             last = Some(idx);
+            if sc.after.contains(&idx) {
+                stop.after.push(idx);
+            }
             let receivers = self.deliver(idx, out, &chosen, &mut inbox);
             // Every possible successor hears from this node: data, or a skip.
             let mut ready: Vec<usize> = receivers.to_vec();
@@ -523,39 +591,107 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 if r == END {
                     return Ok(merged);
                 }
-                running.push(self.run_node(r, merged, ctx));
+                if sc.before.contains(&r) && !resumed.contains(&r) {
+                    stop.before.push(r);
+                    stop.held.push((r, merged));
+                } else if stop.is_stopping() {
+                    // Stopping: let running nodes finish, start nothing new.
+                    stop.held.push((r, merged));
+                } else {
+                    let t = self.keep(Task::new(r, merged), sc.durable, &mut inflight);
+                    running.push(self.run_node(t, ctx));
+                }
             }
+            if sc.every_step && !stop.is_stopping() {
+                let mut tasks: Vec<(usize, &mut Flow)> = inflight
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(|(i, f)| f.as_mut().map(|f| (i, f)))
+                    .collect();
+                let snap = Snapshot {
+                    step: 0,
+                    inbox: &mut inbox,
+                    tasks: &mut tasks,
+                    reruns: &mut [],
+                    counters: Some((&reported, &skipped)),
+                };
+                self.save_progress(snap, sc, ctx).await?;
+            }
+        }
+        if stop.is_stopping() {
+            let mut tasks: Vec<(usize, &mut Flow)> =
+                stop.held.iter_mut().map(|(i, f)| (*i, f)).collect();
+            let snap = Snapshot {
+                step: 0,
+                inbox: &mut inbox,
+                tasks: &mut tasks,
+                reruns: &mut stop.reruns,
+                counters: Some((&reported, &skipped)),
+            };
+            return Err(self.interrupt(snap, &stop.before, &stop.after, sc, ctx).await);
         }
         Err(self.no_tasks(last))
     }
 
-    async fn run_pregel(&self, input: Flow, ctx: &Context) -> Result<Flow> {
+    async fn run_pregel(
+        &self,
+        input: Flow,
+        restored: Option<Checkpoint>,
+        streaming: bool,
+        sc: &Scope,
+        ctx: &Context,
+    ) -> Result<Flow> {
         let plan = &*self.plan;
         let n = plan.nodes.len();
         let max_steps = ctx.max_steps().unwrap_or(plan.max_steps);
         let mut channels: Vec<Vec<(usize, Flow)>> = (0..n).map(|_| Vec::new()).collect();
-        let mut finished: Vec<Option<(Flow, Vec<usize>)>> = (0..n).map(|_| None).collect();
-        let (_, start) = self.run_node(0, input, ctx).await;
-        finished[0] = Some(start?);
+        let mut inflight: Vec<Option<Flow>> = (0..n).map(|_| None).collect();
         let mut step = 0usize;
-        let mut last = Some(0);
-        let mut ready: Vec<usize> = Vec::new();
-        loop {
-            for (idx, done) in finished.iter_mut().enumerate() {
-                let Some((out, chosen)) = done.take() else {
-                    continue;
-                };
-                self.deliver(idx, out, &chosen, &mut channels);
+        // The restored first superstep does not stop again before the nodes it stopped at.
+        let mut resumed = false;
+        let mut tasks: Vec<Task> = Vec::new();
+        match restored {
+            None => {
+                let (_, start) = self.run_node(Task::new(0, input), ctx).await;
+                let (out, chosen) = start?;
+                self.deliver(0, out, &chosen, &mut channels);
             }
+            Some(cp) => {
+                (step, tasks) = self.restore(cp, streaming, sc, &mut channels, None)?;
+                resumed = true;
+            }
+        }
+        let mut last = Some(0);
+        let mut finished: Vec<(usize, Flow, Vec<usize>)> = Vec::new();
+        loop {
             if !channels[END].is_empty() {
                 let inputs = std::mem::take(&mut channels[END]);
                 return self.merge_inputs(END, inputs);
             }
-            ready.clear();
-            ready.extend((2..n).filter(|&i| !channels[i].is_empty()));
-            if ready.is_empty() {
+            self.take_ready(&mut channels, &mut tasks)?;
+            if tasks.is_empty() {
                 return Err(self.no_tasks(last));
             }
+            if !resumed {
+                let hit: Vec<usize> = tasks
+                    .iter()
+                    .map(|t| t.idx)
+                    .filter(|i| sc.before.contains(i))
+                    .collect();
+                if !hit.is_empty() {
+                    let mut held: Vec<(usize, &mut Flow)> =
+                        tasks.iter_mut().map(|t| (t.idx, &mut t.input)).collect();
+                    let snap = Snapshot {
+                        step,
+                        inbox: &mut channels,
+                        tasks: &mut held,
+                        reruns: &mut [],
+                        counters: None,
+                    };
+                    return Err(self.interrupt(snap, &hit, &[], sc, ctx).await);
+                }
+            }
+            resumed = false;
             step += 1;
             if step > max_steps {
                 return Err(Error::new(
@@ -563,38 +699,99 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     format!("exceeds max steps ({max_steps})"),
                 ));
             }
-            if let [only] = ready[..] {
+            let mut reruns: Vec<Rerun> = Vec::new();
+            let mut settle = |(idx, result): NodeDone, inflight: &mut [Option<Flow>]| {
+                let kept = inflight[idx].take();
+                match result {
+                    Ok((out, chosen)) => {
+                        finished.push((idx, out, chosen));
+                        Ok(())
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {
+                        reruns.push((idx, kept, e));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            if tasks.len() == 1 {
                 // One task in this superstep (a chain): run it inline, no task set needed.
-                let merged = self.take_merged(only, &mut channels)?;
-                let run = self.run_node(only, merged, ctx);
-                let (idx, result) = match ctx.cancel_token() {
+                let t = self.keep(tasks.remove(0), sc.durable, &mut inflight);
+                let run = self.run_node(t, ctx);
+                let done = match ctx.cancel_token() {
                     None => run.await,
                     Some(token) => match select(pin!(run), pin!(token.cancelled())).await {
                         Either::Left((done, _)) => done,
                         Either::Right(_) => return Err(Error::cancelled()),
                     },
                 };
-                finished[idx] = Some(result?);
-                last = Some(idx);
-                continue;
+                settle(done, &mut inflight)?;
+            } else {
+                let mut running = FuturesUnordered::new();
+                for t in tasks.drain(..) {
+                    let t = self.keep(t, sc.durable, &mut inflight);
+                    running.push(self.run_node(t, ctx));
+                }
+                // Superstep barrier: every task of this step finishes before the next starts.
+                while let Some(done) = next_done(&mut running, ctx).await? {
+                    settle(done, &mut inflight)?;
+                }
             }
-            let mut running = FuturesUnordered::new();
-            for &r in &ready {
-                let merged = self.take_merged(r, &mut channels)?;
-                running.push(self.run_node(r, merged, ctx));
-            }
-            // Superstep barrier: every task of this step finishes before the next starts.
-            while let Some((idx, result)) = next_done(&mut running, ctx).await? {
-                finished[idx] = Some(result?);
+            let mut after: Vec<usize> = Vec::new();
+            for (idx, out, chosen) in finished.drain(..) {
+                self.deliver(idx, out, &chosen, &mut channels);
                 last = Some(idx);
+                if sc.after.contains(&idx) {
+                    after.push(idx);
+                }
+            }
+            if (!reruns.is_empty() || !after.is_empty()) && channels[END].is_empty() {
+                // Save the next superstep with the interrupt; a before-node in it is
+                // reported too, and the resumed step will not stop at it again.
+                self.take_ready(&mut channels, &mut tasks)?;
+                let before: Vec<usize> = tasks
+                    .iter()
+                    .map(|t| t.idx)
+                    .filter(|i| sc.before.contains(i))
+                    .collect();
+                let mut held: Vec<(usize, &mut Flow)> =
+                    tasks.iter_mut().map(|t| (t.idx, &mut t.input)).collect();
+                let snap = Snapshot {
+                    step,
+                    inbox: &mut channels,
+                    tasks: &mut held,
+                    reruns: &mut reruns,
+                    counters: None,
+                };
+                return Err(self.interrupt(snap, &before, &after, sc, ctx).await);
+            }
+            if sc.every_step && channels[END].is_empty() {
+                let snap = Snapshot {
+                    step,
+                    inbox: &mut channels,
+                    tasks: &mut [],
+                    reruns: &mut [],
+                    counters: None,
+                };
+                self.save_progress(snap, sc, ctx).await?;
             }
         }
     }
 
-    fn take_merged(&self, r: usize, channels: &mut [Vec<(usize, Flow)>]) -> Result<Flow> {
-        let inputs = std::mem::take(&mut channels[r]);
-        self.merge_inputs(r, inputs)
-            .map_err(|e| e.in_node(self.plan.nodes[r].key.clone()))
+    /// Move every node with input into `tasks` (a node already there keeps its input for
+    /// the step after).
+    fn take_ready(&self, channels: &mut [Vec<(usize, Flow)>], tasks: &mut Vec<Task>) -> Result<()> {
+        for (r, channel) in channels.iter_mut().enumerate().skip(2) {
+            if channel.is_empty() || tasks.iter().any(|t| t.idx == r) {
+                continue;
+            }
+            let inputs = std::mem::take(channel);
+            let merged = self
+                .merge_inputs(r, inputs)
+                .map_err(|e| e.in_node(self.plan.nodes[r].key.clone()))?;
+            tasks.push(Task::new(r, merged));
+        }
+        Ok(())
     }
 
     /// Hand a finished node's output to its receivers' inboxes (copies for all but one);

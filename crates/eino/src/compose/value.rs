@@ -26,17 +26,19 @@ pub type JoinFn<T> = fn(Vec<T>) -> Result<T>;
 /// struct Plain(u8);
 /// eino::graph_value!(Plain);                 // single-chunk streams only, no fan-in
 ///
-/// #[derive(Clone)]
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
 /// struct Text(String);
 /// impl Concat for Text {
 ///     fn concat(c: Vec<Self>) -> eino::Result<Self> { Ok(Text(c.into_iter().map(|t| t.0).collect())) }
 /// }
 /// fn merge_texts(v: Vec<Text>) -> eino::Result<Text> { Text::concat(v) }
-/// eino::graph_value!(Text: concat, merge = merge_texts);
+/// // `serde`: values of this type can be saved in checkpoints.
+/// eino::graph_value!(Text: concat, merge = merge_texts, serde);
 /// ```
 ///
 /// `compile()` uses these rules to reject graphs that would need a missing one (a
-/// streaming node whose chunks cannot be joined, a DAG fan-in without a merge).
+/// streaming node whose chunks cannot be joined, a DAG fan-in without a merge, a
+/// checkpointed graph whose values cannot be saved).
 pub trait GraphValue: Clone + Send + Sync + 'static {
     /// How stream chunks join; `None`: a stream of this type may carry only one chunk.
     fn concat_rule() -> Option<JoinFn<Self>> {
@@ -48,6 +50,12 @@ pub trait GraphValue: Clone + Send + Sync + 'static {
         None
     }
 
+    /// How values are saved in and restored from checkpoints; `None`: a graph carrying
+    /// this type cannot checkpoint.
+    fn codec() -> Option<Codec<Self>> {
+        None
+    }
+
     /// How chunks of `Vec<Self>` join (lets `Vec<Message>` be index-aligned while other
     /// vectors have no rule).
     #[doc(hidden)]
@@ -56,45 +64,153 @@ pub trait GraphValue: Clone + Send + Sync + 'static {
     }
 }
 
-/// Implement [`GraphValue`] for a type: `graph_value!(T)`, `graph_value!(T: concat)` (uses
-/// its [`Concat`](crate::schema::Concat) impl), optionally `, merge = path::to_fn`.
+/// Saving a value as JSON and reading it back (checkpoints).
+pub struct Codec<T> {
+    /// Value to JSON.
+    pub encode: fn(&T) -> Result<serde_json::Value>,
+    /// JSON to value.
+    pub decode: fn(serde_json::Value) -> Result<T>,
+}
+
+impl<T> Clone for Codec<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Codec<T> {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> {
+    /// The codec of a serde type.
+    pub fn serde() -> Self {
+        Self {
+            encode: |v| serde_json::to_value(v).map_err(Error::from),
+            decode: |v| {
+                serde_json::from_value(v).map_err(|e| {
+                    Error::internal(format!(
+                        "checkpoint value does not fit type {}: {e}",
+                        std::any::type_name::<T>()
+                    ))
+                })
+            },
+        }
+    }
+}
+
+// `&Vec<T>` because it must fit `Codec<Vec<T>>::encode`.
+#[allow(clippy::ptr_arg)]
+fn encode_vec<T: GraphValue>(v: &Vec<T>) -> Result<serde_json::Value> {
+    let c = T::codec().ok_or_else(no_codec::<T>)?;
+    v.iter()
+        .map(c.encode)
+        .collect::<Result<Vec<_>>>()
+        .map(serde_json::Value::Array)
+}
+
+fn decode_vec<T: GraphValue>(v: serde_json::Value) -> Result<Vec<T>> {
+    let c = T::codec().ok_or_else(no_codec::<T>)?;
+    match v {
+        serde_json::Value::Array(items) => items.into_iter().map(c.decode).collect(),
+        other => Err(Error::internal(format!(
+            "checkpoint value for a list is not an array: {other}"
+        ))),
+    }
+}
+
+fn encode_option<T: GraphValue>(v: &Option<T>) -> Result<serde_json::Value> {
+    let c = T::codec().ok_or_else(no_codec::<T>)?;
+    match v {
+        None => Ok(serde_json::Value::Null),
+        Some(t) => Ok(serde_json::json!({ "some": (c.encode)(t)? })),
+    }
+}
+
+fn decode_option<T: GraphValue>(v: serde_json::Value) -> Result<Option<T>> {
+    let c = T::codec().ok_or_else(no_codec::<T>)?;
+    match v {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Object(mut m) => match m.remove("some") {
+            Some(inner) => (c.decode)(inner).map(Some),
+            None => Err(Error::internal("checkpoint value for an option is malformed")),
+        },
+        other => Err(Error::internal(format!(
+            "checkpoint value for an option is malformed: {other}"
+        ))),
+    }
+}
+
+fn encode_pair<A: GraphValue, B: GraphValue>(v: &(A, B)) -> Result<serde_json::Value> {
+    let a = A::codec().ok_or_else(no_codec::<A>)?;
+    let b = B::codec().ok_or_else(no_codec::<B>)?;
+    Ok(serde_json::Value::Array(vec![(a.encode)(&v.0)?, (b.encode)(&v.1)?]))
+}
+
+fn decode_pair<A: GraphValue, B: GraphValue>(v: serde_json::Value) -> Result<(A, B)> {
+    let a = A::codec().ok_or_else(no_codec::<A>)?;
+    let b = B::codec().ok_or_else(no_codec::<B>)?;
+    match v {
+        serde_json::Value::Array(items) if items.len() == 2 => {
+            let mut it = items.into_iter();
+            let (x, y) = (it.next(), it.next());
+            match (x, y) {
+                (Some(x), Some(y)) => Ok(((a.decode)(x)?, (b.decode)(y)?)),
+                _ => Err(Error::internal("checkpoint value for a pair is malformed")),
+            }
+        }
+        _ => Err(Error::internal("checkpoint value for a pair is malformed")),
+    }
+}
+
+pub(crate) fn no_codec<T>() -> Error {
+    Error::graph(format!(
+        "type {} cannot be saved in a checkpoint; declare it with graph_value!(T: serde)",
+        std::any::type_name::<T>()
+    ))
+}
+
+/// Implement [`GraphValue`] for a type: `graph_value!(T)`, or `graph_value!(T: rules)` with a
+/// comma-separated list of `concat` (joins stream chunks with its
+/// [`Concat`](crate::schema::Concat) impl), `merge = path::to_fn` (fan-in) and `serde`
+/// (checkpoints; needs `Serialize + DeserializeOwned`).
 #[macro_export]
 macro_rules! graph_value {
     ($t:ty) => {
         impl $crate::compose::GraphValue for $t {}
     };
-    ($t:ty: concat) => {
+    ($t:ty : $($rules:tt)+) => {
         impl $crate::compose::GraphValue for $t {
-            fn concat_rule() -> Option<$crate::compose::JoinFn<Self>> {
-                Some(<$t as $crate::schema::Concat>::concat)
-            }
+            $crate::graph_value!(@rules $t; $($rules)+);
         }
     };
-    ($t:ty: concat, merge = $m:path) => {
-        impl $crate::compose::GraphValue for $t {
-            fn concat_rule() -> Option<$crate::compose::JoinFn<Self>> {
-                Some(<$t as $crate::schema::Concat>::concat)
-            }
-            fn merge_rule() -> Option<$crate::compose::JoinFn<Self>> {
-                Some($m)
-            }
+    (@rules $t:ty; concat $(, $($rest:tt)*)?) => {
+        fn concat_rule() -> Option<$crate::compose::JoinFn<Self>> {
+            Some(<$t as $crate::schema::Concat>::concat)
         }
+        $($crate::graph_value!(@rules $t; $($rest)*);)?
     };
-    ($t:ty: merge = $m:path) => {
-        impl $crate::compose::GraphValue for $t {
-            fn merge_rule() -> Option<$crate::compose::JoinFn<Self>> {
-                Some($m)
-            }
+    (@rules $t:ty; merge = $m:path $(, $($rest:tt)*)?) => {
+        fn merge_rule() -> Option<$crate::compose::JoinFn<Self>> {
+            Some($m)
         }
+        $($crate::graph_value!(@rules $t; $($rest)*);)?
     };
+    (@rules $t:ty; serde $(, $($rest:tt)*)?) => {
+        fn codec() -> Option<$crate::compose::Codec<Self>> {
+            Some($crate::compose::Codec::serde())
+        }
+        $($crate::graph_value!(@rules $t; $($rest)*);)?
+    };
+    (@rules $t:ty;) => {};
 }
 
-// Scalars get their GraphValue impl next to their Concat impl (schema::concat).
-crate::graph_value!(String: concat);
+crate::graph_value!(String: concat, serde);
 
 impl GraphValue for Message {
     fn concat_rule() -> Option<JoinFn<Self>> {
         Some(Message::concat)
+    }
+    fn codec() -> Option<Codec<Self>> {
+        Some(Codec::serde())
     }
     fn vec_concat_rule() -> Option<JoinFn<Vec<Self>>> {
         Some(<Vec<Message> as Concat>::concat)
@@ -108,27 +224,53 @@ impl GraphValue for Map {
     fn merge_rule() -> Option<JoinFn<Self>> {
         Some(merge_maps)
     }
+    fn codec() -> Option<Codec<Self>> {
+        Some(Codec::serde())
+    }
 }
 
 impl GraphValue for serde_json::Value {
     fn concat_rule() -> Option<JoinFn<Self>> {
         Some(serde_json::Value::concat)
     }
+    fn codec() -> Option<Codec<Self>> {
+        Some(Codec::serde())
+    }
 }
 
-impl GraphValue for Document {}
+crate::graph_value!(Document: serde);
 
-impl GraphValue for crate::component::Source {}
+crate::graph_value!(crate::component::Source: serde);
 
 impl<T: GraphValue> GraphValue for Vec<T> {
     fn concat_rule() -> Option<JoinFn<Self>> {
         T::vec_concat_rule()
     }
+    fn codec() -> Option<Codec<Self>> {
+        T::codec().map(|_| Codec {
+            encode: encode_vec::<T>,
+            decode: decode_vec::<T>,
+        })
+    }
 }
 
-impl<T: GraphValue> GraphValue for Option<T> {}
+impl<T: GraphValue> GraphValue for Option<T> {
+    fn codec() -> Option<Codec<Self>> {
+        T::codec().map(|_| Codec {
+            encode: encode_option::<T>,
+            decode: decode_option::<T>,
+        })
+    }
+}
 
-impl<A: GraphValue, B: GraphValue> GraphValue for (A, B) {}
+impl<A: GraphValue, B: GraphValue> GraphValue for (A, B) {
+    fn codec() -> Option<Codec<Self>> {
+        A::codec().and(B::codec()).map(|_| Codec {
+            encode: encode_pair::<A, B>,
+            decode: decode_pair::<A, B>,
+        })
+    }
+}
 
 /// Fan-in merge of maps: union of keys; a key present in two values is an error.
 pub fn merge_maps(values: Vec<Map>) -> Result<Map> {
@@ -154,6 +296,9 @@ pub(crate) trait ValueOps: Send + Sync {
     fn type_name(&self) -> &'static str;
     fn has_concat(&self) -> bool;
     fn has_merge(&self) -> bool;
+    fn has_codec(&self) -> bool;
+    fn encode(&self, v: &AnyValue) -> Result<serde_json::Value>;
+    fn decode(&self, v: serde_json::Value) -> Result<AnyValue>;
     fn clone_value(&self, v: &AnyValue) -> AnyValue;
     fn box_stream(&self, v: AnyValue) -> AnyStream;
     fn concat_stream(&self, s: AnyStream) -> BoxFuture<'static, Result<AnyValue>>;
@@ -215,6 +360,20 @@ impl<T: GraphValue> ValueOps for Ops<T> {
     }
     fn has_merge(&self) -> bool {
         T::merge_rule().is_some()
+    }
+    fn has_codec(&self) -> bool {
+        T::codec().is_some()
+    }
+    fn encode(&self, v: &AnyValue) -> Result<serde_json::Value> {
+        let c = T::codec().ok_or_else(no_codec::<T>)?;
+        let t = v
+            .downcast_ref::<T>()
+            .ok_or_else(|| Error::internal("checkpoint: value of unexpected type"))?;
+        (c.encode)(t)
+    }
+    fn decode(&self, v: serde_json::Value) -> Result<AnyValue> {
+        let c = T::codec().ok_or_else(no_codec::<T>)?;
+        Ok(Box::new((c.decode)(v)?))
     }
     fn clone_value(&self, v: &AnyValue) -> AnyValue {
         match v.downcast_ref::<T>() {

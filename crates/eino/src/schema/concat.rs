@@ -40,7 +40,7 @@ macro_rules! last_wins {
                 chunks.into_iter().last().ok_or_else(|| Error::concat("no chunks"))
             }
         }
-        crate::graph_value!($t: concat);
+        crate::graph_value!($t: concat, serde);
     )*};
 }
 last_wins!(

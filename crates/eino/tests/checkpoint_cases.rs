@@ -8,8 +8,8 @@ use std::time::Duration;
 use eino::component::{tool_fn, Tool};
 use eino::compose::{
     lambda, list_checkpoints, CheckpointPolicy, CheckpointRun, CheckpointStore, CompileOptions,
-    Context, Graph, IntoNodeExt, Lambda, MemoryCheckpointStore, Passthrough, Runnable,
-    ToolsNode, END, START,
+    Context, Graph, IntoNodeExt, Lambda, MemoryCheckpointStore, Passthrough, Runnable, ToolsNode,
+    END, START,
 };
 use eino::schema::{Map, Message, ToolCall};
 use eino::{Error, ErrorKind};
@@ -121,7 +121,7 @@ fn rerun_graph(store: Arc<MemoryCheckpointStore>) -> eino::compose::Compiled<Str
     let node = Lambda::new().with_invoke(move |x: String, _ctx: Context| {
         let n = calls.fetch_add(1, Ordering::SeqCst);
         async move {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 return Err(Error::interrupt(json!("test extra")));
             }
             Ok(x)
@@ -333,7 +333,9 @@ async fn resume_data_reaches_the_interrupted_node() {
     let mut g = Graph::<String, String>::new();
     let ask = Lambda::new().with_invoke(|x: String, ctx: Context| async move {
         match ctx.resume_data::<bool>() {
-            None => Err(Error::interrupt(json!({"question": format!("send '{x}'?")}))),
+            None => Err(Error::interrupt(
+                json!({"question": format!("send '{x}'?")}),
+            )),
             Some(true) => Ok(format!("sent {x}")),
             Some(false) => Ok(s("cancelled")),
         }
@@ -343,8 +345,7 @@ async fn resume_data_reaches_the_interrupted_node() {
     g.add_edge(n, END);
     let app = g
         .compile(
-            CompileOptions::default()
-                .with_checkpoint_store(Arc::new(MemoryCheckpointStore::new())),
+            CompileOptions::default().with_checkpoint_store(Arc::new(MemoryCheckpointStore::new())),
         )
         .unwrap();
     let ctx = Context::new().with_checkpoint(CheckpointRun::new("r"));
@@ -354,7 +355,9 @@ async fn resume_data_reaches_the_interrupted_node() {
     // Resuming without an answer asks again (the node decides).
     let e = app.invoke(s(""), &ctx).await.unwrap_err();
     interrupted(&e);
-    let yes = CheckpointRun::new("r").resume_with(["approve"], true).unwrap();
+    let yes = CheckpointRun::new("r")
+        .resume_with(["approve"], true)
+        .unwrap();
     let out = app
         .invoke(s(""), &Context::new().with_checkpoint(yes))
         .await
@@ -411,8 +414,7 @@ async fn checkpoint_without_store_and_unserializable_values_are_refused() {
     g.add_edge(b, END);
     let e = g
         .compile(
-            CompileOptions::default()
-                .with_checkpoint_store(Arc::new(MemoryCheckpointStore::new())),
+            CompileOptions::default().with_checkpoint_store(Arc::new(MemoryCheckpointStore::new())),
         )
         .unwrap_err();
     assert!(
@@ -461,8 +463,8 @@ async fn every_step_policy_saves_progress_and_resumes_after_a_crash() {
     let app = g
         .compile(CompileOptions::default().with_checkpoint_store(store.clone()))
         .unwrap();
-    let ctx = Context::new()
-        .with_checkpoint(CheckpointRun::new("p").policy(CheckpointPolicy::EveryStep));
+    let ctx =
+        Context::new().with_checkpoint(CheckpointRun::new("p").policy(CheckpointPolicy::EveryStep));
     assert!(app.invoke(s(">"), &ctx).await.is_err());
     // The progress checkpoint after "a" is there, not marked as an interrupt.
     let listed = list_checkpoints(store.as_ref()).await.unwrap();

@@ -19,17 +19,23 @@ struct UserArgs {
 }
 
 fn salary_tool(delay_ms: u64) -> Arc<dyn Tool> {
-    Arc::new(tool_fn("user_salary", "Salary of a user", move |a: UserArgs| async move {
-        // The first call finishes last: order must still follow the calls.
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        Ok(format!("{} earns 100", a.name))
-    }))
+    Arc::new(tool_fn(
+        "user_salary",
+        "Salary of a user",
+        move |a: UserArgs| async move {
+            // The first call finishes last: order must still follow the calls.
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            Ok(format!("{} earns 100", a.name))
+        },
+    ))
 }
 
 fn company_tool() -> Arc<dyn Tool> {
-    Arc::new(tool_fn("user_company", "Employer of a user", |a: UserArgs| async move {
-        Ok(format!("{} works at bytedance", a.name))
-    }))
+    Arc::new(tool_fn(
+        "user_company",
+        "Employer of a user",
+        |a: UserArgs| async move { Ok(format!("{} works at bytedance", a.name)) },
+    ))
 }
 
 fn calls(list: &[(&str, &str, &str)]) -> Message {
@@ -67,7 +73,9 @@ async fn case19_order_consistency_invoke_and_stream() {
     assert_eq!(chunks.len(), 2);
     for chunk in &chunks {
         assert_eq!(chunk.len(), 2, "every chunk is aligned to the calls");
-        let filled: Vec<usize> = (0..2).filter(|&i| chunk[i].tool_call_id.is_some()).collect();
+        let filled: Vec<usize> = (0..2)
+            .filter(|&i| chunk[i].tool_call_id.is_some())
+            .collect();
         assert_eq!(filled.len(), 1);
         let i = filled[0];
         assert_eq!(chunk[i].tool_call_id.as_deref(), Some(["1", "2"][i]));
@@ -107,7 +115,10 @@ async fn input_must_be_assistant_with_calls() {
     let node = ToolsNode::new([company_tool()]);
     let ctx = Context::new();
     let e = node.invoke(Message::user("hi"), &ctx).await.unwrap_err();
-    assert_eq!(e.to_string(), "expected message role is Assistant, got user");
+    assert_eq!(
+        e.to_string(),
+        "expected message role is Assistant, got user"
+    );
     let e = node
         .invoke(Message::assistant("hi", vec![]), &ctx)
         .await
@@ -117,9 +128,13 @@ async fn input_must_be_assistant_with_calls() {
 }
 
 fn failing_tool() -> Arc<dyn Tool> {
-    Arc::new(tool_fn("flaky", "Always fails", |_: serde_json::Value| async {
-        Err::<String, _>(Error::new(ErrorKind::Transient, "upstream timed out"))
-    }))
+    Arc::new(tool_fn(
+        "flaky",
+        "Always fails",
+        |_: serde_json::Value| async {
+            Err::<String, _>(Error::new(ErrorKind::Transient, "upstream timed out"))
+        },
+    ))
 }
 
 #[tokio::test]
@@ -138,12 +153,27 @@ async fn tool_errors_unknown_tools_and_bad_json_become_answers() {
         out[0].content,
         "error: tool 'flaky' failed: upstream timed out"
     );
-    assert!(out[1].content.contains("tool nope not found"), "{}", out[1].content);
-    assert!(out[1].content.contains("available tools: [user_company, flaky]"));
-    assert!(out[2].content.contains("not valid JSON"), "{}", out[2].content);
+    assert!(
+        out[1].content.contains("tool nope not found"),
+        "{}",
+        out[1].content
+    );
+    assert!(out[1]
+        .content
+        .contains("available tools: [user_company, flaky]"));
+    assert!(
+        out[2].content.contains("not valid JSON"),
+        "{}",
+        out[2].content
+    );
     assert_eq!(out[3].content, "li works at bytedance");
-    assert!(out[4].content.contains("invalid arguments for tool 'user_company'"));
-    let ids: Vec<_> = out.iter().map(|m| m.tool_call_id.clone().unwrap()).collect();
+    assert!(out[4]
+        .content
+        .contains("invalid arguments for tool 'user_company'"));
+    let ids: Vec<_> = out
+        .iter()
+        .map(|m| m.tool_call_id.clone().unwrap())
+        .collect();
     assert_eq!(ids, ["a", "b", "c", "d", "e"]);
 }
 
@@ -155,7 +185,10 @@ async fn fail_on_error_reports_the_first_failing_call() {
         ("2", "flaky", "{}"),
         ("3", "missing", "{}"),
     ]);
-    let e = node.invoke(input.clone(), &Context::new()).await.unwrap_err();
+    let e = node
+        .invoke(input.clone(), &Context::new())
+        .await
+        .unwrap_err();
     assert_eq!(
         e.message(),
         "failed to invoke tool[name:flaky id:2]: upstream timed out"
@@ -180,7 +213,11 @@ async fn parallel_by_default_sequential_on_request() {
             Ok("done")
         }
     }));
-    let input = calls(&[("1", "slow", "{}"), ("2", "slow", "{}"), ("3", "slow", "{}")]);
+    let input = calls(&[
+        ("1", "slow", "{}"),
+        ("2", "slow", "{}"),
+        ("3", "slow", "{}"),
+    ]);
     let node = ToolsNode::new([slow.clone()]);
     node.invoke(input.clone(), &Context::new()).await.unwrap();
     assert_eq!(peak.load(Ordering::SeqCst), 3);
@@ -194,12 +231,16 @@ async fn parallel_by_default_sequential_on_request() {
 struct Audit(Arc<Mutex<Vec<String>>>);
 
 impl ToolMiddleware for Audit {
-    fn invoke<'a>(&'a self, input: ToolInput, next: InvokeNext<'a>) -> BoxFuture<'a, eino::Result<String>> {
+    fn invoke<'a>(
+        &'a self,
+        input: ToolInput,
+        next: InvokeNext<'a>,
+    ) -> BoxFuture<'a, eino::Result<String>> {
         Box::pin(async move {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{}({})#{}", input.name, input.arguments, input.call_id));
+            self.0.lock().unwrap().push(format!(
+                "{}({})#{}",
+                input.name, input.arguments, input.call_id
+            ));
             Ok(next.run(input).await?.to_uppercase())
         })
     }
@@ -209,7 +250,10 @@ impl ToolMiddleware for Audit {
         next: StreamNext<'a>,
     ) -> BoxFuture<'a, eino::Result<StreamReader<String>>> {
         Box::pin(async move {
-            self.0.lock().unwrap().push(format!("stream {}", input.name));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("stream {}", input.name));
             Ok(next.run(input).await?.map(|s| Ok(s.to_uppercase())))
         })
     }
@@ -219,7 +263,11 @@ impl ToolMiddleware for Audit {
 struct Suffix;
 
 impl ToolMiddleware for Suffix {
-    fn invoke<'a>(&'a self, input: ToolInput, next: InvokeNext<'a>) -> BoxFuture<'a, eino::Result<String>> {
+    fn invoke<'a>(
+        &'a self,
+        input: ToolInput,
+        next: InvokeNext<'a>,
+    ) -> BoxFuture<'a, eino::Result<String>> {
         Box::pin(async move { Ok(format!("{}!", next.run(input).await?)) })
     }
 }
@@ -234,10 +282,7 @@ async fn middlewares_and_arguments_handler() {
     let input = calls(&[("x", "user_company", "{'name':'wang'}")]);
     let out = node.invoke(input.clone(), &Context::new()).await.unwrap();
     assert_eq!(out[0].content, "WANG WORKS AT BYTEDANCE!");
-    assert_eq!(
-        log.lock().unwrap()[0],
-        r#"user_company({"name":"wang"})#x"#
-    );
+    assert_eq!(log.lock().unwrap()[0], r#"user_company({"name":"wang"})#x"#);
     let streamed = node
         .stream(input, &Context::new())
         .await
@@ -254,7 +299,11 @@ struct Spell;
 
 impl Tool for Spell {
     fn info(&self) -> ToolInfo {
-        ToolInfo::new("spell", "Spell a word", serde_json::json!({"type": "object"}))
+        ToolInfo::new(
+            "spell",
+            "Spell a word",
+            serde_json::json!({"type": "object"}),
+        )
     }
     fn call<'a>(&'a self, _: &'a str, _: &'a ToolOptions) -> BoxFuture<'a, eino::Result<String>> {
         Box::pin(async { Ok("abc".to_string()) })
@@ -264,7 +313,13 @@ impl Tool for Spell {
         _: &'a str,
         _: &'a ToolOptions,
     ) -> BoxFuture<'a, eino::Result<StreamReader<String>>> {
-        Box::pin(async { Ok(StreamReader::from_vec(vec!["a".into(), "b".into(), "c".into()])) })
+        Box::pin(async {
+            Ok(StreamReader::from_vec(vec![
+                "a".into(),
+                "b".into(),
+                "c".into(),
+            ]))
+        })
     }
 }
 

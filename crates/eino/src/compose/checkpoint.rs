@@ -166,7 +166,8 @@ impl Checkpoint {
     }
 
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::internal("cannot encode checkpoint").with_source(e))
+        serde_json::to_vec(self)
+            .map_err(|e| Error::internal("cannot encode checkpoint").with_source(e))
     }
 
     /// Decode stored bytes.
@@ -341,7 +342,10 @@ pub(crate) struct NodeResume {
 pub(crate) fn resume_for(
     data: &[(NodePath, serde_json::Value)],
     key: &str,
-) -> (Option<serde_json::Value>, Vec<(NodePath, serde_json::Value)>) {
+) -> (
+    Option<serde_json::Value>,
+    Vec<(NodePath, serde_json::Value)>,
+) {
     let mut here = None;
     let mut deeper = Vec::new();
     for (p, v) in data {
@@ -355,4 +359,3 @@ pub(crate) fn resume_for(
     }
     (here, deeper)
 }
-

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+use super::checkpoint::{CheckpointRun, NodeResume};
 use crate::callbacks::{self, ActiveCall, Callbacks, ComponentKind, Handler, RunInfo};
 use crate::component::{
     ChatOptions, EmbedOptions, IndexOptions, LoadOptions, RetrieveOptions, ToolOptions,
     TransformOptions,
 };
-use super::checkpoint::{CheckpointRun, NodeResume};
 use crate::error::{Error, Result};
 
 /// A path of node keys from the graph being called down into subgraphs.

@@ -179,7 +179,10 @@ impl std::fmt::Debug for CompileOptions {
             .field("name", &self.name)
             .field("mode", &self.mode)
             .field("max_steps", &self.max_steps)
-            .field("stream_merge_with_source_end", &self.stream_merge_with_source_end)
+            .field(
+                "stream_merge_with_source_end",
+                &self.stream_merge_with_source_end,
+            )
             .field("checkpoint_store", &self.checkpoint_store.is_some())
             .field("interrupt_before", &self.interrupt_before)
             .field("interrupt_after", &self.interrupt_after)
@@ -219,7 +222,8 @@ impl CompileOptions {
         mut self,
         keys: impl IntoIterator<Item = S>,
     ) -> Self {
-        self.interrupt_before.extend(keys.into_iter().map(Into::into));
+        self.interrupt_before
+            .extend(keys.into_iter().map(Into::into));
         self
     }
 
@@ -228,7 +232,8 @@ impl CompileOptions {
         mut self,
         keys: impl IntoIterator<Item = S>,
     ) -> Self {
-        self.interrupt_after.extend(keys.into_iter().map(Into::into));
+        self.interrupt_after
+            .extend(keys.into_iter().map(Into::into));
         self
     }
 }

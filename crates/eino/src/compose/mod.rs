@@ -20,9 +20,6 @@ pub use checkpoint::{
     list_checkpoints, Checkpoint, CheckpointPolicy, CheckpointRun, CheckpointStore, InterruptInfo,
     MemoryCheckpointStore,
 };
-pub use tools_node::{
-    InvokeNext, StreamNext, ToolInput, ToolMiddleware, ToolsInterruptState, ToolsNode,
-};
 pub(crate) use context::note_globals_changed;
 pub use context::{CallOption, Context, NodePath};
 pub use graph::{
@@ -32,4 +29,7 @@ pub use graph::{
 pub use node::{IntoNode, IntoNodeExt, NodeDef, Passthrough};
 pub use run::Compiled;
 pub use runnable::{collect_lambda, lambda, stream_lambda, transform_lambda, Lambda, Runnable};
+pub use tools_node::{
+    InvokeNext, StreamNext, ToolInput, ToolMiddleware, ToolsInterruptState, ToolsNode,
+};
 pub use value::{merge_maps, Codec, GraphValue, JoinFn};

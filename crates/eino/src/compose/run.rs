@@ -334,7 +334,10 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         };
         let streaming = matches!(input, Flow::S(_));
         let out = match plan.mode {
-            RunMode::Dag => self.run_dag(input, restored, streaming, &scope, &body).await,
+            RunMode::Dag => {
+                self.run_dag(input, restored, streaming, &scope, &body)
+                    .await
+            }
             RunMode::Pregel => {
                 self.run_pregel(input, restored, streaming, &scope, &body)
                     .await
@@ -628,7 +631,9 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 reruns: &mut stop.reruns,
                 counters: Some((&reported, &skipped)),
             };
-            return Err(self.interrupt(snap, &stop.before, &stop.after, sc, ctx).await);
+            return Err(self
+                .interrupt(snap, &stop.before, &stop.after, sc, ctx)
+                .await);
         }
         Err(self.no_tasks(last))
     }

@@ -61,9 +61,7 @@ impl<'a> StreamNext<'a> {
     pub fn run(self, input: ToolInput) -> BoxFuture<'a, Result<StreamReader<String>>> {
         match self.rest.split_first() {
             Some((m, rest)) => m.stream(input, StreamNext { rest, ..self }),
-            None => {
-                Box::pin(async move { self.tool.stream(&input.arguments, self.options).await })
-            }
+            None => Box::pin(async move { self.tool.stream(&input.arguments, self.options).await }),
         }
     }
 }
@@ -72,7 +70,11 @@ impl<'a> StreamNext<'a> {
 /// rewriting …). Both methods default to passing the call on unchanged.
 pub trait ToolMiddleware: Send + Sync {
     /// Wrap an invoke call.
-    fn invoke<'a>(&'a self, input: ToolInput, next: InvokeNext<'a>) -> BoxFuture<'a, Result<String>> {
+    fn invoke<'a>(
+        &'a self,
+        input: ToolInput,
+        next: InvokeNext<'a>,
+    ) -> BoxFuture<'a, Result<String>> {
         next.run(input)
     }
 
@@ -128,7 +130,10 @@ pub struct ToolsNode {
 impl std::fmt::Debug for ToolsNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ToolsNode")
-            .field("tools", &self.infos.iter().map(|i| &i.name).collect::<Vec<_>>())
+            .field(
+                "tools",
+                &self.infos.iter().map(|i| &i.name).collect::<Vec<_>>(),
+            )
             .field("sequential", &self.sequential)
             .field("fail_on_error", &self.fail_on_error)
             .finish()
@@ -392,7 +397,10 @@ impl ToolsNode {
         }
         if !state.rerun.is_empty() {
             for (id, text) in executed {
-                state.executed.entry(id.clone()).or_insert_with(|| text.clone());
+                state
+                    .executed
+                    .entry(id.clone())
+                    .or_insert_with(|| text.clone());
             }
             // The caller sees what ran and what waits; the re-run node reads the same back.
             let info = serde_json::to_value(&state)?;
@@ -445,10 +453,10 @@ impl ToolsNode {
                 })
             })
             .await;
-        if results
-            .iter()
-            .any(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Interrupted))
-        {
+        if results.iter().any(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::Interrupted)
+        }) {
             // Save the finished answers so that only the interrupted calls re-run.
             let mut texts = Vec::with_capacity(results.len());
             for r in results {
@@ -482,7 +490,10 @@ impl ToolsNode {
 }
 
 fn tool_options(ctx: &Context) -> ToolOptions {
-    ctx.options::<ToolOptions>().last().cloned().unwrap_or_default()
+    ctx.options::<ToolOptions>()
+        .last()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn tool_message(call: &ToolCall, text: String) -> Message {
@@ -494,7 +505,11 @@ fn empty_tool_message() -> Message {
 }
 
 impl Runnable<Message, Vec<Message>> for ToolsNode {
-    fn invoke<'a>(&'a self, input: Message, ctx: &'a Context) -> BoxFuture<'a, Result<Vec<Message>>> {
+    fn invoke<'a>(
+        &'a self,
+        input: Message,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Vec<Message>>> {
         Box::pin(async move { self.run(&input, ctx).await })
     }
     fn stream<'a>(

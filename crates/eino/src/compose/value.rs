@@ -131,7 +131,9 @@ fn decode_option<T: GraphValue>(v: serde_json::Value) -> Result<Option<T>> {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::Object(mut m) => match m.remove("some") {
             Some(inner) => (c.decode)(inner).map(Some),
-            None => Err(Error::internal("checkpoint value for an option is malformed")),
+            None => Err(Error::internal(
+                "checkpoint value for an option is malformed",
+            )),
         },
         other => Err(Error::internal(format!(
             "checkpoint value for an option is malformed: {other}"
@@ -142,7 +144,10 @@ fn decode_option<T: GraphValue>(v: serde_json::Value) -> Result<Option<T>> {
 fn encode_pair<A: GraphValue, B: GraphValue>(v: &(A, B)) -> Result<serde_json::Value> {
     let a = A::codec().ok_or_else(no_codec::<A>)?;
     let b = B::codec().ok_or_else(no_codec::<B>)?;
-    Ok(serde_json::Value::Array(vec![(a.encode)(&v.0)?, (b.encode)(&v.1)?]))
+    Ok(serde_json::Value::Array(vec![
+        (a.encode)(&v.0)?,
+        (b.encode)(&v.1)?,
+    ]))
 }
 
 fn decode_pair<A: GraphValue, B: GraphValue>(v: serde_json::Value) -> Result<(A, B)> {

@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod component;
 pub mod compose;
 mod error;
+pub mod flow;
 pub mod prompt;
 pub mod schema;
 

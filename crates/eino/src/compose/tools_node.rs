@@ -174,6 +174,16 @@ impl ToolsNode {
         }
     }
 
+    /// Add a tool (replacing one of the same name).
+    pub fn with_tool(mut self, tool: Arc<dyn Tool>) -> Self {
+        let info = tool.info();
+        let infos = Arc::make_mut(&mut self.infos);
+        infos.retain(|i| i.name != info.name);
+        Arc::make_mut(&mut self.tools).insert(info.name.clone(), tool);
+        infos.push(info);
+        self
+    }
+
     /// The tools' definitions, to hand to a model's `with_tools`.
     pub fn tool_infos(&self) -> &[ToolInfo] {
         &self.infos

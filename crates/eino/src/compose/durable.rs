@@ -23,6 +23,7 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    #[inline]
     pub(crate) fn new(idx: usize, input: Flow) -> Self {
         Self {
             idx,
@@ -61,20 +62,36 @@ pub(crate) struct Snapshot<'a, 'b> {
     pub(crate) counters: Option<(&'a [usize], &'a [usize])>,
 }
 
-/// One graph run's checkpoint settings.
+/// Where a run resumes from and what it hands on; boxed in [`Scope`] because most runs
+/// have none of it.
 #[derive(Default)]
-pub(crate) struct Scope {
-    /// The outermost graph of a checkpointed call writes here.
-    pub(crate) save: Option<(Arc<dyn CheckpointStore>, String)>,
+struct Resume {
     load: Option<(Arc<dyn CheckpointStore>, String)>,
     /// A resumed subgraph's own checkpoint, handed down by its parent.
-    sub_checkpoint: Option<Checkpoint>,
+    sub_checkpoint: Option<Box<Checkpoint>>,
     /// Resume data for points inside this graph, by path.
     data: Vec<(NodePath, serde_json::Value)>,
     /// Resume data for this graph itself: replaces its state.
     own_data: Option<serde_json::Value>,
     modifier: Option<StateModifier>,
     path: NodePath,
+}
+
+static NO_RESUME: Resume = Resume {
+    load: None,
+    sub_checkpoint: None,
+    data: Vec::new(),
+    own_data: None,
+    modifier: None,
+    path: Vec::new(),
+};
+
+/// One graph run's checkpoint settings.
+#[derive(Default)]
+pub(crate) struct Scope {
+    /// The outermost graph of a checkpointed call writes here.
+    pub(crate) save: Option<(Arc<dyn CheckpointStore>, String)>,
+    resume: Option<Box<Resume>>,
     pub(crate) before: Vec<usize>,
     pub(crate) after: Vec<usize>,
     /// Keep node inputs so an interrupt can save them.
@@ -112,39 +129,57 @@ impl Scope {
             }
             let save_id = run.write_to.clone().unwrap_or_else(|| run.id.clone());
             sc.save = Some((store.clone(), save_id));
+            let mut r = Resume::default();
             if !run.force_new {
-                sc.load = Some((store, run.id.clone()));
+                r.load = Some((store, run.id.clone()));
             }
             for (p, v) in &run.resume {
                 if p.is_empty() {
-                    sc.own_data = Some(v.clone());
+                    r.own_data = Some(v.clone());
                 } else {
-                    sc.data.push((p.clone(), v.clone()));
+                    r.data.push((p.clone(), v.clone()));
                 }
             }
-            sc.modifier = run.modifier.clone();
+            r.modifier = run.modifier.clone();
+            sc.resume = Some(Box::new(r));
             sc.every_step = run.policy == CheckpointPolicy::EveryStep;
             sc.durable = true;
         } else if let Some(r) = ctx.node_resume() {
-            sc.sub_checkpoint = r.checkpoint.as_deref().cloned();
-            sc.data = r.deeper.clone();
-            sc.own_data = r.data.clone();
-            sc.modifier = r.modifier.clone();
-            sc.path = r.path.clone();
+            sc.resume = Some(Box::new(Resume {
+                load: None,
+                sub_checkpoint: r.checkpoint.clone(),
+                data: r.deeper.clone(),
+                own_data: r.data.clone(),
+                modifier: r.modifier.clone(),
+                path: r.path.clone(),
+            }));
         }
         Ok(sc)
     }
 
+    fn resume(&self) -> &Resume {
+        self.resume.as_deref().unwrap_or(&NO_RESUME)
+    }
+
+    /// True if [`Scope::load`] may find a checkpoint.
+    pub(crate) fn has_checkpoint_source(&self) -> bool {
+        let r = self.resume();
+        r.sub_checkpoint.is_some() || r.load.is_some()
+    }
+
     /// The checkpoint this run resumes from, if any.
-    pub(crate) async fn load(&mut self) -> Result<Option<Checkpoint>> {
-        if let Some(cp) = self.sub_checkpoint.take() {
+    pub(crate) async fn load(&mut self) -> Result<Option<Box<Checkpoint>>> {
+        let Some(r) = self.resume.as_deref_mut() else {
+            return Ok(None);
+        };
+        if let Some(cp) = r.sub_checkpoint.take() {
             return Ok(Some(cp));
         }
-        let Some((store, id)) = &self.load else {
+        let Some((store, id)) = &r.load else {
             return Ok(None);
         };
         match store.get(id).await? {
-            Some(bytes) => Checkpoint::from_bytes(&bytes).map(Some),
+            Some(bytes) => Checkpoint::from_bytes(&bytes).map(|c| Some(Box::new(c))),
             None => Ok(None),
         }
     }
@@ -158,13 +193,14 @@ impl Scope {
         let Some(cp) = restored else {
             return Ok((init.init)());
         };
-        let mut state = match (&self.own_data, &cp.state) {
+        let r = self.resume();
+        let mut state = match (&r.own_data, &cp.state) {
             (Some(d), _) => (init.decode)(d.clone())?,
             (None, Some(s)) => (init.decode)(s.clone())?,
             (None, None) => (init.init)(),
         };
-        if let Some(m) = &self.modifier {
-            m(&self.path, &mut *state);
+        if let Some(m) = &r.modifier {
+            m(&r.path, &mut *state);
         }
         Ok(state)
     }
@@ -344,7 +380,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
     /// run first.
     pub(crate) fn restore(
         &self,
-        cp: Checkpoint,
+        cp: Box<Checkpoint>,
         streaming: bool,
         sc: &Scope,
         inbox: &mut [Vec<(usize, Flow)>],
@@ -360,6 +396,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 Flow::V(value)
             })
         };
+        let cp = *cp;
         for si in cp.inputs {
             let to = self.index_of(&si.to)?;
             let from = self.index_of(&si.from)?;
@@ -375,9 +412,10 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         let mut tasks = Vec::with_capacity(cp.tasks.len());
         for t in cp.tasks {
             let idx = self.index_of(&t.node)?;
-            let (data, deeper) = resume_for(&sc.data, &t.node);
+            let r = sc.resume();
+            let (data, deeper) = resume_for(&r.data, &t.node);
             let needs = t.rerun || data.is_some() || t.subgraph.is_some() || !deeper.is_empty();
-            let mut path = sc.path.clone();
+            let mut path = r.path.clone();
             path.push(t.node.clone());
             let resume = needs.then(|| {
                 Arc::new(NodeResume {
@@ -385,7 +423,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     data,
                     deeper,
                     checkpoint: t.subgraph,
-                    modifier: sc.modifier.clone(),
+                    modifier: r.modifier.clone(),
                     path,
                 })
             });

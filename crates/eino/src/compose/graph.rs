@@ -293,6 +293,27 @@ impl<T: GraphValue> Branch<T> {
         }
     }
 
+    /// Rewrite the ids the condition returns (a Workflow's END is its assembler node).
+    pub(crate) fn map_ids(self, f: impl Fn(NodeId) -> NodeId + Send + Sync + 'static) -> Self {
+        let f = Arc::new(f);
+        let value = self.value.map(|v| {
+            let f = f.clone();
+            Arc::new(move |t: &T| v(t).map(|ids| ids.into_iter().map(|i| f(i)).collect()))
+                as ValueCond<T>
+        });
+        let stream = self.stream.map(|c| {
+            let f = f.clone();
+            Arc::new(move |s: StreamReader<T>| {
+                let fut = c(s);
+                let f = f.clone();
+                Box::pin(
+                    async move { fut.await.map(|ids| ids.into_iter().map(|i| f(i)).collect()) },
+                ) as BoxFuture<'static, Result<Vec<NodeId>>>
+            }) as StreamCond<T>
+        });
+        Branch { value, stream }
+    }
+
     pub(crate) fn clone_erased(&self, targets: Vec<usize>) -> PlanBranch {
         Branch {
             value: self.value.clone(),
@@ -348,6 +369,16 @@ impl<T, O> BranchBuilder<'_, T, O> {
     }
 }
 
+type ValueMap = Arc<dyn Fn(AnyValue) -> Result<AnyValue> + Send + Sync>;
+type StreamMap = Arc<dyn Fn(AnyStream) -> Result<AnyStream> + Send + Sync>;
+
+/// A transform applied to values crossing one edge.
+#[derive(Clone)]
+pub(crate) struct EdgeMap {
+    pub(crate) value: ValueMap,
+    pub(crate) stream: StreamMap,
+}
+
 /// How a graph makes, saves and restores its state.
 pub(crate) struct StateInit {
     pub(crate) init: Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>,
@@ -380,6 +411,12 @@ pub(crate) struct GraphDef {
     pub(crate) nodes: Vec<PlanNode>,
     pub(crate) keys: HashMap<String, usize>,
     pub(crate) edges: Vec<(usize, usize)>,
+    /// Edges that deliver data but do not make the target wait (Workflow only).
+    pub(crate) data_edges: Vec<(usize, usize)>,
+    /// Per (from, to) value transforms applied on delivery (Workflow field mappings).
+    pub(crate) edge_maps: HashMap<(usize, usize), EdgeMap>,
+    /// The same for data-only edges.
+    pub(crate) data_maps: HashMap<(usize, usize), EdgeMap>,
     pub(crate) branches: Vec<(usize, PlanBranch)>,
     pub(crate) errors: Vec<Error>,
     pub(crate) state: Option<StateInit>,
@@ -396,6 +433,9 @@ impl GraphDef {
             nodes: vec![start, end],
             keys: HashMap::new(),
             edges: Vec::new(),
+            data_edges: Vec::new(),
+            edge_maps: HashMap::new(),
+            data_maps: HashMap::new(),
             branches: Vec::new(),
             errors: Vec::new(),
             state: None,
@@ -440,6 +480,18 @@ impl GraphDef {
         }
     }
 
+    /// The id of the node at `idx`.
+    pub(crate) fn node_id(&self, idx: usize) -> NodeId {
+        match idx {
+            0 => START_ID,
+            1 => END_ID,
+            _ => NodeId {
+                graph: self.id,
+                index: idx as u32,
+            },
+        }
+    }
+
     pub(crate) fn check_id(&mut self, id: NodeId) -> bool {
         if id.graph != ANY_GRAPH && (id.graph != self.id || id.index() >= self.nodes.len()) {
             self.errors
@@ -480,6 +532,13 @@ impl GraphDef {
             return Err(e);
         }
         let n = self.nodes.len();
+        if !self.data_edges.is_empty() && opts.mode != RunMode::Dag {
+            return Err(Error::graph("data-only edges need DAG mode"));
+        }
+        let mut data_succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &(a, b) in &self.data_edges {
+            data_succ[a].push(b);
+        }
         let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
         for &(a, b) in &self.edges {
             succ[a].push(b);
@@ -520,6 +579,17 @@ impl GraphDef {
             return Err(Error::graph(
                 "end node not set: add an edge or branch into END",
             ));
+        }
+        for &(a, b) in &self.data_edges {
+            // The target must wait for the source through other edges, or it could run
+            // before the data arrives.
+            if !reachable(a, &next)[b] {
+                return Err(Error::graph(format!(
+                    "data edge {} -> {} has no dependency path: '{}' could run before '{}' \
+                     delivers; add a dependency",
+                    self.nodes[a].key, self.nodes[b].key, self.nodes[b].key, self.nodes[a].key
+                )));
+            }
         }
         let reach_from_start = reachable(0, &next);
         // `preds` is the reverse adjacency of `next`.
@@ -656,6 +726,9 @@ impl GraphDef {
             next,
             named_merge,
             state: self.state,
+            data_succ,
+            edge_maps: self.edge_maps,
+            data_maps: self.data_maps,
             store: opts.checkpoint_store,
             interrupt_before,
             interrupt_after,

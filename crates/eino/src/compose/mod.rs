@@ -14,6 +14,7 @@ mod run;
 mod runnable;
 mod tools_node;
 mod value;
+mod workflow;
 
 pub use chain::{Chain, ChainBranch, Parallel};
 pub use checkpoint::{
@@ -33,3 +34,7 @@ pub use tools_node::{
     InvokeNext, StreamNext, ToolInput, ToolMiddleware, ToolsInterruptState, ToolsNode,
 };
 pub use value::{merge_maps, Codec, GraphValue, JoinFn};
+pub use workflow::{
+    from_field, map_fields, map_paths, map_with, to_field, FieldMapping, Workflow, WorkflowNode,
+    WorkflowSource, WorkflowTarget,
+};

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 
 use super::checkpoint::{Checkpoint, CheckpointStore};
 use super::durable::{Rerun, Scope, Snapshot, Stopping, Task};
-use super::graph::{NodeId, RunMode, StateInit};
+use super::graph::{EdgeMap, NodeId, RunMode, StateInit};
 use super::runnable::Runnable;
 use super::value::{downcast, downcast_stream, AnyStream, AnyValue, GraphValue, ValueOps};
 use super::Context;
@@ -182,6 +182,10 @@ pub(crate) struct Plan {
     pub(crate) next: Vec<Vec<usize>>,
     pub(crate) named_merge: Vec<bool>,
     pub(crate) state: Option<StateInit>,
+    /// Data-only successors (Workflow): they get the value but do not wait for it.
+    pub(crate) data_succ: Vec<Vec<usize>>,
+    pub(crate) edge_maps: HashMap<(usize, usize), EdgeMap>,
+    pub(crate) data_maps: HashMap<(usize, usize), EdgeMap>,
     pub(crate) store: Option<Arc<dyn CheckpointStore>>,
     pub(crate) interrupt_before: Vec<usize>,
     pub(crate) interrupt_after: Vec<usize>,
@@ -326,10 +330,14 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         self.validate_call(ctx)?;
         let plan = &*self.plan;
         let mut scope = Scope::new(plan, ctx)?;
-        let restored = scope.load().await?;
+        // Cold paths are boxed so they do not grow every run's future.
+        let restored = match scope.has_checkpoint_source() {
+            true => Box::pin(scope.load()).await?,
+            false => None,
+        };
         let body = ctx.for_graph_body();
         let body = match &plan.state {
-            Some(init) => body.with_state_frame(scope.initial_state(init, restored.as_ref())?),
+            Some(init) => body.with_state_frame(scope.initial_state(init, restored.as_deref())?),
             None => body,
         };
         let streaming = matches!(input, Flow::S(_));
@@ -345,7 +353,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         }?;
         // A finished run leaves no checkpoint behind.
         if let Some((store, id)) = &scope.save {
-            store.delete(id).await?;
+            Box::pin(store.delete(id)).await?;
         }
         Ok(out)
     }
@@ -504,6 +512,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
     }
 
     /// In a checkpointed run, keep a copy of a task's input so an interrupt can save it.
+    #[inline]
     fn keep(&self, task: Task, durable: bool, inflight: &mut [Option<Flow>]) -> Task {
         if !durable || task.idx == 0 {
             return task;
@@ -518,7 +527,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
     async fn run_dag(
         &self,
         input: Flow,
-        restored: Option<Checkpoint>,
+        restored: Option<Box<Checkpoint>>,
         streaming: bool,
         sc: &Scope,
         ctx: &Context,
@@ -560,7 +569,9 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             if sc.after.contains(&idx) {
                 stop.after.push(idx);
             }
-            let receivers = self.deliver(idx, out, &chosen, &mut inbox);
+            let receivers = self
+                .deliver(idx, out, &chosen, &mut inbox)
+                .map_err(|e| e.in_node(plan.nodes[idx].key.clone()))?;
             // Every possible successor hears from this node: data, or a skip.
             let mut ready: Vec<usize> = receivers.to_vec();
             for &r in receivers.iter() {
@@ -618,7 +629,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     reruns: &mut [],
                     counters: Some((&reported, &skipped)),
                 };
-                self.save_progress(snap, sc, ctx).await?;
+                Box::pin(self.save_progress(snap, sc, ctx)).await?;
             }
         }
         if stop.is_stopping() {
@@ -631,9 +642,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 reruns: &mut stop.reruns,
                 counters: Some((&reported, &skipped)),
             };
-            return Err(self
-                .interrupt(snap, &stop.before, &stop.after, sc, ctx)
-                .await);
+            return Err(Box::pin(self.interrupt(snap, &stop.before, &stop.after, sc, ctx)).await);
         }
         Err(self.no_tasks(last))
     }
@@ -641,7 +650,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
     async fn run_pregel(
         &self,
         input: Flow,
-        restored: Option<Checkpoint>,
+        restored: Option<Box<Checkpoint>>,
         streaming: bool,
         sc: &Scope,
         ctx: &Context,
@@ -659,7 +668,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             None => {
                 let (_, start) = self.run_node(Task::new(0, input), ctx).await;
                 let (out, chosen) = start?;
-                self.deliver(0, out, &chosen, &mut channels);
+                self.deliver(0, out, &chosen, &mut channels)?;
             }
             Some(cp) => {
                 (step, tasks) = self.restore(cp, streaming, sc, &mut channels, None)?;
@@ -667,7 +676,6 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             }
         }
         let mut last = Some(0);
-        let mut finished: Vec<(usize, Flow, Vec<usize>)> = Vec::new();
         loop {
             if !channels[END].is_empty() {
                 let inputs = std::mem::take(&mut channels[END]);
@@ -693,7 +701,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                         reruns: &mut [],
                         counters: None,
                     };
-                    return Err(self.interrupt(snap, &hit, &[], sc, ctx).await);
+                    return Err(Box::pin(self.interrupt(snap, &hit, &[], sc, ctx)).await);
                 }
             }
             resumed = false;
@@ -705,11 +713,20 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 ));
             }
             let mut reruns: Vec<Rerun> = Vec::new();
+            let mut after: Vec<usize> = Vec::new();
+            // Outputs are delivered as nodes finish: nothing reads the channels before the
+            // next superstep.
             let mut settle = |(idx, result): NodeDone, inflight: &mut [Option<Flow>]| {
                 let kept = inflight[idx].take();
                 match result {
                     Ok((out, chosen)) => {
-                        finished.push((idx, out, chosen));
+                        drop(kept);
+                        self.deliver(idx, out, &chosen, &mut channels)
+                            .map_err(|e| e.in_node(plan.nodes[idx].key.clone()))?;
+                        last = Some(idx);
+                        if sc.after.contains(&idx) {
+                            after.push(idx);
+                        }
                         Ok(())
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {
@@ -719,7 +736,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     Err(e) => Err(e),
                 }
             };
-            if tasks.len() == 1 {
+            if let [_] = tasks[..] {
                 // One task in this superstep (a chain): run it inline, no task set needed.
                 let t = self.keep(tasks.remove(0), sc.durable, &mut inflight);
                 let run = self.run_node(t, ctx);
@@ -742,14 +759,6 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     settle(done, &mut inflight)?;
                 }
             }
-            let mut after: Vec<usize> = Vec::new();
-            for (idx, out, chosen) in finished.drain(..) {
-                self.deliver(idx, out, &chosen, &mut channels);
-                last = Some(idx);
-                if sc.after.contains(&idx) {
-                    after.push(idx);
-                }
-            }
             if (!reruns.is_empty() || !after.is_empty()) && channels[END].is_empty() {
                 // Save the next superstep with the interrupt; a before-node in it is
                 // reported too, and the resumed step will not stop at it again.
@@ -768,7 +777,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     reruns: &mut reruns,
                     counters: None,
                 };
-                return Err(self.interrupt(snap, &before, &after, sc, ctx).await);
+                return Err(Box::pin(self.interrupt(snap, &before, &after, sc, ctx)).await);
             }
             if sc.every_step && channels[END].is_empty() {
                 let snap = Snapshot {
@@ -778,7 +787,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     reruns: &mut [],
                     counters: None,
                 };
-                self.save_progress(snap, sc, ctx).await?;
+                Box::pin(self.save_progress(snap, sc, ctx)).await?;
             }
         }
     }
@@ -799,25 +808,46 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         Ok(())
     }
 
-    /// Hand a finished node's output to its receivers' inboxes (copies for all but one);
-    /// returns the receivers.
+    /// Hand a finished node's output to its receivers' inboxes (copies for all but one),
+    /// through any edge transform; returns the receivers that wait for it (data-only
+    /// successors get the value too).
     fn deliver(
         &self,
         idx: usize,
         out: Flow,
         chosen: &[usize],
         inboxes: &mut [Vec<(usize, Flow)>],
-    ) -> Cow<'_, [usize]> {
+    ) -> Result<Cow<'_, [usize]>> {
+        let plan = &*self.plan;
         let receivers = self.receivers(idx, chosen);
-        if let [only] = receivers[..] {
-            inboxes[only].push((idx, out));
-        } else {
-            let flows = fan(out, &*self.plan.nodes[idx].output, receivers.len());
-            for (&r, f) in receivers.iter().zip(flows) {
-                inboxes[r].push((idx, f));
+        let data = &plan.data_succ[idx];
+        if data.is_empty() && plan.edge_maps.is_empty() && plan.data_maps.is_empty() {
+            if let [only] = receivers[..] {
+                inboxes[only].push((idx, out));
+            } else {
+                let flows = fan(out, &*plan.nodes[idx].output, receivers.len());
+                for (&r, f) in receivers.iter().zip(flows) {
+                    inboxes[r].push((idx, f));
+                }
             }
+            return Ok(receivers);
         }
-        receivers
+        let all = receivers
+            .iter()
+            .map(|r| (r, &plan.edge_maps))
+            .chain(data.iter().map(|r| (r, &plan.data_maps)));
+        let flows = fan(out, &*plan.nodes[idx].output, receivers.len() + data.len());
+        for ((&r, maps), f) in all.zip(flows) {
+            let f = match maps.get(&(idx, r)) {
+                None => f,
+                Some(m) => match f {
+                    Flow::V(v) => Flow::V((m.value)(v)?),
+                    Flow::S(s) => Flow::S((m.stream)(s)?),
+                },
+            };
+            inboxes[r].push((idx, f));
+        }
+        Ok(receivers)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Orchestration overhead benchmarks, printed as `name value unit` lines.
 //!
-//! Run: `cargo run --release -p eino --example bench_compose`
+//! Run: `cargo run --release -p eino-bench --bin bench_compose`
 //!
 //! Each figure is the median of several rounds; futures are awaited (the work is measured,
 //! not future construction). Allocations are counted by a counting global allocator.
@@ -8,13 +8,18 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
+use eino::component::{ChatModel, ChatOptions, Tool, ToolOptions};
 use eino::compose::{
-    lambda, stream_lambda, transform_lambda, Chain, CompileOptions, Compiled, Context, Graph,
-    IntoNodeExt, Runnable, END, START,
+    lambda, stream_lambda, transform_lambda, Chain, CheckpointPolicy, CheckpointRun,
+    CompileOptions, Compiled, Context, Graph, IntoNodeExt, Runnable, ToolsNode, END, START,
 };
-use eino::schema::{Map, StreamReader};
+use eino::flow::react::{ReactAgent, ReactConfig};
+use eino::schema::{Map, Message, Role, StreamReader, ToolCall, ToolInfo};
+use eino_sqlite::SqliteCheckpointStore;
+use futures_util::future::BoxFuture;
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -32,12 +37,63 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-fn chain10() -> Compiled<i64, i64> {
+fn chain10_with(opts: CompileOptions) -> Compiled<i64, i64> {
     let mut c = Chain::<i64>::new().then(lambda(|x: i64| async move { Ok(x + 1) }));
     for _ in 0..9 {
         c = c.then(lambda(|x: i64| async move { Ok(x + 1) }));
     }
-    c.compile().expect("valid chain")
+    c.compile_with(opts).expect("valid chain")
+}
+
+fn chain10() -> Compiled<i64, i64> {
+    chain10_with(CompileOptions::default())
+}
+
+/// A fake tool-calling model: calls the tool until it has seen three answers, then
+/// answers. Stateless and cheap, so the figure is framework time.
+#[derive(Clone)]
+struct ThreeRounds;
+
+impl ChatModel for ThreeRounds {
+    fn generate<'a>(
+        &'a self,
+        msgs: &'a [Message],
+        _: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<Message>> {
+        let rounds = msgs.iter().filter(|m| m.role == Role::Tool).count();
+        Box::pin(async move {
+            Ok(if rounds < 3 {
+                Message::assistant("", vec![ToolCall::function("c", "noop", "{}")])
+            } else {
+                Message::assistant("done", vec![])
+            })
+        })
+    }
+    fn stream<'a>(
+        &'a self,
+        msgs: &'a [Message],
+        o: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<StreamReader<Message>>> {
+        Box::pin(async move { Ok(StreamReader::once(self.generate(msgs, o).await?)) })
+    }
+    fn with_tools(&self, _: Vec<ToolInfo>) -> eino::Result<Arc<dyn ChatModel>> {
+        Ok(Arc::new(self.clone()))
+    }
+}
+
+struct Noop;
+
+impl Tool for Noop {
+    fn info(&self) -> ToolInfo {
+        ToolInfo::new(
+            "noop",
+            "does nothing",
+            serde_json::json!({"type": "object"}),
+        )
+    }
+    fn call<'a>(&'a self, _: &'a str, _: &'a ToolOptions) -> BoxFuture<'a, eino::Result<String>> {
+        Box::pin(async { Ok(String::from("ok")) })
+    }
 }
 
 fn fanout8() -> Compiled<i64, Map> {
@@ -104,6 +160,10 @@ fn main() {
     let rounds = 7;
 
     let chain = chain10();
+    if std::env::var("EINO_BENCH_SIZES").is_ok() {
+        let f = chain.invoke(1, &ctx);
+        println!("invoke_future_bytes {}", std::mem::size_of_val(&*f));
+    }
     let iters = 20_000;
     let per_invoke = median_of(rounds, || {
         rt.block_on(async {
@@ -124,6 +184,10 @@ fn main() {
         (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0
     });
     println!("chain10_allocs_per_invoke {allocs:.1} allocs");
+    if std::env::var("EINO_BENCH_ONLY").is_ok_and(|v| v == "chain10") {
+        // Profiling aid: `EINO_BENCH_ONLY=chain10 perf record ./bench_compose`.
+        return;
+    }
 
     let fan = fanout8();
     let iters = 10_000;
@@ -166,4 +230,50 @@ fn main() {
     });
     println!("concurrent1000_wall_ms {wall:.2} ms");
     println!("concurrent1000_peak_rss_mb {:.1} MB", peak_rss_mb());
+
+    let agent = ReactAgent::new(ReactConfig::new(
+        Arc::new(ThreeRounds),
+        ToolsNode::new([Arc::new(Noop) as Arc<dyn Tool>]),
+    ))
+    .expect("valid agent");
+    let input = vec![Message::user("go")];
+    let iters = 5_000;
+    let react_ns = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let out = agent.generate(input.clone(), &ctx).await.expect("runs");
+                std::hint::black_box(out);
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+    });
+    println!("react3_invoke_ns {react_ns:.0} ns");
+
+    let path = std::env::temp_dir().join(format!("eino-bench-{}.db", std::process::id()));
+    let store = rt
+        .block_on(SqliteCheckpointStore::open(&path))
+        .expect("sqlite store");
+    let durable = chain10_with(CompileOptions::default().with_checkpoint_store(Arc::new(store)));
+    let run = Context::new()
+        .with_checkpoint(CheckpointRun::new("bench").policy(CheckpointPolicy::EveryStep));
+    let iters = 300;
+    let cp_us = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            for i in 0..iters {
+                std::hint::black_box(durable.invoke(i, &run).await.expect("runs"));
+            }
+            t.elapsed().as_secs_f64() * 1e6 / iters as f64
+        })
+    });
+    println!("chain10_sqlite_checkpoint_invoke_us {cp_us:.0} us");
+    // 10 saves per invoke (one per node) plus one read and one delete.
+    println!(
+        "sqlite_checkpoint_save_us {:.1} us",
+        (cp_us - per_invoke / 1000.0) / 10.0
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }

@@ -151,6 +151,36 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// ReAct with a fake tool-calling model: three tool rounds, then the answer.
+fn react3(rt: &tokio::runtime::Runtime, ctx: &Context, rounds: usize) {
+    let agent = ReactAgent::new(ReactConfig::new(
+        Arc::new(ThreeRounds),
+        ToolsNode::new([Arc::new(Noop) as Arc<dyn Tool>]),
+    ))
+    .expect("valid agent");
+    let input = vec![Message::user("go")];
+    let iters = 5_000;
+    let react_ns = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let out = agent.generate(input.clone(), ctx).await.expect("runs");
+                std::hint::black_box(out);
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+    });
+    println!("react3_invoke_ns {react_ns:.0} ns");
+    let allocs = rt.block_on(async {
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for _ in 0..100 {
+            agent.generate(input.clone(), ctx).await.expect("runs");
+        }
+        (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 100.0
+    });
+    println!("react3_allocs_per_invoke {allocs:.1} allocs");
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -159,7 +189,12 @@ fn main() {
     let ctx = Context::new();
     let rounds = 7;
 
+    let only = std::env::var("EINO_BENCH_ONLY").unwrap_or_default();
     let chain = chain10();
+    if only == "react3" {
+        react3(&rt, &ctx, rounds);
+        return;
+    }
     if std::env::var("EINO_BENCH_SIZES").is_ok() {
         let f = chain.invoke(1, &ctx);
         println!("invoke_future_bytes {}", std::mem::size_of_val(&*f));
@@ -184,7 +219,7 @@ fn main() {
         (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0
     });
     println!("chain10_allocs_per_invoke {allocs:.1} allocs");
-    if std::env::var("EINO_BENCH_ONLY").is_ok_and(|v| v == "chain10") {
+    if only == "chain10" {
         // Profiling aid: `EINO_BENCH_ONLY=chain10 perf record ./bench_compose`.
         return;
     }
@@ -231,24 +266,7 @@ fn main() {
     println!("concurrent1000_wall_ms {wall:.2} ms");
     println!("concurrent1000_peak_rss_mb {:.1} MB", peak_rss_mb());
 
-    let agent = ReactAgent::new(ReactConfig::new(
-        Arc::new(ThreeRounds),
-        ToolsNode::new([Arc::new(Noop) as Arc<dyn Tool>]),
-    ))
-    .expect("valid agent");
-    let input = vec![Message::user("go")];
-    let iters = 5_000;
-    let react_ns = median_of(rounds, || {
-        rt.block_on(async {
-            let t = Instant::now();
-            for _ in 0..iters {
-                let out = agent.generate(input.clone(), &ctx).await.expect("runs");
-                std::hint::black_box(out);
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-    });
-    println!("react3_invoke_ns {react_ns:.0} ns");
+    react3(&rt, &ctx, rounds);
 
     let path = std::env::temp_dir().join(format!("eino-bench-{}.db", std::process::id()));
     let store = rt

@@ -47,6 +47,14 @@ fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
+/// Pool settings: no liveness ping before each use (it doubles the round trips to the
+/// SQLite worker thread, and a local file does not drop connections).
+fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+}
+
 impl SqliteCheckpointStore {
     /// Open (creating if needed) the database file at `path`, in WAL mode.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -57,8 +65,7 @@ impl SqliteCheckpointStore {
             // WAL + NORMAL: durable against process crashes, one fsync per WAL checkpoint.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let pool = pool_options()
             .connect_with(opts)
             .await
             .map_err(db_error("cannot open database"))?;
@@ -77,8 +84,7 @@ impl SqliteCheckpointStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let pool = pool_options()
             .connect_with(opts)
             .await
             .map_err(db_error("cannot open database"))?;

@@ -475,3 +475,38 @@ async fn tracing_handler_emits_genai_spans() {
         assert!(got.iter().any(|f| f == want), "missing {want} in {got:?}");
     }
 }
+
+#[tokio::test]
+async fn tools_node_fires_callbacks_per_tool_call() {
+    use eino::component::{tool_fn, Tool};
+    use eino::compose::ToolsNode;
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct A {}
+    let t: Arc<dyn Tool> = Arc::new(tool_fn("get_time", "", |_: A| async { Ok("noon") }));
+    let mut g = Graph::<Message, Vec<Message>>::new();
+    let n = g.add_node("tools", ToolsNode::new([t]));
+    g.add_edge(START, n);
+    g.add_edge(n, END);
+    let app = g.compile(CompileOptions::default()).unwrap();
+    let counter = Arc::new(Counter::default());
+    let ctx = Context::new().with_callbacks(counter.clone());
+    let call = Message::assistant(
+        "",
+        vec![
+            eino::schema::ToolCall::function("1", "get_time", "{}"),
+            eino::schema::ToolCall::function("2", "get_time", "{}"),
+        ],
+    );
+    app.invoke(call, &ctx).await.unwrap();
+    let names = counter.names.lock().unwrap().clone();
+    assert_eq!(
+        names,
+        [
+            "Graph:Graph",
+            "ToolsNode:tools",
+            "Tool:get_time",
+            "Tool:get_time"
+        ]
+    );
+    assert_eq!(counter.end.load(Ordering::SeqCst), 4);
+}

@@ -281,6 +281,18 @@ impl<T: GraphValue> Branch<T> {
         }
     }
 
+    /// Also give a value branch a stream condition for stream mode (instead of joining the
+    /// stream first); invoke mode keeps the value condition, which reads the value in
+    /// place without a copy.
+    pub fn or_stream<F, Fut>(mut self, cond: F) -> Self
+    where
+        F: Fn(StreamReader<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<NodeId>> + Send + 'static,
+    {
+        self.stream = Branch::stream(cond).stream;
+        self
+    }
+
     /// Pick several targets from the live stream.
     pub fn stream_multi<F, Fut>(cond: F) -> Self
     where

@@ -350,6 +350,9 @@ impl ToolsNode {
     where
         F: Fn(&'a ToolCall) -> BoxFuture<'a, Result<T>>,
     {
+        if let [only] = calls {
+            return vec![f(only).await];
+        }
         if self.sequential {
             let mut out = Vec::with_capacity(calls.len());
             for c in calls {
@@ -374,10 +377,15 @@ impl ToolsNode {
         let mut state = ToolsInterruptState::default();
         let mut out = Vec::with_capacity(calls.len());
         let mut first_error = None;
+        // Finished answers are only kept when some call interrupted.
+        let interrupted = results.iter().any(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::Interrupted)
+        });
         for (call, r) in calls.iter().zip(results) {
             match r {
                 Ok(t) => {
-                    if let Some(text) = finished_text(&t) {
+                    if let (true, Some(text)) = (interrupted, finished_text(&t)) {
                         state.executed.insert(call.id.clone(), text);
                     }
                     out.push(t);
@@ -514,34 +522,94 @@ fn empty_tool_message() -> Message {
     Message::new(Role::Tool, "")
 }
 
+impl ToolsNode {
+    /// Run with the node's own callbacks (component `ToolsNode`) around the tool calls.
+    async fn observed(&self, input: Message, ctx: &Context, stream: bool) -> Result<Answers> {
+        let Some(cbs) = ctx.callbacks() else {
+            return self.answers(&input, ctx, stream).await;
+        };
+        let info = ctx
+            .run_info()
+            .cloned()
+            .unwrap_or_else(|| RunInfo::new("", "ToolsNode", ComponentKind::ToolsNode));
+        let call = cbs.start(&info, &input);
+        let inner = ctx.nested_in(&call);
+        match self.answers(&input, &inner, stream).await {
+            Ok(Answers::Value(v)) => {
+                call.end(&v);
+                Ok(Answers::Value(v))
+            }
+            Ok(Answers::Stream(s)) => Ok(Answers::Stream(call.end_stream(s))),
+            Err(e) => {
+                call.error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn answers(&self, input: &Message, ctx: &Context, stream: bool) -> Result<Answers> {
+        Ok(if stream {
+            Answers::Stream(self.stream_run(input, ctx).await?)
+        } else {
+            Answers::Value(self.run(input, ctx).await?)
+        })
+    }
+}
+
+enum Answers {
+    Value(Vec<Message>),
+    Stream(StreamReader<Vec<Message>>),
+}
+
+impl Answers {
+    async fn value(self) -> Result<Vec<Message>> {
+        match self {
+            Answers::Value(v) => Ok(v),
+            Answers::Stream(s) => concat_typed(s).await,
+        }
+    }
+    fn stream(self) -> StreamReader<Vec<Message>> {
+        match self {
+            Answers::Value(v) => StreamReader::once(v),
+            Answers::Stream(s) => s,
+        }
+    }
+}
+
 impl Runnable<Message, Vec<Message>> for ToolsNode {
     fn invoke<'a>(
         &'a self,
         input: Message,
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<Message>>> {
-        Box::pin(async move { self.run(&input, ctx).await })
+        Box::pin(async move { self.observed(input, ctx, false).await?.value().await })
     }
     fn stream<'a>(
         &'a self,
         input: Message,
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<StreamReader<Vec<Message>>>> {
-        Box::pin(async move { self.stream_run(&input, ctx).await })
+        Box::pin(async move { Ok(self.observed(input, ctx, true).await?.stream()) })
     }
     fn collect<'a>(
         &'a self,
         input: StreamReader<Message>,
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<Vec<Message>>> {
-        Box::pin(async move { self.run(&concat_typed(input).await?, ctx).await })
+        Box::pin(async move {
+            let m = concat_typed(input).await?;
+            self.observed(m, ctx, false).await?.value().await
+        })
     }
     fn transform<'a>(
         &'a self,
         input: StreamReader<Message>,
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<StreamReader<Vec<Message>>>> {
-        Box::pin(async move { self.stream_run(&concat_typed(input).await?, ctx).await })
+        Box::pin(async move {
+            let m = concat_typed(input).await?;
+            Ok(self.observed(m, ctx, true).await?.stream())
+        })
     }
 }
 

@@ -282,7 +282,15 @@ impl ReactAgent {
         let (to_tools, to_end): (NodeId, NodeId) = (tools.id(), END.id());
         g.add_branch(
             chat,
-            Branch::stream(move |s: StreamReader<Message>| async move {
+            // Invoke mode reads the whole message in place; stream mode reads the live copy.
+            Branch::new(move |m: &Message| {
+                Ok(if m.tool_calls.is_empty() {
+                    to_end
+                } else {
+                    to_tools
+                })
+            })
+            .or_stream(move |s: StreamReader<Message>| async move {
                 Ok(if has_tool_calls(s, check).await? {
                     to_tools
                 } else {

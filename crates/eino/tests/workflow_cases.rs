@@ -249,6 +249,27 @@ async fn case29_branch_carries_no_data() {
     assert_eq!(out, obj(json!({"1": "hello_hello", "start": "hello"})));
     let out = app.invoke("world".into(), &Context::new()).await.unwrap();
     assert_eq!(out, obj(json!({"start": "world"})));
+
+    // A branch that skips END's only data source: the output is empty (Go: a nil map).
+    let mut wf = Workflow::<String, Map>::new();
+    let n1 = wf.add_node("1", lambda(|q: String| async move { Ok(q) }));
+    wf.add_data_input(n1, START, vec![]);
+    let id1 = n1.id();
+    wf.add_branch(
+        START,
+        Branch::new(move |q: &String| Ok(if q == "go" { id1 } else { END.id() })),
+        &[&n1, &END],
+    );
+    wf.add_input(END, n1, vec![to_field("1")]);
+    let app = wf.compile(CompileOptions::default()).unwrap();
+    assert_eq!(
+        app.invoke("stop".into(), &Context::new()).await.unwrap(),
+        Map::new()
+    );
+    assert_eq!(
+        app.invoke("go".into(), &Context::new()).await.unwrap(),
+        obj(json!({"1": "go"}))
+    );
 }
 
 #[tokio::test]

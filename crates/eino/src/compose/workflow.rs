@@ -591,6 +591,13 @@ where
     /// Validate and freeze (always DAG mode).
     pub fn compile(mut self, opts: CompileOptions) -> Result<Compiled<I, O>> {
         self.check_conflicts()?;
+        // END always runs once the others have reported: if branches skipped every node
+        // that feeds it, the output is `O::default()` (Go Eino returns a nil map), not an
+        // error.
+        let start_to_end = (START_ID_PUB.index(), self.end, false);
+        if !self.edges.iter().any(|(k, _)| *k == start_to_end) {
+            self.push_edge::<I>(self.end, START_ID_PUB.index(), false, Vec::new());
+        }
         for ((from, to, data_only), e) in std::mem::take(&mut self.edges) {
             let map = (e.build)(e.applies);
             if data_only {

@@ -1,0 +1,176 @@
+//! Sending requests: headers, timeouts, error classification and retries.
+
+use std::time::Duration;
+
+use eino::{Error, ErrorKind, Result};
+use serde_json::Value;
+
+use crate::config::{ApiKeyHeader, OpenAiConfig};
+
+/// A configured HTTP client for one server.
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    pub(crate) cfg: OpenAiConfig,
+    client: reqwest::Client,
+}
+
+fn transport_error(e: reqwest::Error) -> Error {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_builder() {
+        ErrorKind::InvalidInput
+    } else {
+        // Connection refused or reset, DNS, TLS, body read: worth another try.
+        ErrorKind::Transient
+    };
+    Error::new(kind, "request to the model server failed").with_source(e)
+}
+
+/// `Retry-After` as seconds or an HTTP date; also `retry-after-ms` (OpenAI).
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(ms) = h
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_secs_f64(secs.max(0.0)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// Turn an error response into a typed error carrying the provider's message.
+pub(crate) fn status_error(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> Error {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let err = parsed
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .unwrap_or(&Value::Null);
+    let message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .or_else(|| err.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| body.chars().take(500).collect());
+    let code = err
+        .get("code")
+        .and_then(Value::as_str)
+        .or_else(|| err.get("type").and_then(Value::as_str))
+        .unwrap_or("");
+    let context = code == "context_length_exceeded"
+        || message.contains("maximum context length")
+        || message.contains("context length")
+        || message.contains("too many tokens");
+    let kind = match status {
+        401 | 403 => ErrorKind::Auth,
+        400 | 404 | 413 | 422 if context => ErrorKind::ContextLength,
+        408 => ErrorKind::Timeout,
+        429 => ErrorKind::RateLimited,
+        400..=499 => ErrorKind::InvalidInput,
+        _ => ErrorKind::Transient,
+    };
+    let mut e = Error::new(kind, format!("model server answered {status}: {message}"));
+    if let Some(after) = retry_after(headers) {
+        e = e.with_retry_after(after);
+    }
+    e
+}
+
+impl Http {
+    pub(crate) fn new(cfg: OpenAiConfig) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.stream_idle_timeout)
+            .build()
+            .map_err(|e| Error::invalid_input("cannot build the HTTP client").with_source(e))?;
+        Ok(Self { cfg, client })
+    }
+
+    fn request(&self, path: &str, body: &Value, stream: bool) -> reqwest::RequestBuilder {
+        let url = format!("{}/{path}", self.cfg.base_url);
+        let mut r = self.client.post(url).json(body);
+        if !self.cfg.query.is_empty() {
+            r = r.query(&self.cfg.query);
+        }
+        if let Some(key) = &self.cfg.api_key {
+            r = match &self.cfg.api_key_header {
+                ApiKeyHeader::Bearer => r.bearer_auth(key),
+                ApiKeyHeader::Named(h) => r.header(h.as_str(), key.as_str()),
+            };
+        }
+        for (k, v) in &self.cfg.headers {
+            r = r.header(k.as_str(), v.as_str());
+        }
+        if stream {
+            r.header(reqwest::header::ACCEPT, "text/event-stream")
+        } else {
+            r.timeout(self.cfg.timeout)
+        }
+    }
+
+    /// The delay before retry number `attempt` (0-based): exponential with full jitter
+    /// between half and all of it, at least the server's `Retry-After`.
+    fn backoff(&self, attempt: u32, e: &Error) -> Duration {
+        let base = self
+            .cfg
+            .retry_base_delay
+            .saturating_mul(1 << attempt.min(16));
+        let jittered = base.mul_f64(0.5 + fastrand::f64() * 0.5);
+        e.retry_after().map_or(jittered, |r| r.max(jittered))
+    }
+
+    /// POST with retries for retryable failures; returns a successful response (its body
+    /// not yet read, so streams start at once).
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        stream: bool,
+    ) -> Result<reqwest::Response> {
+        let mut attempt = 0;
+        loop {
+            let e = match self.request(path, body, stream).send().await {
+                Err(e) => transport_error(e),
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let text = resp.text().await.unwrap_or_default();
+                    status_error(status, &headers, &text)
+                }
+            };
+            if !e.is_retryable() || attempt >= self.cfg.max_retries {
+                return Err(e);
+            }
+            let delay = self.backoff(attempt, &e);
+            tracing::warn!(attempt, ?delay, error = %e, "retrying model request");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// POST and parse a JSON body.
+    pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T> {
+        let resp = self.post(path, body, false).await?;
+        let bytes = resp.bytes().await.map_err(transport_error)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            let head: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+            Error::new(
+                ErrorKind::Internal,
+                format!("model server sent malformed JSON: {head}"),
+            )
+            .with_source(e)
+        })
+    }
+}

@@ -67,13 +67,15 @@ pub(crate) fn status_error(status: u16, headers: &reqwest::header::HeaderMap, bo
     let context = code == "context_length_exceeded"
         || message.contains("maximum context length")
         || message.contains("context length")
-        || message.contains("too many tokens");
+        || message.contains("too many tokens")
+        || message.contains("prompt is too long");
     let kind = match status {
         401 | 403 => ErrorKind::Auth,
         400 | 404 | 413 | 422 if context => ErrorKind::ContextLength,
         408 => ErrorKind::Timeout,
         429 => ErrorKind::RateLimited,
         400..=499 => ErrorKind::InvalidInput,
+        // 5xx and 529 (Anthropic "overloaded").
         _ => ErrorKind::Transient,
     };
     let mut e = Error::new(kind, format!("model server answered {status}: {message}"));

@@ -2,7 +2,7 @@
 //!
 //! One client for every server that speaks the OpenAI chat-completions wire format:
 //! OpenAI, Azure OpenAI, DeepSeek, Qwen/DashScope, vLLM, Ollama's `/v1`, llama.cpp's server,
-//! LM Studio. Parsing is lenient (unknown fields and enum values, missing optional fields,
+//! LM Studio; and Anthropic's Messages API ([`anthropic`]). Parsing is lenient (unknown fields and enum values, missing optional fields,
 //! empty finish reasons); errors are typed and say whether a retry can help; transient
 //! failures are retried with jittered exponential backoff.
 //!
@@ -21,6 +21,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod anthropic;
 mod chat;
 mod config;
 mod embed;
@@ -28,6 +29,7 @@ mod http;
 mod stream;
 mod wire;
 
+pub use anthropic::{AnthropicChatModel, AnthropicConfig};
 pub use chat::OpenAiChatModel;
 pub use config::{ApiKeyHeader, OpenAiConfig, ResponseFormat};
 pub use embed::OpenAiEmbedder;

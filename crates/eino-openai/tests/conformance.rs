@@ -745,3 +745,29 @@ async fn unreachable_server_is_transient_after_retries() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);
 }
+
+#[tokio::test]
+async fn dropping_a_stream_closes_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let _ = sock.read(&mut buf).await.unwrap();
+        let event = "data: {\"choices\":[{\"delta\":{\"content\":\"first\"}}]}\n\n";
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        sock.write_all(head.as_bytes()).await.unwrap();
+        sock.write_all(chunk.as_bytes()).await.unwrap();
+        // Never finish the body; wait until the client hangs up.
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf)).await;
+        matches!(n, Ok(Ok(0)) | Ok(Err(_)))
+    });
+    let cfg = eino_openai::OpenAiConfig::new("m").with_base_url(format!("http://{addr}/v1"));
+    let m = eino_openai::OpenAiChatModel::new(cfg).unwrap();
+    let mut s = m.stream(&user(), &ChatOptions::default()).await.unwrap();
+    assert_eq!(s.recv().await.unwrap().unwrap().content, "first");
+    drop(s);
+    assert!(server.await.unwrap(), "the server saw the connection close");
+}

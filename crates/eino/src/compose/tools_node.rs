@@ -16,7 +16,7 @@ use super::node::{IntoNode, NodeDef};
 use super::runnable::Runnable;
 use super::value::concat_typed;
 use super::Context;
-use crate::callbacks::{ComponentKind, RunInfo};
+use crate::callbacks::{ActiveCall, ComponentKind, RunInfo};
 use crate::component::{Tool, ToolOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{Message, Role, StreamReader, ToolCall, ToolInfo};
@@ -286,27 +286,33 @@ impl ToolsNode {
         ))
     }
 
-    async fn invoke_one(&self, call: &ToolCall, ctx: &Context) -> Result<String> {
+    /// Resolve a call: its prepared input and tool, or the unknown-tool answer.
+    async fn resolve<'s>(&'s self, call: &ToolCall) -> Result<Resolved<'s>> {
         let mut input = self.prepare(call)?;
         let Some(tool) = self.tools.get(&input.name) else {
             return match &self.unknown {
-                Some(h) => h(input).await,
+                Some(h) => Ok(Resolved::Answered(h(input).await?)),
                 None => Err(self.unknown_tool_error(&input.name)),
             };
         };
         Self::check_json(&mut input)?;
+        Ok(Resolved::Tool(input, &**tool))
+    }
+
+    async fn invoke_one(&self, call: &ToolCall, ctx: &Context) -> Result<String> {
+        let (input, tool) = match self.resolve(call).await? {
+            Resolved::Answered(text) => return Ok(text),
+            Resolved::Tool(input, tool) => (input, tool),
+        };
         let options = tool_options(ctx);
         let next = InvokeNext {
             rest: &self.middlewares,
-            tool: &**tool,
+            tool,
             options: &options,
         };
-        let cbs = ctx.callbacks().filter(|_| !tool.callbacks_enabled());
-        let Some(cbs) = cbs else {
+        let Some(call) = start_tool_call(ctx, tool, &input) else {
             return next.run(input).await;
         };
-        let info = RunInfo::new(input.name.clone(), tool.type_name(), ComponentKind::Tool);
-        let call = cbs.start(&info, &input.arguments);
         let r = next.run(input).await;
         match &r {
             Ok(out) => call.end(out),
@@ -316,26 +322,19 @@ impl ToolsNode {
     }
 
     async fn stream_one(&self, call: &ToolCall, ctx: &Context) -> Result<StreamReader<String>> {
-        let mut input = self.prepare(call)?;
-        let Some(tool) = self.tools.get(&input.name) else {
-            return match &self.unknown {
-                Some(h) => Ok(StreamReader::once(h(input).await?)),
-                None => Err(self.unknown_tool_error(&input.name)),
-            };
+        let (input, tool) = match self.resolve(call).await? {
+            Resolved::Answered(text) => return Ok(StreamReader::once(text)),
+            Resolved::Tool(input, tool) => (input, tool),
         };
-        Self::check_json(&mut input)?;
         let options = tool_options(ctx);
         let next = StreamNext {
             rest: &self.middlewares,
-            tool: &**tool,
+            tool,
             options: &options,
         };
-        let cbs = ctx.callbacks().filter(|_| !tool.callbacks_enabled());
-        let Some(cbs) = cbs else {
+        let Some(call) = start_tool_call(ctx, tool, &input) else {
             return next.run(input).await;
         };
-        let info = RunInfo::new(input.name.clone(), tool.type_name(), ComponentKind::Tool);
-        let call = cbs.start(&info, &input.arguments);
         match next.run(input).await {
             Ok(s) => Ok(call.end_stream(s)),
             Err(e) => {
@@ -505,6 +504,18 @@ impl ToolsNode {
             .collect();
         Ok(StreamReader::merge(per_call))
     }
+}
+
+enum Resolved<'s> {
+    Answered(String),
+    Tool(ToolInput, &'s dyn Tool),
+}
+
+/// Callbacks for one tool call (component `Tool`), unless the tool fires its own.
+fn start_tool_call(ctx: &Context, tool: &dyn Tool, input: &ToolInput) -> Option<ActiveCall> {
+    let cbs = ctx.callbacks().filter(|_| !tool.callbacks_enabled())?;
+    let info = RunInfo::new(input.name.clone(), tool.type_name(), ComponentKind::Tool);
+    Some(cbs.start(&info, &input.arguments))
 }
 
 fn tool_options(ctx: &Context) -> ToolOptions {

@@ -479,13 +479,23 @@ where
         &mut self,
         to: impl WorkflowTarget,
         from: impl WorkflowSource<T, I>,
+        mappings: Vec<FieldMapping<T>>,
+    ) {
+        self.push_input(to, from, false, mappings);
+    }
+
+    fn push_input<T: GraphValue + Serialize>(
+        &mut self,
+        to: impl WorkflowTarget,
+        from: impl WorkflowSource<T, I>,
+        data_only: bool,
         mut mappings: Vec<FieldMapping<T>>,
     ) {
         if mappings.is_empty() {
             mappings.push(map_paths(&[], &[]));
         }
         let to = to.target_index(self.end);
-        self.push_edge(to, from.source_index(), false, mappings);
+        self.push_edge(to, from.source_index(), data_only, mappings);
     }
 
     /// Data without a direct dependency: `to` gets the fields but waits for `from` only
@@ -495,13 +505,9 @@ where
         &mut self,
         to: impl WorkflowTarget,
         from: impl WorkflowSource<T, I>,
-        mut mappings: Vec<FieldMapping<T>>,
+        mappings: Vec<FieldMapping<T>>,
     ) {
-        if mappings.is_empty() {
-            mappings.push(map_paths(&[], &[]));
-        }
-        let to = to.target_index(self.end);
-        self.push_edge(to, from.source_index(), true, mappings);
+        self.push_input(to, from, true, mappings);
     }
 
     /// Dependency without data: `to` runs after `from`.

@@ -382,33 +382,42 @@ impl Agent for HostAgent {
     }
 }
 
-/// Runs agents one after another; each sees the conversation plus the earlier agents'
-/// answers (as assistant messages named after them). Answers with the last one.
-pub struct SequentialAgent {
+/// The named, non-empty list of agents a combinator runs.
+struct Group {
     name: String,
     agents: Vec<Arc<dyn Agent>>,
 }
 
-impl SequentialAgent {
-    /// A pipeline of agents (at least one).
-    pub fn new(name: impl Into<String>, agents: Vec<Arc<dyn Agent>>) -> Result<Self> {
+impl Group {
+    fn new(kind: &str, name: String, agents: Vec<Arc<dyn Agent>>) -> Result<Self> {
         if agents.is_empty() {
-            return Err(Error::invalid_input(
-                "a sequential agent needs at least one agent",
-            ));
+            return Err(Error::invalid_input(format!(
+                "a {kind} agent needs at least one agent"
+            )));
         }
-        Ok(Self {
-            name: name.into(),
-            agents,
-        })
+        Ok(Self { name, agents })
     }
 }
 
-impl std::fmt::Debug for SequentialAgent {
+impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SequentialAgent")
+        let names: Vec<&str> = self.agents.iter().map(|a| a.name()).collect();
+        f.debug_struct("Group")
             .field("name", &self.name)
+            .field("agents", &names)
             .finish()
+    }
+}
+
+/// Runs agents one after another; each sees the conversation plus the earlier agents'
+/// answers (as assistant messages named after them). Answers with the last one.
+#[derive(Debug)]
+pub struct SequentialAgent(Group);
+
+impl SequentialAgent {
+    /// A pipeline of agents (at least one).
+    pub fn new(name: impl Into<String>, agents: Vec<Arc<dyn Agent>>) -> Result<Self> {
+        Group::new("sequential", name.into(), agents).map(Self)
     }
 }
 
@@ -435,7 +444,7 @@ async fn run_in_turn(
 
 impl Agent for SequentialAgent {
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
     fn description(&self) -> &str {
         "runs agents in order"
@@ -447,7 +456,7 @@ impl Agent for SequentialAgent {
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<Message>> {
         Box::pin(async move {
-            let (answer, _, exit) = run_in_turn(&self.agents, messages, session, ctx).await?;
+            let (answer, _, exit) = run_in_turn(&self.0.agents, messages, session, ctx).await?;
             if exit {
                 // Not in a loop: the exit request is for an enclosing loop; keep it.
                 session.request_exit();
@@ -459,37 +468,19 @@ impl Agent for SequentialAgent {
 
 /// Runs agents concurrently on the same conversation. Each answer is saved in the session
 /// under the agent's name; the reply lists them as `name: answer`.
-pub struct ParallelAgent {
-    name: String,
-    agents: Vec<Arc<dyn Agent>>,
-}
+#[derive(Debug)]
+pub struct ParallelAgent(Group);
 
 impl ParallelAgent {
     /// Agents to run side by side (at least one).
     pub fn new(name: impl Into<String>, agents: Vec<Arc<dyn Agent>>) -> Result<Self> {
-        if agents.is_empty() {
-            return Err(Error::invalid_input(
-                "a parallel agent needs at least one agent",
-            ));
-        }
-        Ok(Self {
-            name: name.into(),
-            agents,
-        })
-    }
-}
-
-impl std::fmt::Debug for ParallelAgent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParallelAgent")
-            .field("name", &self.name)
-            .finish()
+        Group::new("parallel", name.into(), agents).map(Self)
     }
 }
 
 impl Agent for ParallelAgent {
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
     fn description(&self) -> &str {
         "runs agents side by side"
@@ -502,27 +493,28 @@ impl Agent for ParallelAgent {
     ) -> BoxFuture<'a, Result<Message>> {
         Box::pin(async move {
             let answers = join_all(
-                self.agents
+                self.0
+                    .agents
                     .iter()
                     .map(|a| a.run(messages.clone(), session, ctx)),
             )
             .await;
             let mut parts = Vec::with_capacity(answers.len());
-            for (a, r) in self.agents.iter().zip(answers) {
+            for (a, r) in self.0.agents.iter().zip(answers) {
                 let m = r?;
                 session.set(a.name(), &m.content)?;
                 parts.push(format!("{}: {}", a.name(), m.content));
             }
-            Ok(Message::assistant(parts.join("\n\n"), vec![]).with_name(self.name.clone()))
+            Ok(Message::assistant(parts.join("\n\n"), vec![]).with_name(self.0.name.clone()))
         })
     }
 }
 
 /// Runs its agents in turn, again and again, until one calls
 /// [`Session::request_exit`] or `max_iterations` rounds ran. Answers with the last answer.
+#[derive(Debug)]
 pub struct LoopAgent {
-    name: String,
-    agents: Vec<Arc<dyn Agent>>,
+    group: Group,
     max_iterations: usize,
 }
 
@@ -533,31 +525,21 @@ impl LoopAgent {
         agents: Vec<Arc<dyn Agent>>,
         max_iterations: usize,
     ) -> Result<Self> {
-        if agents.is_empty() || max_iterations == 0 {
+        if max_iterations == 0 {
             return Err(Error::invalid_input(
-                "a loop agent needs at least one agent and one iteration",
+                "a loop agent needs at least one iteration",
             ));
         }
         Ok(Self {
-            name: name.into(),
-            agents,
+            group: Group::new("loop", name.into(), agents)?,
             max_iterations,
         })
     }
 }
 
-impl std::fmt::Debug for LoopAgent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoopAgent")
-            .field("name", &self.name)
-            .field("max_iterations", &self.max_iterations)
-            .finish()
-    }
-}
-
 impl Agent for LoopAgent {
     fn name(&self) -> &str {
-        &self.name
+        &self.group.name
     }
     fn description(&self) -> &str {
         "repeats agents until one is satisfied"
@@ -572,7 +554,7 @@ impl Agent for LoopAgent {
             let mut last = Message::default();
             for _ in 0..self.max_iterations {
                 let (answer, history, exit) =
-                    run_in_turn(&self.agents, messages, session, ctx).await?;
+                    run_in_turn(&self.group.agents, messages, session, ctx).await?;
                 last = answer;
                 messages = history;
                 if exit {

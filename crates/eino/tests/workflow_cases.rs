@@ -298,3 +298,51 @@ async fn missing_field_and_bad_shape_are_clear_errors() {
         "{e}"
     );
 }
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+struct Nested {
+    #[serde(rename = "outerName")]
+    outer: Inner,
+    plain: String,
+}
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+struct Inner {
+    leaf: String,
+}
+eino::graph_value!(Nested);
+
+#[tokio::test]
+async fn target_paths_are_checked_against_the_input_type() {
+    let build = |to: &[&str]| {
+        let mut wf = Workflow::<String, String>::new();
+        let n = wf.add_node(
+            "n",
+            lambda(|x: Nested| async move { Ok(x.outer.leaf + &x.plain) }),
+        );
+        wf.add_input(n, START, vec![map_paths(&[], to)]);
+        wf.set_static_value(n, &["plain"], "!");
+        wf.add_input(END, n, vec![]);
+        wf.compile(CompileOptions::default())
+    };
+    let app = build(&["outerName", "leaf"]).unwrap();
+    assert_eq!(
+        app.invoke("hi".into(), &Context::new()).await.unwrap(),
+        "hi!"
+    );
+    let e = build(&["outer", "leaf"]).unwrap_err().to_string();
+    assert!(
+        e.contains("Nested has no field 'outer' (fields: outerName, plain)"),
+        "{e}"
+    );
+    let e = build(&["plain", "deeper"]).unwrap_err().to_string();
+    assert!(
+        e.contains("[plain] is a string, it has no field 'deeper'"),
+        "{e}"
+    );
+    // Maps are open: any key goes.
+    let mut wf = Workflow::<String, Map>::new();
+    let n = wf.add_node("m", identity_map());
+    wf.add_input(n, START, vec![map_paths(&[], &["any", "depth"])]);
+    wf.add_input(END, n, vec![]);
+    assert!(wf.compile(CompileOptions::default()).is_ok());
+}

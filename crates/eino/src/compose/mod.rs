@@ -8,6 +8,7 @@ mod chain;
 mod checkpoint;
 mod context;
 mod durable;
+mod field_check;
 mod graph;
 mod node;
 mod run;

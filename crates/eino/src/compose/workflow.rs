@@ -5,9 +5,11 @@
 //! Values cross a mapping as JSON (serde), so node inputs are `DeserializeOwned + Default`
 //! (a node that only has dependencies runs with `Default::default()`) and outputs are
 //! `Serialize`. A mapping's source side can be a closure over the typed output (checked by
-//! rustc) or a field path; target paths are checked by `compile()`: two mappings into the
-//! same field, or into a field and its parent, are an error, as is mapping into a node whose
-//! whole input is already mapped.
+//! rustc) or a field path (checked when values flow: a missing field is an error naming
+//! it). Target paths are checked by `compile()` against the target's input type (its serde
+//! shape: field names as serialised, nested structs followed, maps and JSON values open);
+//! two mappings into the same field, or into a field and its parent, are an error, as is
+//! mapping into a node whose whole input is already mapped.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -35,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::field_check::{shape_of, Shape};
 use super::graph::{
     Branch, CompileOptions, EdgeMap, End, GraphDef, NodeId, RunMode, Start, END_ID_PUB,
     START_ID_PUB,
@@ -366,6 +369,8 @@ pub struct Workflow<I, O> {
     def: GraphDef,
     end: usize,
     statics: HashMap<usize, (Statics, Vec<(FieldPath, Value)>)>,
+    /// Each target's input shape, traced at compile time to check mapped paths.
+    shapes: HashMap<usize, fn() -> Option<Shape>>,
     /// Target paths mapped into each node, for the conflict check.
     targets: HashMap<usize, Vec<FieldPath>>,
     edges: Vec<((usize, usize, bool), PendingEdge)>,
@@ -408,11 +413,14 @@ where
         def.edge(end, END_ID_PUB);
         let mut s = HashMap::new();
         s.insert(end.index(), (statics, Vec::new()));
+        let mut shapes: HashMap<usize, fn() -> Option<Shape>> = HashMap::new();
+        shapes.insert(end.index(), shape_of::<O>);
         Self {
             def,
             end: end.index(),
             statics: s,
             targets: HashMap::new(),
+            shapes,
             edges: Vec::new(),
             _p: PhantomData,
         }
@@ -443,6 +451,7 @@ where
         };
         let id = self.def.add::<Fields, NO>(key, node);
         self.statics.insert(id.index(), (statics, Vec::new()));
+        self.shapes.insert(id.index(), shape_of::<NI>);
         WorkflowNode {
             id,
             _p: PhantomData,
@@ -572,6 +581,16 @@ where
             } else {
                 self.def.nodes[node].key.as_str()
             };
+            if let Some(shape) = self.shapes.get(&node).and_then(|f| f()) {
+                for p in paths {
+                    shape.check(p).map_err(|why| {
+                        Error::graph(format!(
+                            "field path [{}] does not fit the input of node {key}: {why}",
+                            p.join(" ")
+                        ))
+                    })?;
+                }
+            }
             for (i, a) in paths.iter().enumerate() {
                 for b in &paths[i + 1..] {
                     let prefix = a.iter().zip(b).all(|(x, y)| x == y);

@@ -152,7 +152,110 @@ pub(crate) fn tokenizer_from_gguf(ct: &gguf_file::Content) -> Result<(Tokenizer,
     Ok((tok, stop))
 }
 
+/// Rewrite Q4_0/Q4_1 weights as Q8_0 (candle has SIMD kernels for Q8_0 on x86, none for
+/// Q4_1) into an in-memory GGUF, and load that.
+fn requantized(
+    ct: gguf_file::Content,
+    file: &mut std::fs::File,
+) -> candle_core::Result<ModelWeights> {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let dev = Device::Cpu;
+    let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
+    for name in names {
+        let q = ct.tensor(file, name, &dev)?;
+        let slow = matches!(q.dtype(), GgmlDType::Q4_0 | GgmlDType::Q4_1);
+        let fits = q.shape().dims().last().is_some_and(|d| d % 32 == 0);
+        let q = if slow && fits {
+            QTensor::quantize(&q.dequantize(&dev)?, GgmlDType::Q8_0)?
+        } else {
+            q
+        };
+        tensors.push((name.clone(), q));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> =
+        ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut buf = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut buf, &metadata, &refs)?;
+    drop(tensors);
+    buf.set_position(0);
+    let ct2 = gguf_file::Content::read(&mut buf)?;
+    ModelWeights::from_gguf(ct2, &mut buf, &dev)
+}
+
+/// Incremental detokenizer: byte-level BPE spells one character over several tokens, so
+/// text is released only up to the last complete character (never a U+FFFD half).
+pub(crate) struct Detok<'t> {
+    tok: &'t Tokenizer,
+    ids: Vec<u32>,
+    text: String,
+    sent: usize,
+}
+
+impl<'t> Detok<'t> {
+    pub(crate) fn new(tok: &'t Tokenizer) -> Self {
+        Self {
+            tok,
+            ids: Vec::new(),
+            text: String::new(),
+            sent: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, id: u32) -> Result<()> {
+        self.ids.push(id);
+        self.text = self
+            .tok
+            .decode(&self.ids, true)
+            .map_err(|e| Error::internal(format!("cannot decode: {e}")))?;
+        Ok(())
+    }
+
+    /// Complete characters not yet released.
+    pub(crate) fn ready(&mut self) -> Option<String> {
+        let ready = self.text.trim_end_matches('\u{FFFD}').len();
+        if ready <= self.sent {
+            return None;
+        }
+        let piece = self.text[self.sent..ready].to_string();
+        self.sent = ready;
+        Some(piece)
+    }
+
+    /// If a stop sequence appeared: cut the text there and return what is left to release.
+    fn cut_at_stop(&mut self, stops: &[String]) -> Option<String> {
+        let cut = stops
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()?;
+        self.text.truncate(cut);
+        let piece = self.text.get(self.sent..).unwrap_or("").to_string();
+        self.sent = self.sent.max(cut);
+        Some(piece)
+    }
+
+    /// The released text (a trailing incomplete character is dropped).
+    fn into_text(mut self) -> String {
+        self.text.truncate(self.sent);
+        self.text
+    }
+}
+
 impl LocalChatModel {
+    /// Stream-decode `ids` one at a time as generation does; returns the released pieces.
+    /// (For tests and tools that replay token streams.)
+    pub fn stream_decode(&self, ids: &[u32]) -> Result<Vec<String>> {
+        let mut d = Detok::new(&self.inner.tokenizer);
+        let mut out = Vec::new();
+        for &id in ids {
+            d.push(id)?;
+            out.extend(d.ready());
+        }
+        Ok(out)
+    }
+
     /// Load a GGUF file.
     pub fn load(path: &Path, opts: &LocalOptions, gen: GenerationConfig) -> Result<Self> {
         init_threads(opts);
@@ -183,8 +286,12 @@ impl LocalChatModel {
             .get("llama.context_length")
             .and_then(|v| v.to_u32().ok())
             .map_or(MAX_SEQ_LEN, |c| (c as usize).min(MAX_SEQ_LEN));
-        let base = ModelWeights::from_gguf(ct, &mut file, &Device::Cpu)
-            .map_err(candle_error("cannot load the GGUF model"))?;
+        let base = if opts.keep_quantization {
+            ModelWeights::from_gguf(ct, &mut file, &Device::Cpu)
+        } else {
+            requantized(ct, &mut file)
+        }
+        .map_err(candle_error("cannot load the GGUF model"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 base,
@@ -295,7 +402,7 @@ impl LocalChatModel {
             .and_then(|l| l.squeeze(0))
             .map_err(err("prompt processing failed"))?;
         let mut out: Vec<u32> = Vec::new();
-        let (mut text, mut sent) = (String::new(), 0usize);
+        let mut detok = Detok::new(&inner.tokenizer);
         let stops = o.stop.clone().unwrap_or_default();
         let mut finish = "length";
         while out.len() < max_new {
@@ -317,27 +424,19 @@ impl LocalChatModel {
                 break;
             }
             out.push(next);
-            text = inner
-                .tokenizer
-                .decode(&out, true)
-                .map_err(|e| Error::internal(format!("cannot decode: {e}")))?;
-            // Hold back a character still being spelled out by byte-level tokens.
-            let ready = text.trim_end_matches('\u{FFFD}').len();
-            if let Some(cut) = stops.iter().filter_map(|s| text.find(s.as_str())).min() {
-                text.truncate(cut);
-                if cut > sent {
-                    emit(&text[sent..cut]);
+            detok.push(next)?;
+            if let Some(piece) = detok.cut_at_stop(&stops) {
+                if !piece.is_empty() {
+                    emit(&piece);
                 }
-                sent = cut;
                 finish = "stop";
                 break;
             }
-            if ready > sent && text.is_char_boundary(ready) {
-                if !emit(&text[sent..ready]) {
+            if let Some(piece) = detok.ready() {
+                if !emit(&piece) {
                     finish = "stop";
                     break;
                 }
-                sent = ready;
             }
             let pos = prompt.len() + out.len() - 1;
             let step = Tensor::new(&[next], &dev)
@@ -348,9 +447,10 @@ impl LocalChatModel {
                 .and_then(|l| l.squeeze(0))
                 .map_err(err("decoding failed"))?;
         }
-        if text.len() > sent {
-            emit(&text[sent..]);
+        if let Some(piece) = detok.ready() {
+            emit(&piece);
         }
+        let text = detok.into_text();
         let mut m = Message::assistant(text, vec![]);
         m.meta = Some(ResponseMeta {
             finish_reason: Some(finish.into()),

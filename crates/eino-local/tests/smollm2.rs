@@ -81,26 +81,41 @@ async fn greedy_answer_and_stream_parity() {
     assert_eq!(streamed.meta, whole.meta);
 }
 
-#[tokio::test]
-async fn streaming_never_splits_characters() {
+#[test]
+fn streaming_never_splits_characters() {
     let m = model();
-    let q = vec![Message::user(
-        "Write the word 'hello' in Chinese, Japanese and as three emoji.",
-    )];
-    let chunks = m
-        .stream(&q, &greedy(48))
-        .await
-        .unwrap()
-        .collect_vec()
-        .await
-        .unwrap();
-    let pieces: Vec<&str> = chunks.iter().map(|c| c.content.as_str()).collect();
-    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
-    let joined: String = pieces.concat();
+    // Emoji and CJK take several byte-level tokens each.
+    let text = "Hi 👋🏽 世界, ça va? 🇩🇪";
+    let ids = m.tokenize(text).unwrap();
     assert!(
-        !joined.is_ascii(),
-        "the answer has non-ASCII text: {joined}"
+        ids.len() > text.chars().count(),
+        "multi-token characters present"
     );
+    let pieces = m.stream_decode(&ids).unwrap();
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+    assert_eq!(pieces.concat(), text);
+    // Cut mid-character (as a token limit does): the half character is held back.
+    let cut = m.stream_decode(&ids[..ids.len() - 1]).unwrap().concat();
+    assert!(text.starts_with(&cut) && cut.len() < text.len(), "{cut}");
+}
+
+#[tokio::test]
+async fn a_token_limit_mid_character_is_not_emitted() {
+    let m = model();
+    let q = vec![Message::user("Say hello in Chinese characters.")];
+    for max in [3, 7, 11] {
+        let chunks = m
+            .stream(&q, &greedy(max))
+            .await
+            .unwrap()
+            .collect_vec()
+            .await
+            .unwrap();
+        let joined: String = chunks.iter().map(|c| c.content.as_str()).collect();
+        assert!(!joined.contains('\u{FFFD}'), "max {max}: {joined:?}");
+        let whole = m.generate(&q, &greedy(max)).await.unwrap();
+        assert_eq!(whole.content, joined);
+    }
 }
 
 #[tokio::test]

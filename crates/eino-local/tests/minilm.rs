@@ -88,3 +88,15 @@ fn missing_model_is_a_clear_error() {
     assert_eq!(e.kind(), eino::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("fetch_models"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_embeddings_match_sequential() {
+    let m = model();
+    let inputs = texts(&["A man is eating food.", "It's so sunny outside!"]);
+    let want = m.embed_blocking(&inputs).unwrap();
+    let opts = eino::component::EmbedOptions::default();
+    let calls = (0..4).map(|_| m.embed(&inputs, &opts));
+    for got in futures_util::future::join_all(calls).await {
+        assert_eq!(got.unwrap(), want);
+    }
+}

@@ -126,3 +126,21 @@ async fn too_long_prompt_and_tools_are_typed_errors() {
     assert_eq!(e.kind(), eino::ErrorKind::ContextLength, "{e}");
     assert!(m.with_tools(vec![]).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_are_independent() {
+    let m = model().clone();
+    let (q1, q2) = (
+        vec![Message::user("What is the capital of Germany?")],
+        vec![Message::user("Name a color.")],
+    );
+    let o = greedy(24);
+    let (a, b) = tokio::join!(m.generate(&q1, &o), m.generate(&q2, &o));
+    let again = m.generate(&q1, &o).await.unwrap();
+    assert_eq!(
+        a.unwrap().content,
+        again.content,
+        "each call has its own KV cache"
+    );
+    assert!(!b.unwrap().content.is_empty());
+}

@@ -1,0 +1,31 @@
+//! RAG building blocks for eino (first part): splitters and an in-process vector index.
+//!
+//! - [`RecursiveSplitter`], [`MarkdownHeaderSplitter`]: chunking on `text-splitter`, sizes in
+//!   characters or any measure (e.g. tokens), deterministic chunk ids from the parent id.
+//! - [`VectorIndex`]: named collections, exact cosine search over a contiguous buffer,
+//!   metadata filters, upsert/delete by id, persisted to a directory; [`VectorIndexer`] and
+//!   [`VectorRetriever`] make it an eino `Indexer` and `Retriever`.
+//!
+//! Loaders and parsers, BM25 and hybrid retrieval, HNSW and the ingestion pipeline are not
+//! built yet.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use eino::schema::Document;
+//! use eino_rag::VectorIndex;
+//! let index = VectorIndex::in_memory();
+//! let doc = |id: &str| Document { id: id.into(), content: id.into(), ..Document::default() };
+//! index.upsert("kb", vec![(doc("a"), vec![1.0, 0.0]), (doc("b"), vec![0.0, 1.0])]).unwrap();
+//! let hits = index.search("kb", &[0.9, 0.1], 1, None, None).unwrap();
+//! assert_eq!(hits[0].id, "a");
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+pub mod index;
+mod retrieve;
+pub mod splitter;
+
+pub use index::VectorIndex;
+pub use retrieve::{reorder_for_context, VectorIndexer, VectorRetriever};
+pub use splitter::{MarkdownHeaderSplitter, RecursiveSplitter, Size};

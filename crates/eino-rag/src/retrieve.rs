@@ -1,0 +1,175 @@
+//! The index as eino components: an [`Indexer`] that embeds and upserts, a [`Retriever`]
+//! that embeds the query and searches, and the "lost in the middle" reorder.
+
+use std::sync::Arc;
+
+use eino::component::{EmbedOptions, Embedder, IndexOptions, Indexer, RetrieveOptions, Retriever};
+use eino::schema::Document;
+use eino::{Error, Result};
+use futures_util::future::BoxFuture;
+
+use crate::index::VectorIndex;
+
+/// Embeds documents in batches and stores them in a collection (`IndexOptions::index`
+/// overrides the collection).
+#[derive(Clone)]
+pub struct VectorIndexer {
+    index: VectorIndex,
+    embedder: Arc<dyn Embedder>,
+    collection: String,
+    batch: usize,
+}
+
+impl std::fmt::Debug for VectorIndexer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorIndexer")
+            .field("collection", &self.collection)
+            .finish()
+    }
+}
+
+impl VectorIndexer {
+    /// Store into `collection` of `index`, embedding with `embedder`.
+    pub fn new(
+        index: VectorIndex,
+        embedder: Arc<dyn Embedder>,
+        collection: impl Into<String>,
+    ) -> Self {
+        Self {
+            index,
+            embedder,
+            collection: collection.into(),
+            batch: 32,
+        }
+    }
+}
+
+impl Indexer for VectorIndexer {
+    fn store<'a>(
+        &'a self,
+        docs: Vec<Document>,
+        o: &'a IndexOptions,
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            let collection = o.index.as_deref().unwrap_or(&self.collection);
+            let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+            if let Some(d) = docs.iter().find(|d| d.id.is_empty()) {
+                return Err(Error::invalid_input(format!(
+                    "a document without an id cannot be indexed (content starts {:?})",
+                    d.content.chars().take(40).collect::<String>()
+                )));
+            }
+            let mut rest = docs;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(self.batch));
+                let batch = std::mem::replace(&mut rest, tail);
+                let texts: Vec<String> = batch.iter().map(|d| d.content.clone()).collect();
+                let vecs = self
+                    .embedder
+                    .embed(&texts, &EmbedOptions::default())
+                    .await?;
+                if vecs.len() != batch.len() {
+                    return Err(Error::internal(
+                        "embedder returned the wrong number of vectors",
+                    ));
+                }
+                self.index
+                    .upsert(collection, batch.into_iter().zip(vecs).collect())?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "VectorIndex".into()
+    }
+}
+
+/// Searches a collection: top-k (default 4), score threshold and metadata filter from
+/// [`RetrieveOptions`] (`index` overrides the collection).
+#[derive(Clone)]
+pub struct VectorRetriever {
+    index: VectorIndex,
+    embedder: Arc<dyn Embedder>,
+    collection: String,
+    top_k: usize,
+}
+
+impl std::fmt::Debug for VectorRetriever {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorRetriever")
+            .field("collection", &self.collection)
+            .field("top_k", &self.top_k)
+            .finish()
+    }
+}
+
+impl VectorRetriever {
+    /// Search `collection` of `index`, embedding queries with `embedder`.
+    pub fn new(
+        index: VectorIndex,
+        embedder: Arc<dyn Embedder>,
+        collection: impl Into<String>,
+    ) -> Self {
+        Self {
+            index,
+            embedder,
+            collection: collection.into(),
+            top_k: 4,
+        }
+    }
+
+    /// Default number of results.
+    pub fn with_top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self
+    }
+}
+
+impl Retriever for VectorRetriever {
+    fn retrieve<'a>(
+        &'a self,
+        query: &'a str,
+        o: &'a RetrieveOptions,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(async move {
+            let v = self
+                .embedder
+                .embed(&[query.to_string()], &EmbedOptions::default())
+                .await?;
+            let q = v
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::internal("embedder returned no vector"))?;
+            let collection = o.index.as_deref().unwrap_or(&self.collection);
+            self.index.search(
+                collection,
+                &q,
+                o.top_k.unwrap_or(self.top_k),
+                o.filter.as_ref(),
+                o.score_threshold,
+            )
+        })
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "VectorIndex".into()
+    }
+}
+
+/// "Lost in the middle": models read the start and end of a context best, so put the best
+/// documents at both ends and the weakest in the middle (input best first).
+pub fn reorder_for_context(docs: Vec<Document>) -> Vec<Document> {
+    let mut front = Vec::with_capacity(docs.len());
+    let mut back = Vec::with_capacity(docs.len() / 2 + 1);
+    for (i, d) in docs.into_iter().enumerate() {
+        if i % 2 == 0 {
+            front.push(d);
+        } else {
+            back.push(d);
+        }
+    }
+    back.reverse();
+    front.extend(back);
+    front
+}

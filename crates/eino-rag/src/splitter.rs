@@ -1,0 +1,232 @@
+//! Splitters: recursive (semantic-boundary) text splitting and a Markdown splitter that
+//! records each chunk's header path, both on the `text-splitter` crate. Chunk ids derive
+//! from the parent id (`<parent>#<n>`), so re-splitting a document gives the same ids.
+
+use std::sync::Arc;
+
+use eino::component::{TransformOptions, Transformer};
+use eino::schema::Document;
+use eino::{Error, Result};
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
+
+/// How chunk size is measured.
+#[derive(Clone)]
+pub enum Size {
+    /// Unicode characters.
+    Chars,
+    /// Any measure, e.g. tokens of the embedding model's tokenizer.
+    Custom(Arc<dyn Fn(&str) -> usize + Send + Sync>),
+}
+
+impl std::fmt::Debug for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Size::Chars => f.write_str("Chars"),
+            Size::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+struct Sizer(Size);
+
+impl ChunkSizer for Sizer {
+    fn size(&self, chunk: &str) -> usize {
+        match &self.0 {
+            Size::Chars => chunk.chars().count(),
+            Size::Custom(f) => f(chunk),
+        }
+    }
+}
+
+/// Metadata keys the splitters write.
+pub mod keys {
+    /// The id of the document a chunk came from.
+    pub const PARENT_ID: &str = "parent_id";
+    /// The chunk's position in its document.
+    pub const CHUNK_INDEX: &str = "chunk_index";
+    /// Markdown: the headers above the chunk, outermost first.
+    pub const HEADERS: &str = "headers";
+}
+
+fn config(max: usize, overlap: usize, size: &Size) -> Result<ChunkConfig<Sizer>> {
+    ChunkConfig::new(max)
+        .with_overlap(overlap)
+        .map_err(|e| Error::invalid_input(format!("bad splitter settings: {e}")))
+        .map(|c| c.with_sizer(Sizer(size.clone())))
+}
+
+fn chunk_doc(parent: &Document, i: usize, text: &str) -> Document {
+    let mut d = Document {
+        id: format!("{}#{i}", parent.id),
+        content: text.to_string(),
+        metadata: parent.metadata.clone(),
+        ..Document::default()
+    };
+    d.metadata
+        .insert(keys::PARENT_ID.into(), Value::String(parent.id.clone()));
+    d.metadata.insert(keys::CHUNK_INDEX.into(), Value::from(i));
+    d
+}
+
+/// Splits text at the largest semantic boundary that fits (paragraphs, lines, sentences,
+/// words, characters), with optional overlap.
+#[derive(Debug, Clone)]
+pub struct RecursiveSplitter {
+    max: usize,
+    overlap: usize,
+    size: Size,
+}
+
+impl RecursiveSplitter {
+    /// Chunks of at most `max` characters.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            overlap: 0,
+            size: Size::Chars,
+        }
+    }
+
+    /// Repeat up to `overlap` of the previous chunk at the start of the next.
+    pub fn with_overlap(mut self, overlap: usize) -> Self {
+        self.overlap = overlap;
+        self
+    }
+
+    /// Measure size with `size` instead of characters.
+    pub fn with_size(mut self, size: Size) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Split one document.
+    pub fn split(&self, doc: &Document) -> Result<Vec<Document>> {
+        let s = TextSplitter::new(config(self.max, self.overlap, &self.size)?);
+        Ok(s.chunks(&doc.content)
+            .enumerate()
+            .map(|(i, c)| chunk_doc(doc, i, c))
+            .collect())
+    }
+}
+
+impl Transformer for RecursiveSplitter {
+    fn transform<'a>(
+        &'a self,
+        docs: Vec<Document>,
+        _: &'a TransformOptions,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for d in &docs {
+                out.extend(self.split(d)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "RecursiveSplitter".into()
+    }
+}
+
+/// Splits Markdown along its structure (headings, blocks, then text) and records the
+/// heading path above each chunk in metadata `headers`.
+#[derive(Debug, Clone)]
+pub struct MarkdownHeaderSplitter {
+    max: usize,
+    overlap: usize,
+    size: Size,
+}
+
+/// ATX headings (`#`–`######`) outside fenced code, with their byte offsets.
+fn headings(md: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut fenced = false;
+    for line in md.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fenced = !fenced;
+        } else if !fenced {
+            let level = t.chars().take_while(|c| *c == '#').count();
+            let rest = &t[level..];
+            if (1..=6).contains(&level) && (rest.starts_with(' ') || rest.trim().is_empty()) {
+                let title = rest.trim().trim_end_matches('#').trim().to_string();
+                out.push((offset, level, title));
+            }
+        }
+        offset += line.len();
+    }
+    out
+}
+
+impl MarkdownHeaderSplitter {
+    /// Chunks of at most `max` characters.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            overlap: 0,
+            size: Size::Chars,
+        }
+    }
+
+    /// Overlap between chunks.
+    pub fn with_overlap(mut self, overlap: usize) -> Self {
+        self.overlap = overlap;
+        self
+    }
+
+    /// Measure size with `size` instead of characters.
+    pub fn with_size(mut self, size: Size) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Split one document.
+    pub fn split(&self, doc: &Document) -> Result<Vec<Document>> {
+        let s = MarkdownSplitter::new(config(self.max, self.overlap, &self.size)?);
+        let heads = headings(&doc.content);
+        Ok(s.chunk_indices(&doc.content)
+            .enumerate()
+            .map(|(i, (start, text))| {
+                // The path of headings in force where the chunk starts (a chunk that starts
+                // with a heading is under it).
+                let mut path: Vec<(usize, &str)> = Vec::new();
+                for (_, level, title) in heads.iter().take_while(|(off, _, _)| *off <= start) {
+                    path.retain(|(l, _)| l < level);
+                    path.push((*level, title));
+                }
+                let mut d = chunk_doc(doc, i, text);
+                let titles: Vec<Value> = path
+                    .iter()
+                    .map(|(_, t)| Value::String(t.to_string()))
+                    .collect();
+                d.metadata
+                    .insert(keys::HEADERS.into(), Value::Array(titles));
+                d
+            })
+            .collect())
+    }
+}
+
+impl Transformer for MarkdownHeaderSplitter {
+    fn transform<'a>(
+        &'a self,
+        docs: Vec<Document>,
+        _: &'a TransformOptions,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for d in &docs {
+                out.extend(self.split(d)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "MarkdownHeaderSplitter".into()
+    }
+}

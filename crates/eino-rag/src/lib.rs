@@ -6,8 +6,11 @@
 //!   metadata filters, upsert/delete by id, persisted to a directory; [`VectorIndexer`] and
 //!   [`VectorRetriever`] make it an eino `Indexer` and `Retriever`.
 //!
-//! Loaders and parsers, BM25 and hybrid retrieval, HNSW and the ingestion pipeline are not
-//! built yet.
+//! - [`HybridRetriever`]: any vector and keyword retrievers, queried concurrently, fused by
+//!   RRF or weighted scores, still answering when one side fails.
+//!
+//! Loaders and parsers, the BM25 (tantivy) keyword index, HNSW and the ingestion pipeline
+//! are not built yet.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -22,10 +25,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod hybrid;
 pub mod index;
 mod retrieve;
 pub mod splitter;
 
+pub use hybrid::{Fusion, HybridReport, HybridRetriever};
 pub use index::VectorIndex;
 pub use retrieve::{reorder_for_context, VectorIndexer, VectorRetriever};
 pub use splitter::{MarkdownHeaderSplitter, RecursiveSplitter, Size};

@@ -267,3 +267,61 @@ async fn retrieve_with_the_local_embedder() {
         .unwrap_err();
     assert_eq!(e.kind(), eino::ErrorKind::InvalidInput);
 }
+
+/// Fixed results, or a failure.
+struct Fixed(Option<Vec<(&'static str, f64)>>);
+
+impl Retriever for Fixed {
+    fn retrieve<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a RetrieveOptions,
+    ) -> futures_util::future::BoxFuture<'a, eino::Result<Vec<Document>>> {
+        let r = match &self.0 {
+            Some(list) => Ok(list
+                .iter()
+                .map(|(id, s)| Document {
+                    id: id.to_string(),
+                    score: Some(*s),
+                    ..Document::default()
+                })
+                .collect()),
+            None => Err(eino::Error::new(
+                eino::ErrorKind::Transient,
+                "index offline",
+            )),
+        };
+        Box::pin(async move { r })
+    }
+}
+
+#[tokio::test]
+async fn hybrid_fuses_and_survives_one_side_failing() {
+    use eino_rag::{Fusion, HybridRetriever};
+    let vector = Arc::new(Fixed(Some(vec![("a", 0.9), ("b", 0.8), ("c", 0.1)])));
+    let keyword = Arc::new(Fixed(Some(vec![("c", 12.0), ("b", 11.0), ("d", 1.0)])));
+    let h = HybridRetriever::new(vector.clone(), keyword.clone()).with_top_k(3);
+    let ids = |d: &[Document]| d.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+    let (docs, report) = h
+        .retrieve_with_report("q", &Default::default())
+        .await
+        .unwrap();
+    assert!(!report.degraded());
+    // RRF: c = 1/62 + 1/60 edges out b = 2/61; a (1/60) and d (1/62) follow.
+    assert_eq!(ids(&docs), ["c", "b", "a"]);
+    let w = h
+        .clone()
+        .with_fusion(Fusion::Weighted { vector_weight: 0.5 });
+    let docs = w.retrieve("q", &Default::default()).await.unwrap();
+    // b: 0.5*(0.7/0.8) + 0.5*(10/11); c: 0 + 0.5; a: 0.5.
+    assert_eq!(docs[0].id, "b");
+    let broken = HybridRetriever::new(vector.clone(), Arc::new(Fixed(None)));
+    let (docs, report) = broken
+        .retrieve_with_report("q", &Default::default())
+        .await
+        .unwrap();
+    assert!(report.degraded() && report.keyword_error.is_some());
+    assert_eq!(ids(&docs), ["a", "b", "c"], "vector results still served");
+    let both = HybridRetriever::new(Arc::new(Fixed(None)), Arc::new(Fixed(None)));
+    assert!(both.retrieve("q", &Default::default()).await.is_err());
+}

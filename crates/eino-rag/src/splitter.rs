@@ -80,27 +80,6 @@ pub struct RecursiveSplitter {
 }
 
 impl RecursiveSplitter {
-    /// Chunks of at most `max` characters.
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            overlap: 0,
-            size: Size::Chars,
-        }
-    }
-
-    /// Repeat up to `overlap` of the previous chunk at the start of the next.
-    pub fn with_overlap(mut self, overlap: usize) -> Self {
-        self.overlap = overlap;
-        self
-    }
-
-    /// Measure size with `size` instead of characters.
-    pub fn with_size(mut self, size: Size) -> Self {
-        self.size = size;
-        self
-    }
-
     /// Split one document.
     pub fn split(&self, doc: &Document) -> Result<Vec<Document>> {
         let s = TextSplitter::new(config(self.max, self.overlap, &self.size)?);
@@ -108,26 +87,6 @@ impl RecursiveSplitter {
             .enumerate()
             .map(|(i, c)| chunk_doc(doc, i, c))
             .collect())
-    }
-}
-
-impl Transformer for RecursiveSplitter {
-    fn transform<'a>(
-        &'a self,
-        docs: Vec<Document>,
-        _: &'a TransformOptions,
-    ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(async move {
-            let mut out = Vec::new();
-            for d in &docs {
-                out.extend(self.split(d)?);
-            }
-            Ok(out)
-        })
-    }
-
-    fn type_name(&self) -> std::borrow::Cow<'static, str> {
-        "RecursiveSplitter".into()
     }
 }
 
@@ -163,27 +122,6 @@ fn headings(md: &str) -> Vec<(usize, usize, String)> {
 }
 
 impl MarkdownHeaderSplitter {
-    /// Chunks of at most `max` characters.
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            overlap: 0,
-            size: Size::Chars,
-        }
-    }
-
-    /// Overlap between chunks.
-    pub fn with_overlap(mut self, overlap: usize) -> Self {
-        self.overlap = overlap;
-        self
-    }
-
-    /// Measure size with `size` instead of characters.
-    pub fn with_size(mut self, size: Size) -> Self {
-        self.size = size;
-        self
-    }
-
     /// Split one document.
     pub fn split(&self, doc: &Document) -> Result<Vec<Document>> {
         let s = MarkdownSplitter::new(config(self.max, self.overlap, &self.size)?);
@@ -211,22 +149,53 @@ impl MarkdownHeaderSplitter {
     }
 }
 
-impl Transformer for MarkdownHeaderSplitter {
-    fn transform<'a>(
-        &'a self,
-        docs: Vec<Document>,
-        _: &'a TransformOptions,
-    ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(async move {
-            let mut out = Vec::new();
-            for d in &docs {
-                out.extend(self.split(d)?);
+/// The settings and `Transformer` impl both splitters share.
+macro_rules! splitter_common {
+    ($t:ident) => {
+        impl $t {
+            /// Chunks of at most `max` characters.
+            pub fn new(max: usize) -> Self {
+                Self {
+                    max,
+                    overlap: 0,
+                    size: Size::Chars,
+                }
             }
-            Ok(out)
-        })
-    }
 
-    fn type_name(&self) -> std::borrow::Cow<'static, str> {
-        "MarkdownHeaderSplitter".into()
-    }
+            /// Repeat up to `overlap` of the previous chunk at the start of the next.
+            pub fn with_overlap(mut self, overlap: usize) -> Self {
+                self.overlap = overlap;
+                self
+            }
+
+            /// Measure size with `size` instead of characters.
+            pub fn with_size(mut self, size: Size) -> Self {
+                self.size = size;
+                self
+            }
+        }
+
+        impl Transformer for $t {
+            fn transform<'a>(
+                &'a self,
+                docs: Vec<Document>,
+                _: &'a TransformOptions,
+            ) -> BoxFuture<'a, Result<Vec<Document>>> {
+                Box::pin(async move {
+                    let mut out = Vec::new();
+                    for d in &docs {
+                        out.extend(self.split(d)?);
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn type_name(&self) -> std::borrow::Cow<'static, str> {
+                stringify!($t).into()
+            }
+        }
+    };
 }
+
+splitter_common!(RecursiveSplitter);
+splitter_common!(MarkdownHeaderSplitter);

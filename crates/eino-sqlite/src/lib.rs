@@ -13,32 +13,28 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::path::Path;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eino::compose::CheckpointStore;
 use eino::{Error, ErrorKind, Result};
 use futures_util::future::BoxFuture;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use rusqlite::{params, Connection, OptionalExtension};
 
-/// Checkpoints in a SQLite database (table `eino_checkpoints`).
+/// Checkpoints in a SQLite database (table `eino_checkpoints`). Cheap to clone; statements
+/// run on tokio's blocking pool, one at a time per store (SQLite has one writer anyway).
 #[derive(Debug, Clone)]
 pub struct SqliteCheckpointStore {
-    pool: SqlitePool,
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
 }
 
-/// Map a database error to ours: "busy"/"locked" and I/O problems can pass, the rest not.
-fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+/// Map a database error to ours: "busy"/"locked" can pass on a retry, the rest not.
+fn db_error(what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
     move |e| {
-        let kind = match &e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                ErrorKind::Transient
-            }
-            sqlx::Error::Database(d)
-                if d.message().contains("locked") || d.message().contains("busy") =>
-            {
+        let kind = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 ErrorKind::Transient
             }
             _ => ErrorKind::Internal,
@@ -47,125 +43,134 @@ fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
-/// Pool settings: no liveness ping before each use (it doubles the round trips to the
-/// SQLite worker thread, and a local file does not drop connections).
-fn pool_options() -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .test_before_acquire(false)
-}
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS eino_checkpoints (
+    id TEXT PRIMARY KEY NOT NULL,
+    data BLOB NOT NULL,
+    updated_at INTEGER NOT NULL DEFAULT (unixepoch())
+)";
 
 impl SqliteCheckpointStore {
     /// Open (creating if needed) the database file at `path`, in WAL mode.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path.as_ref())
-            .create_if_missing(true);
-        Self::connect_with(opts).await
-    }
-
-    async fn connect_with(opts: SqliteConnectOptions) -> Result<Self> {
-        let opts = opts
-            .journal_mode(SqliteJournalMode::Wal)
+        let path = path.as_ref().to_path_buf();
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            let c = Connection::open(&p).map_err(db_error("cannot open database"))?;
             // WAL + NORMAL: durable against process crashes, one fsync per WAL checkpoint.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = pool_options()
-            .connect_with(opts)
-            .await
-            .map_err(db_error("cannot open database"))?;
-        Self::from_pool(pool).await
+            c.pragma_update(None, "journal_mode", "WAL")
+                .map_err(db_error("cannot enable WAL"))?;
+            c.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(db_error("cannot set synchronous"))?;
+            c.busy_timeout(Duration::from_secs(5))
+                .map_err(db_error("cannot set busy timeout"))?;
+            c.execute_batch(SCHEMA)
+                .map_err(db_error("cannot create table"))?;
+            Ok(c)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("database task failed: {e}")))??;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
     }
 
-    /// Open a database URL such as `sqlite://data/eino.db?mode=rwc`.
+    /// Open a database URL such as `sqlite://data/eino.db` or `sqlite:runs.db`.
     pub async fn connect(url: &str) -> Result<Self> {
-        if !url.starts_with("sqlite:") {
+        let Some(rest) = url.strip_prefix("sqlite:") else {
             return Err(Error::invalid_input(format!(
                 "not a SQLite URL (expected sqlite:...): '{url}'"
             )));
+        };
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "SQLite URL without a path: '{url}'"
+            )));
         }
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::invalid_input(format!("bad SQLite URL '{url}'")).with_source(e))?;
-        Self::connect_with(opts).await
+        Self::open(path).await
     }
 
-    /// Use an existing pool (e.g. the service's), creating the table if needed.
-    pub async fn from_pool(pool: SqlitePool) -> Result<Self> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS eino_checkpoints (
-                id TEXT PRIMARY KEY NOT NULL,
-                data BLOB NOT NULL,
-                updated_at INTEGER NOT NULL DEFAULT (unixepoch())
-            )",
-        )
-        .execute(&pool)
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` on the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic inside a statement cannot leave the connection half-used.
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&c)
+        })
         .await
-        .map_err(db_error("cannot create table"))?;
-        Ok(Self { pool })
-    }
-
-    /// The underlying pool.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        .map_err(|e| Error::internal(format!("database task failed: {e}")))?
     }
 
     /// Delete checkpoints not updated for `age` (stale interrupted runs); returns how many.
     pub async fn delete_older_than(&self, age: Duration) -> Result<u64> {
         let secs = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-        let done = sqlx::query("DELETE FROM eino_checkpoints WHERE updated_at < unixepoch() - ?")
-            .bind(secs)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("cannot delete old checkpoints"))?;
-        Ok(done.rows_affected())
+        self.with(move |c| {
+            c.prepare_cached("DELETE FROM eino_checkpoints WHERE updated_at < unixepoch() - ?1")
+                .and_then(|mut s| s.execute(params![secs]))
+                .map(|n| n as u64)
+                .map_err(db_error("cannot delete old checkpoints"))
+        })
+        .await
     }
 }
 
 impl CheckpointStore for SqliteCheckpointStore {
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT data FROM eino_checkpoints WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error("cannot read checkpoint"))?;
-            Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
-        })
+        let id = id.to_string();
+        Box::pin(self.with(move |c| {
+            c.prepare_cached("SELECT data FROM eino_checkpoints WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row(params![id], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()
+                })
+                .map_err(db_error("cannot read checkpoint"))
+        }))
     }
 
     fn put<'a>(&'a self, id: &'a str, data: Vec<u8>) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO eino_checkpoints (id, data, updated_at) VALUES (?, ?, unixepoch())
+        let id = id.to_string();
+        Box::pin(self.with(move |c| {
+            c.prepare_cached(
+                "INSERT INTO eino_checkpoints (id, data, updated_at) VALUES (?1, ?2, unixepoch())
                  ON CONFLICT(id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
             )
-            .bind(id)
-            .bind(data)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("cannot write checkpoint"))?;
-            Ok(())
-        })
+            .and_then(|mut s| s.execute(params![id, data]))
+            .map(|_| ())
+            .map_err(db_error("cannot write checkpoint"))
+        }))
     }
 
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            sqlx::query("DELETE FROM eino_checkpoints WHERE id = ?")
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error("cannot delete checkpoint"))?;
-            Ok(())
-        })
+        let id = id.to_string();
+        Box::pin(self.with(move |c| {
+            c.prepare_cached("DELETE FROM eino_checkpoints WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id]))
+                .map(|_| ())
+                .map_err(db_error("cannot delete checkpoint"))
+        }))
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>>> {
-        Box::pin(async move {
-            let rows = sqlx::query("SELECT id FROM eino_checkpoints ORDER BY id")
-                .fetch_all(&self.pool)
-                .await
+        Box::pin(self.with(|c| {
+            let mut s = c
+                .prepare_cached("SELECT id FROM eino_checkpoints ORDER BY id")
                 .map_err(db_error("cannot list checkpoints"))?;
-            Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
-        })
+            let rows = s
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(db_error("cannot list checkpoints"))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(db_error("cannot list checkpoints"))
+        }))
     }
 }

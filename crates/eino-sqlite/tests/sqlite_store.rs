@@ -9,7 +9,6 @@ use eino::compose::{
     lambda, CheckpointRun, CheckpointStore, CompileOptions, Context, Graph, Runnable, END, START,
 };
 use eino_sqlite::SqliteCheckpointStore;
-use sqlx::Row;
 
 #[tokio::test]
 async fn store_contract_and_wal() {
@@ -26,11 +25,11 @@ async fn store_contract_and_wal() {
     store.delete("a").await.unwrap();
     store.delete("missing").await.unwrap();
     assert_eq!(store.list().await.unwrap(), ["b"]);
-    let mode: String = sqlx::query("PRAGMA journal_mode")
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
-        .get(0);
+    // WAL is recorded in the file: a fresh connection sees it.
+    let c = rusqlite::Connection::open(store.path()).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     assert_eq!(
         store
@@ -83,11 +82,27 @@ async fn reopened_store_resumes_a_graph() {
 }
 
 #[tokio::test]
-async fn bad_url_is_a_typed_error() {
+async fn urls_and_bad_urls() {
     let e = SqliteCheckpointStore::connect("postgres://nope")
         .await
         .unwrap_err();
     assert_eq!(e.kind(), eino::ErrorKind::InvalidInput);
+    assert!(SqliteCheckpointStore::connect("sqlite://").await.is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let s = SqliteCheckpointStore::connect(&url).await.unwrap();
+    s.put("x", vec![1]).await.unwrap();
+    assert_eq!(s.get("x").await.unwrap(), Some(vec![1]));
+}
+
+#[tokio::test]
+async fn a_second_store_on_the_same_file_sees_the_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = SqliteCheckpointStore::open(&path).await.unwrap();
+    let b = SqliteCheckpointStore::open(&path).await.unwrap();
+    a.put("k", b"v".to_vec()).await.unwrap();
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 /// The example binary; built by `cargo test`, or here if this test runs alone.

@@ -117,14 +117,10 @@ impl MiniLmEmbedder {
             enc.iter().flat_map(|e| f(e).iter().copied()).collect()
         };
         let dev = &inner.device;
-        let err = candle_error("embedding failed");
-        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (b, len), dev)
-            .map_err(candle_error("embedding failed"))?;
-        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), (b, len), dev)
-            .map_err(candle_error("embedding failed"))?;
-        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (b, len), dev)
-            .map_err(candle_error("embedding failed"))?;
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (b, len), dev)?;
+            let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), (b, len), dev)?;
+            let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (b, len), dev)?;
             let hidden = inner.model.forward(&ids, &types, Some(&mask))?;
             // Mean over real tokens only.
             let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
@@ -134,7 +130,7 @@ impl MiniLmEmbedder {
             let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
             mean.broadcast_div(&norm)?.to_vec2::<f32>()
         };
-        run().map_err(err)
+        run().map_err(candle_error("embedding failed"))
     }
 }
 

@@ -287,7 +287,7 @@ impl Context {
         self.edit(|i| i.resume = Some(resume))
     }
 
-    /// The state of the innermost graph, as JSON, if it has a codec.
+    /// The state frame of the innermost graph that has state.
     pub(crate) fn top_state_frame(&self) -> Option<&Arc<StateFrame>> {
         self.inner.as_ref().and_then(|i| i.state.as_ref())
     }

@@ -339,13 +339,17 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             }
             info.rerun_nodes.push(k);
         }
-        info.state = self.encode_state(ctx).ok().flatten();
         let mut cp = match self.encode(snap, ctx).await {
             Ok(cp) => cp,
             // A run that should save must say why it cannot; otherwise report the interrupt.
             Err(e) if sc.save.is_some() => return e,
-            Err(_) => return Error::graph_interrupt(info, None),
+            Err(_) => {
+                info.state = self.encode_state(ctx).ok().flatten();
+                return Error::graph_interrupt(info, None);
+            }
         };
+        // The checkpoint already holds the encoded state.
+        info.state = cp.state.clone();
         if let Some((store, id)) = &sc.save {
             info.checkpoint_id = Some(id.clone());
             cp.interrupt = Some(info.clone());

@@ -502,6 +502,12 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
         }
     }
 
+    /// [`Self::merge_inputs`] for node `r`, with the node in the error's path.
+    fn merge_for(&self, r: usize, inputs: Vec<(usize, Flow)>) -> Result<Flow> {
+        self.merge_inputs(r, inputs)
+            .map_err(|e| e.in_node(self.plan.nodes[r].key.clone()))
+    }
+
     fn no_tasks(&self, last: Option<usize>) -> Error {
         let last = last
             .map(|i| self.plan.nodes[i].key.as_str())
@@ -599,9 +605,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 if inputs.is_empty() {
                     continue;
                 }
-                let merged = self
-                    .merge_inputs(r, inputs)
-                    .map_err(|e| e.in_node(plan.nodes[r].key.clone()))?;
+                let merged = self.merge_for(r, inputs)?;
                 if r == END {
                     return Ok(merged);
                 }
@@ -799,10 +803,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             if channel.is_empty() || tasks.iter().any(|t| t.idx == r) {
                 continue;
             }
-            let inputs = std::mem::take(channel);
-            let merged = self
-                .merge_inputs(r, inputs)
-                .map_err(|e| e.in_node(self.plan.nodes[r].key.clone()))?;
+            let merged = self.merge_for(r, std::mem::take(channel))?;
             tasks.push(Task::new(r, merged));
         }
         Ok(())

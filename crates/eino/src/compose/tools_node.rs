@@ -363,39 +363,63 @@ impl ToolsNode {
         }
     }
 
-    /// Turn per-call results into answers: errors become readable answers unless
-    /// `fail_on_error`; interrupts are gathered into one interrupt that keeps finished answers.
-    fn settle<T>(
-        &self,
-        calls: &[ToolCall],
-        results: Vec<Result<T>>,
-        executed: &HashMap<String, String>,
-        answer_error: impl Fn(String) -> T,
-        finished_text: impl Fn(&T) -> Option<String>,
-    ) -> Result<Vec<T>> {
-        let mut state = ToolsInterruptState::default();
-        let mut out = Vec::with_capacity(calls.len());
-        let mut first_error = None;
-        // Finished answers are only kept when some call interrupted.
-        let interrupted = results.iter().any(|r| {
+    /// True if any call interrupted: then the node interrupts as a whole.
+    fn any_interrupted<T>(results: &[Result<T>]) -> bool {
+        results.iter().any(|r| {
             r.as_ref()
                 .is_err_and(|e| e.kind() == ErrorKind::Interrupted)
-        });
+        })
+    }
+
+    /// The node's interrupt: which calls wait (with their info) and the answers of the
+    /// calls that finished (now or before a previous interrupt), so only the waiting calls
+    /// re-run on resume.
+    fn interrupt(
+        calls: &[ToolCall],
+        results: Vec<Result<String>>,
+        executed: &HashMap<String, String>,
+    ) -> Error {
+        let mut state = ToolsInterruptState::default();
         for (call, r) in calls.iter().zip(results) {
             match r {
-                Ok(t) => {
-                    if let (true, Some(text)) = (interrupted, finished_text(&t)) {
-                        state.executed.insert(call.id.clone(), text);
-                    }
-                    out.push(t);
+                Ok(text) => {
+                    state.executed.insert(call.id.clone(), text);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {
                     state.rerun.push(call.id.clone());
                     if let Some(info) = e.interrupt_payload() {
                         state.rerun_info.insert(call.id.clone(), info.clone());
                     }
-                    out.push(answer_error(String::new()));
                 }
+                // Another call's failure: it re-runs on resume like the interrupted ones.
+                Err(_) => {}
+            }
+        }
+        for (id, text) in executed {
+            state
+                .executed
+                .entry(id.clone())
+                .or_insert_with(|| text.clone());
+        }
+        // The caller sees what ran and what waits; the re-run node reads the same back.
+        match serde_json::to_value(&state) {
+            Ok(info) => Error::interrupt_with_state(info.clone(), info),
+            Err(e) => Error::from(e),
+        }
+    }
+
+    /// Turn per-call results (none interrupted) into answers: errors become readable answers
+    /// unless `fail_on_error`, which reports the first failing call instead.
+    fn settle<T>(
+        &self,
+        calls: &[ToolCall],
+        results: Vec<Result<T>>,
+        answer_error: impl Fn(String) -> T,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(calls.len());
+        for (call, r) in calls.iter().zip(results) {
+            match r {
+                Ok(t) => out.push(t),
                 Err(e) if self.fail_on_error => {
                     let msg = format!(
                         "failed to invoke tool[name:{} id:{}]: {}",
@@ -403,8 +427,7 @@ impl ToolsNode {
                         call.id,
                         e.message()
                     );
-                    first_error.get_or_insert_with(|| Error::new(e.kind(), msg).with_source(e));
-                    out.push(answer_error(String::new()));
+                    return Err(Error::new(e.kind(), msg).with_source(e));
                 }
                 Err(e) => out.push(answer_error(format!(
                     "error: tool '{}' failed: {e}",
@@ -412,21 +435,7 @@ impl ToolsNode {
                 ))),
             }
         }
-        if !state.rerun.is_empty() {
-            for (id, text) in executed {
-                state
-                    .executed
-                    .entry(id.clone())
-                    .or_insert_with(|| text.clone());
-            }
-            // The caller sees what ran and what waits; the re-run node reads the same back.
-            let info = serde_json::to_value(&state)?;
-            return Err(Error::interrupt_with_state(info.clone(), info));
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        Ok(out)
     }
 
     /// Run the calls of `msg` and answer each, in call order.
@@ -443,7 +452,10 @@ impl ToolsNode {
                 })
             })
             .await;
-        let texts = self.settle(calls, results, &executed, |e| e, |t| Some(t.clone()))?;
+        if Self::any_interrupted(&results) {
+            return Err(Self::interrupt(calls, results, &executed));
+        }
+        let texts = self.settle(calls, results, |e| e)?;
         Ok(calls
             .iter()
             .zip(texts)
@@ -470,11 +482,8 @@ impl ToolsNode {
                 })
             })
             .await;
-        if results.iter().any(|r| {
-            r.as_ref()
-                .is_err_and(|e| e.kind() == ErrorKind::Interrupted)
-        }) {
-            // Save the finished answers so that only the interrupted calls re-run.
+        if Self::any_interrupted(&results) {
+            // The finished answers are joined to be saved with the interrupt.
             let mut texts = Vec::with_capacity(results.len());
             for r in results {
                 texts.push(match r {
@@ -482,12 +491,9 @@ impl ToolsNode {
                     Err(e) => Err(e),
                 });
             }
-            return match self.settle(calls, texts, &executed, |e| e, |t| Some(t.clone())) {
-                Err(e) => Err(e),
-                Ok(_) => Err(Error::internal("tool interrupt was lost")),
-            };
+            return Err(Self::interrupt(calls, texts, &executed));
         }
-        let streams = self.settle(calls, results, &executed, StreamReader::once, |_| None)?;
+        let streams = self.settle(calls, results, StreamReader::once)?;
         let n = calls.len();
         let per_call: Vec<StreamReader<Vec<Message>>> = calls
             .iter()

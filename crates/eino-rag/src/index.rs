@@ -260,6 +260,65 @@ impl VectorIndex {
         self.delete(collection, &ids)
     }
 
+    /// Up to `limit` stored documents (without vectors) whose metadata matches `filter`,
+    /// in storage order.
+    pub fn find_where(&self, collection: &str, filter: &Value, limit: usize) -> Vec<Document> {
+        self.read()
+            .get(collection)
+            .map(|c| {
+                c.docs
+                    .iter()
+                    .filter(|d| matches(filter, &d.metadata))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// In one step (one lock, one write to disk), delete the documents matching `filter`
+    /// and insert `items`: a changed file's new chunks replace its old ones, and a reader
+    /// sees either all old or all new chunks. Returns how many were deleted.
+    pub fn replace_where(
+        &self,
+        collection: &str,
+        filter: &Value,
+        items: Vec<(Document, Vec<f32>)>,
+    ) -> Result<usize> {
+        Self::check_name(collection)?;
+        let mut g = self.write();
+        let c = g.entry(collection.to_string()).or_default();
+        let doomed: Vec<String> = c
+            .docs
+            .iter()
+            .filter(|d| matches(filter, &d.metadata))
+            .map(|d| d.id.clone())
+            .collect();
+        let dim = if doomed.len() == c.docs.len() {
+            items.first().map_or(c.dim, |(_, v)| v.len())
+        } else {
+            c.dim
+        };
+        if let Some((doc, v)) = items.iter().find(|(_, v)| v.len() != dim || v.is_empty()) {
+            return Err(Error::invalid_input(format!(
+                "document '{}' has a {}-dimensional vector; collection '{collection}' holds {dim}",
+                doc.id,
+                v.len()
+            )));
+        }
+        for id in &doomed {
+            c.delete(id);
+        }
+        c.dim = dim;
+        for (doc, v) in items {
+            c.upsert(doc, v);
+        }
+        let snapshot = self.dir.is_some().then(|| c.clone());
+        drop(g);
+        self.persist(collection, snapshot.as_ref())?;
+        Ok(doomed.len())
+    }
+
     /// Drop a whole collection.
     pub fn drop_collection(&self, collection: &str) -> Result<bool> {
         let existed = self.write().remove(collection).is_some();

@@ -9,8 +9,13 @@
 //! - [`HybridRetriever`]: any vector and keyword retrievers, queried concurrently, fused by
 //!   RRF or weighted scores, still answering when one side fails.
 //!
-//! Loaders and parsers, the BM25 (tantivy) keyword index, HNSW and the ingestion pipeline
-//! are not built yet.
+//! - [`load`]: file and directory loaders with text, Markdown, HTML and DOCX parsers; every
+//!   document records its source and a content hash.
+//!
+//! - [`ingest::Ingestor`]: load → split → embed in batches → index as an eino chain, with
+//!   progress events; unchanged sources are skipped by content hash, changed ones replaced.
+//!
+//! The BM25 (tantivy) keyword index, HNSW, PDF and the URL loader are not built yet.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -27,6 +32,8 @@
 
 pub mod hybrid;
 pub mod index;
+pub mod ingest;
+pub mod load;
 mod retrieve;
 pub mod splitter;
 

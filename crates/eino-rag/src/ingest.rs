@@ -1,0 +1,361 @@
+//! The ingestion pipeline: loaded documents → split → embed in batches → index, as an eino
+//! chain (so every step fires callbacks), with progress events and content hashes.
+//!
+//! Re-ingesting an unchanged source does nothing (its `content_hash` matches the stored
+//! chunks'); a changed source's new chunks replace its old ones in one index step, and
+//! only after they are embedded, so a failing embedder never loses the old version.
+
+use std::sync::{Arc, Mutex};
+
+use eino::component::{EmbedOptions, Embedder, TransformOptions, Transformer};
+use eino::compose::{lambda, Chain, Compiled, Context, Runnable};
+use eino::schema::Document;
+use eino::{Error, Result};
+use serde_json::{json, Value};
+
+use crate::load::keys;
+use crate::VectorIndex;
+
+/// Counters of one ingestion, sent after every step; totals grow as documents are split.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// Documents finished (indexed, unchanged or failed).
+    pub documents_done: usize,
+    /// Documents in this ingestion.
+    pub documents_total: usize,
+    /// Chunks embedded and indexed.
+    pub chunks_done: usize,
+    /// Chunks produced by the splitter so far.
+    pub chunks_total: usize,
+    /// Source bytes of the finished documents.
+    pub bytes_done: u64,
+    /// Source bytes of all documents.
+    pub bytes_total: u64,
+}
+
+/// What happened to one source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Outcome {
+    /// First time seen: `chunks` chunks indexed.
+    Added {
+        /// Chunks indexed.
+        chunks: usize,
+    },
+    /// Content changed: `removed` old chunks replaced by `chunks` new ones.
+    Replaced {
+        /// Chunks indexed.
+        chunks: usize,
+        /// Old chunks removed.
+        removed: usize,
+    },
+    /// Same content hash as what is stored: nothing done.
+    Unchanged,
+    /// This source failed; the others went on.
+    Failed {
+        /// The error's message.
+        error: String,
+    },
+}
+
+/// The result of [`Ingestor::ingest`]: one outcome per source, in input order.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct IngestReport {
+    /// `(source, outcome)` pairs.
+    pub outcomes: Vec<(String, Outcome)>,
+    /// The final counters.
+    pub progress: Progress,
+}
+
+impl IngestReport {
+    /// Sources that failed.
+    pub fn failed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed { .. }))
+            .count()
+    }
+}
+
+/// One document on its way through the chain.
+#[derive(Clone)]
+struct Work {
+    doc: Document,
+    source: String,
+    hash: Option<String>,
+    chunks: Vec<Document>,
+    vectors: Vec<Vec<f32>>,
+    /// Set by the index step: chunks written, old chunks removed.
+    indexed: usize,
+    removed: usize,
+    tracker: Arc<Tracker>,
+}
+eino::graph_value!(Work);
+
+struct Tracker {
+    progress: Mutex<Progress>,
+    sink: ProgressSink,
+}
+
+impl Tracker {
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        let snapshot = {
+            let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut p);
+            p.clone()
+        };
+        (self.sink)(&snapshot);
+    }
+}
+
+/// Splits, embeds and indexes documents into one collection of a [`VectorIndex`].
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use eino_rag::ingest::{Ingestor, Outcome};
+/// use eino_rag::load::{parse, Format};
+/// use eino_rag::{RecursiveSplitter, VectorIndex};
+/// # use eino::component::{Embedder, EmbedOptions};
+/// # struct Len;
+/// # impl Embedder for Len {
+/// #     fn embed<'a>(&'a self, t: &'a [String], _: &'a EmbedOptions)
+/// #         -> futures_util::future::BoxFuture<'a, eino::Result<Vec<Vec<f32>>>> {
+/// #         Box::pin(async move { Ok(t.iter().map(|s| vec![s.len() as f32, 1.0]).collect()) })
+/// #     }
+/// # }
+/// let index = VectorIndex::in_memory();
+/// let ingestor = Ingestor::new(
+///     Arc::new(RecursiveSplitter::new(200)),
+///     Arc::new(Len), // any Embedder, e.g. eino_local::MiniLmEmbedder
+///     index.clone(),
+///     "kb",
+/// ).unwrap();
+/// let docs = parse(Format::Text, b"Some text.", "a.txt").unwrap();
+/// let first = ingestor.ingest(docs.clone(), |_| {}).await;
+/// assert_eq!(first.outcomes[0].1, Outcome::Added { chunks: 1 });
+/// let again = ingestor.ingest(docs, |_| {}).await;
+/// assert_eq!(again.outcomes[0].1, Outcome::Unchanged);
+/// # });
+/// ```
+pub struct Ingestor {
+    chain: Compiled<Work, Work>,
+    index: VectorIndex,
+    collection: String,
+}
+
+impl std::fmt::Debug for Ingestor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingestor")
+            .field("collection", &self.collection)
+            .finish_non_exhaustive()
+    }
+}
+
+fn source_filter(source: &str) -> Value {
+    json!({ keys::SOURCE: source })
+}
+
+impl Ingestor {
+    /// An ingestor into `collection` of `index`, embedding 32 chunks per call.
+    pub fn new(
+        splitter: Arc<dyn Transformer>,
+        embedder: Arc<dyn Embedder>,
+        index: VectorIndex,
+        collection: impl Into<String>,
+    ) -> Result<Self> {
+        Self::with_batch_size(splitter, embedder, index, collection, 32)
+    }
+
+    /// As [`Ingestor::new`], embedding `batch` chunks per embedder call.
+    pub fn with_batch_size(
+        splitter: Arc<dyn Transformer>,
+        embedder: Arc<dyn Embedder>,
+        index: VectorIndex,
+        collection: impl Into<String>,
+        batch: usize,
+    ) -> Result<Self> {
+        let collection = collection.into();
+        let batch = batch.max(1);
+        let split = lambda(move |mut w: Work| {
+            let splitter = splitter.clone();
+            async move {
+                let doc = std::mem::take(&mut w.doc);
+                w.chunks = splitter
+                    .transform(vec![doc], &TransformOptions::default())
+                    .await?;
+                let n = w.chunks.len();
+                w.tracker.update(|p| p.chunks_total += n);
+                Ok(w)
+            }
+        });
+        let embed = lambda(move |mut w: Work| {
+            let embedder = embedder.clone();
+            async move {
+                for part in w.chunks.chunks(batch) {
+                    let texts: Vec<String> = part.iter().map(|d| d.content.clone()).collect();
+                    let vectors = embedder.embed(&texts, &EmbedOptions::default()).await?;
+                    if vectors.len() != texts.len() {
+                        return Err(Error::internal(format!(
+                            "embedder returned {} vectors for {} texts",
+                            vectors.len(),
+                            texts.len()
+                        )));
+                    }
+                    w.vectors.extend(vectors);
+                }
+                Ok(w)
+            }
+        });
+        let (idx, col) = (index.clone(), collection.clone());
+        let store = lambda(move |mut w: Work| {
+            let (index, collection) = (idx.clone(), col.clone());
+            async move {
+                let mut items = Vec::with_capacity(w.chunks.len());
+                for (mut chunk, v) in std::mem::take(&mut w.chunks)
+                    .into_iter()
+                    .zip(std::mem::take(&mut w.vectors))
+                {
+                    chunk
+                        .metadata
+                        .insert(keys::SOURCE.into(), w.source.clone().into());
+                    if let Some(h) = &w.hash {
+                        chunk
+                            .metadata
+                            .insert(keys::CONTENT_HASH.into(), h.clone().into());
+                    }
+                    items.push((chunk, v));
+                }
+                w.indexed = items.len();
+                w.removed = index.replace_where(&collection, &source_filter(&w.source), items)?;
+                let n = w.indexed;
+                w.tracker.update(|p| p.chunks_done += n);
+                Ok(w)
+            }
+        });
+        let chain = Chain::<Work, Work>::new()
+            .then_keyed("split", split)
+            .then_keyed("embed", embed)
+            .then_keyed("index", store)
+            .compile()?;
+        Ok(Self {
+            chain,
+            index,
+            collection,
+        })
+    }
+
+    /// The collection this ingestor writes.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// Ingest `docs` (from the loaders: their `source` and `content_hash` metadata are
+    /// used; a document without `source` uses its id). Never fails as a whole: each
+    /// source's outcome is in the report, and `on_progress` sees every step.
+    pub async fn ingest(
+        &self,
+        docs: Vec<Document>,
+        on_progress: impl Fn(&Progress) + Send + Sync + 'static,
+    ) -> IngestReport {
+        self.ingest_with(docs, Arc::new(on_progress), &Context::new())
+            .await
+    }
+
+    /// As [`Ingestor::ingest`] with a shared progress sink and a run context (callbacks).
+    pub async fn ingest_with(
+        &self,
+        docs: Vec<Document>,
+        on_progress: ProgressSink,
+        ctx: &Context,
+    ) -> IngestReport {
+        let bytes_of = |d: &Document| {
+            d.metadata
+                .get(keys::BYTES)
+                .and_then(Value::as_u64)
+                .unwrap_or(d.content.len() as u64)
+        };
+        let tracker = Arc::new(Tracker {
+            progress: Mutex::new(Progress {
+                documents_total: docs.len(),
+                bytes_total: docs.iter().map(bytes_of).sum(),
+                ..Progress::default()
+            }),
+            sink: on_progress,
+        });
+        tracker.update(|_| {});
+        let mut outcomes = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let bytes = bytes_of(&doc);
+            let source = doc
+                .metadata
+                .get(keys::SOURCE)
+                .and_then(Value::as_str)
+                .map_or_else(|| doc.id.clone(), str::to_string);
+            let hash = doc
+                .metadata
+                .get(keys::CONTENT_HASH)
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let outcome = if self.is_current(&source, hash.as_deref()) {
+                Outcome::Unchanged
+            } else {
+                let work = Work {
+                    doc,
+                    source: source.clone(),
+                    hash,
+                    chunks: Vec::new(),
+                    vectors: Vec::new(),
+                    indexed: 0,
+                    removed: 0,
+                    tracker: tracker.clone(),
+                };
+                match self.chain.invoke(work, ctx).await {
+                    Ok(w) if w.removed == 0 => Outcome::Added { chunks: w.indexed },
+                    Ok(w) => Outcome::Replaced {
+                        chunks: w.indexed,
+                        removed: w.removed,
+                    },
+                    Err(e) => {
+                        tracing::warn!(%source, error = %e, "ingestion failed for one source");
+                        Outcome::Failed {
+                            error: e.to_string(),
+                        }
+                    }
+                }
+            };
+            tracker.update(|p| {
+                p.documents_done += 1;
+                p.bytes_done += bytes;
+            });
+            outcomes.push((source, outcome));
+        }
+        let progress = tracker
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        IngestReport { outcomes, progress }
+    }
+
+    fn is_current(&self, source: &str, hash: Option<&str>) -> bool {
+        let Some(hash) = hash else { return false };
+        let stored = self
+            .index
+            .find_where(&self.collection, &source_filter(source), 1);
+        stored
+            .first()
+            .and_then(|d| d.metadata.get(keys::CONTENT_HASH))
+            .and_then(Value::as_str)
+            == Some(hash)
+    }
+
+    /// Remove every chunk of `source`; returns how many were removed.
+    pub fn remove_source(&self, source: &str) -> Result<usize> {
+        self.index
+            .delete_where(&self.collection, &source_filter(source))
+    }
+}
+
+/// A shared progress callback.
+pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;

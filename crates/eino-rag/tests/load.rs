@@ -1,0 +1,143 @@
+//! Loaders and parsers on the checked-in fixtures (tests/fixtures/docs), broken files included.
+
+use std::path::{Path, PathBuf};
+
+use eino::component::{LoadOptions, Loader, Source};
+use eino::ErrorKind;
+use eino_rag::load::{keys, DirLoader, FileLoader};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/docs")
+}
+
+async fn load(name: &str) -> eino::Result<Vec<eino::schema::Document>> {
+    let path = fixtures().join(name);
+    FileLoader::new()
+        .load(
+            &Source::new(path.to_str().unwrap()),
+            &LoadOptions::default(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn markdown_and_text_keep_their_content() {
+    let md = load("rust.md").await.unwrap();
+    assert!(md[0].content.starts_with("# Rust\n"));
+    assert_eq!(md[0].metadata[keys::FORMAT], "markdown");
+    assert!(md[0].metadata[keys::SOURCE]
+        .as_str()
+        .unwrap()
+        .ends_with("rust.md"));
+    let txt = load("plain.txt").await.unwrap();
+    assert_eq!(txt[0].metadata[keys::FORMAT], "text");
+    assert!(txt[0].content.contains("Eiffel Tower"));
+}
+
+#[tokio::test]
+async fn html_gives_main_text_and_page_metadata() {
+    let page = load("nested/page.html").await.unwrap().remove(0);
+    assert_eq!(
+        page.content,
+        "Berlin\nBerlin is the capital of Germany & its largest city.\n\
+         The Brandenburg Gate was built in the 18th century."
+    );
+    assert_eq!(page.metadata[keys::TITLE], "Berlin travel notes");
+    assert_eq!(
+        page.metadata[keys::DESCRIPTION],
+        "Short notes about Berlin."
+    );
+    assert_eq!(page.metadata[keys::LANGUAGE], "en");
+    let broken = load("nested/broken.html").await.unwrap().remove(0);
+    assert_eq!(broken.content, "Text survives broken markup");
+}
+
+#[tokio::test]
+async fn docx_paragraphs_runs_entities_and_tabs() {
+    let doc = load("report.docx").await.unwrap().remove(0);
+    assert_eq!(
+        doc.content,
+        "Quarterly report\nRevenue grew 12% in Q3 & costs fell.\nName\tValue"
+    );
+    assert_eq!(doc.metadata[keys::FORMAT], "docx");
+}
+
+#[tokio::test]
+async fn broken_files_give_typed_errors_naming_the_file() {
+    for (name, says) in [
+        ("truncated.docx", "corrupted DOCX"),
+        ("blob.bin", "unsupported file"),
+        ("missing.txt", "cannot read"),
+    ] {
+        let err = load(name).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
+        assert!(err.message().contains(name), "{name}: {err}");
+        assert!(err.message().contains(says), "{name}: {err}");
+    }
+    // A .txt file that is not UTF-8 is named too.
+    let err = load("invalid-utf8.txt").await.unwrap_err();
+    assert!(err.message().contains("invalid-utf8.txt") && err.message().contains("UTF-8"));
+    let err = FileLoader::new()
+        .with_max_bytes(10)
+        .load_path(&fixtures().join("rust.md"), "rust.md")
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("limit"), "{err}");
+}
+
+#[tokio::test]
+async fn a_directory_loads_around_bad_files_and_reports_them() {
+    let report = DirLoader::new().load_dir(&fixtures()).await.unwrap();
+    let mut loaded: Vec<String> = report
+        .documents
+        .iter()
+        .map(|d| {
+            let s = d.metadata[keys::SOURCE].as_str().unwrap();
+            Path::new(s)
+                .strip_prefix(fixtures())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        [
+            "nested/broken.html",
+            "nested/page.html",
+            "plain.txt",
+            "report.docx",
+            "rust.md"
+        ]
+    );
+    let mut failed: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| e.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["blob.bin", "invalid-utf8.txt", "truncated.docx"]);
+    assert_eq!(report.skipped, 1, "the hidden directory is skipped");
+}
+
+#[tokio::test]
+async fn include_and_exclude_globs() {
+    let report = DirLoader::new()
+        .include("**/*.html")
+        .unwrap()
+        .exclude("**/broken.*")
+        .unwrap()
+        .load_dir(&fixtures())
+        .await
+        .unwrap();
+    assert_eq!(report.documents.len(), 1);
+    assert!(report.errors.is_empty());
+    let err = DirLoader::new().include("a[").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = DirLoader::new()
+        .load_dir(&fixtures().join("plain.txt"))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("not a readable directory"));
+}

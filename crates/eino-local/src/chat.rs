@@ -309,9 +309,14 @@ impl LocalChatModel {
     /// The default model (SmolLM2-135M-Instruct Q4_1) from the default cache, fetched first
     /// if missing.
     pub async fn load_default(opts: LocalOptions) -> Result<Self> {
+        Self::load_default_with(opts, GenerationConfig::default()).await
+    }
+
+    /// As [`LocalChatModel::load_default`] with sampling defaults `gen`.
+    pub async fn load_default_with(opts: LocalOptions, gen: GenerationConfig) -> Result<Self> {
         tokio::task::spawn_blocking(move || {
             let dir = ModelCache::default().ensure(&SMOLLM2)?;
-            Self::load(&dir.join("model.gguf"), &opts, GenerationConfig::default())
+            Self::load(&dir.join("model.gguf"), &opts, gen)
         })
         .await
         .map_err(|e| Error::internal(format!("model loading task failed: {e}")))?

@@ -81,18 +81,19 @@ impl FileLoader {
         let bytes = tokio::fs::read(path).await.map_err(io)?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if bytes.len() < 256 << 10 {
-            return parse_bytes(&bytes, ext, source);
+            return parse_file_bytes(&bytes, ext, source);
         }
         // Parsing a large HTML page or zip is CPU work: keep it off the async workers.
         let (ext, owned) = (ext.to_string(), source.to_string());
-        tokio::task::spawn_blocking(move || parse_bytes(&bytes, &ext, &owned))
+        tokio::task::spawn_blocking(move || parse_file_bytes(&bytes, &ext, &owned))
             .await
             .map_err(|e| Error::internal(format!("{source}: parser panicked: {e}")))?
     }
 }
 
-/// Parse bytes whose file name ends in `.{ext}`; see [`FileLoader`] for the fallback rule.
-pub(crate) fn parse_bytes(bytes: &[u8], ext: &str, source: &str) -> Result<Vec<Document>> {
+/// Parse bytes of a file whose name ends in `.{ext}` (an upload, say), recorded as `source`;
+/// the parser is chosen as [`FileLoader`] does.
+pub fn parse_file_bytes(bytes: &[u8], ext: &str, source: &str) -> Result<Vec<Document>> {
     let format = match Format::from_extension(ext) {
         Some(f) => f,
         None if looks_like_text(bytes) => Format::Text,

@@ -19,7 +19,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use dir::{DirLoader, DirReport, FileError};
-pub use file::FileLoader;
+pub use file::{parse_file_bytes, FileLoader};
 
 /// Metadata keys the loaders write.
 pub mod keys {

@@ -14,6 +14,7 @@ mod node;
 mod run;
 mod runnable;
 mod tools_node;
+mod topology;
 mod value;
 mod workflow;
 
@@ -34,6 +35,7 @@ pub use runnable::{collect_lambda, lambda, stream_lambda, transform_lambda, Lamb
 pub use tools_node::{
     InvokeNext, StreamNext, ToolInput, ToolMiddleware, ToolsInterruptState, ToolsNode,
 };
+pub use topology::{EdgeKind, Topology, TopologyEdge, TopologyNode};
 pub use value::{merge_maps, Codec, GraphValue, JoinFn};
 pub use workflow::{
     from_field, map_fields, map_paths, map_with, to_field, FieldMapping, Workflow, WorkflowNode,

@@ -1,0 +1,215 @@
+//! `eino`: serve the API, chat with it, ingest files, manage local models, show graphs.
+//!
+//! `eino serve` with no flags runs the embedded defaults on 127.0.0.1:8080 (local models are
+//! fetched into the model cache first if missing). The client commands talk to a running
+//! server (`--url`, default `http://127.0.0.1:8080`, `--api-key` or `EINO_API_KEY`).
+
+mod client;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use eino_server::config::Config;
+
+#[derive(Parser)]
+#[command(name = "eino", version, about = "eino: LLM applications as a service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Remote {
+    /// The server.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "EINO_URL")]
+    url: String,
+    /// API key, if the server requires one.
+    #[arg(long, env = "EINO_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Listen address (overrides server.addr).
+        #[arg(long)]
+        addr: Option<String>,
+        /// YAML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides server.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Chat interactively with an application (streams tokens, keeps one session).
+    Chat {
+        #[command(flatten)]
+        remote: Remote,
+        /// Application id (default: the server's first).
+        #[arg(long)]
+        app: Option<String>,
+        /// Continue a session.
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// Upload a file or a directory into a knowledge base, with a progress bar.
+    Ingest {
+        /// File or directory.
+        path: PathBuf,
+        /// Knowledge base (created if missing).
+        #[arg(long)]
+        kb: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Local models.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Print an application's graph as Mermaid.
+    Graph {
+        /// Application id.
+        app: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// API key helpers.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Fetch the default local models into the cache.
+    Pull,
+    /// Show the default local models and whether they are cached.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Print the SHA-256 to put into auth.api_keys[].sha256.
+    Hash {
+        /// The key.
+        key: String,
+    },
+}
+
+fn init_logs(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(&config.telemetry.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.telemetry.log_format == "json" {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(
+    addr: Option<String>,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> Result<()> {
+    let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
+    if let Some(a) = addr {
+        cfg.server.addr = a;
+    }
+    if let Some(d) = data_dir {
+        cfg.server.data_dir = d;
+    }
+    cfg.validate()?;
+    init_logs(&cfg);
+    let addr: std::net::SocketAddr = cfg.server.addr.parse().context("server.addr")?;
+    eino_server::http::check_bind(addr, cfg.auth_enabled())
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    tracing::info!(models = ?cfg.models.keys().collect::<Vec<_>>(), "loading models");
+    let registry = eino_server::registry::Registry::load(&cfg).await?;
+    let state = eino_server::state::AppState::build(cfg, registry).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, "eino is listening");
+    eprintln!("eino is listening on http://{addr} (OpenAI-compatible API at http://{addr}/v1)");
+    eino_server::http::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn models(action: ModelsAction) -> Result<()> {
+    let cache = eino_local::ModelCache::default();
+    for spec in [&eino_local::SMOLLM2, &eino_local::MINILM] {
+        match action {
+            ModelsAction::Pull => {
+                eprintln!("fetching {} …", spec.name);
+                let dir = cache.ensure(spec)?;
+                println!("{}\t{}", spec.name, dir.display());
+            }
+            ModelsAction::List => match cache.get(spec) {
+                Ok(dir) => println!("{}\tcached\t{}", spec.name, dir.display()),
+                Err(_) => println!("{}\tmissing\t(run `eino models pull`)", spec.name),
+            },
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            addr,
+            config,
+            data_dir,
+        } => serve(addr, config, data_dir).await,
+        Command::Chat {
+            remote,
+            app,
+            session,
+        } => client::chat(&remote.url, remote.api_key, app, session).await,
+        Command::Ingest { path, kb, remote } => {
+            client::ingest(&remote.url, remote.api_key, &path, &kb).await
+        }
+        Command::Models { action } => tokio::task::spawn_blocking(move || models(action)).await?,
+        Command::Graph { app, remote } => client::graph(&remote.url, remote.api_key, &app).await,
+        Command::Keys {
+            action: KeysAction::Hash { key },
+        } => {
+            if key.len() < 16 {
+                bail!("use a key of at least 16 characters");
+            }
+            println!("{}", eino_server::auth::hash_key(&key));
+            Ok(())
+        }
+    }
+}

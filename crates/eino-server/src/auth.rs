@@ -1,0 +1,207 @@
+//! Authentication and per-caller rate limits.
+//!
+//! API keys are configured as their SHA-256 (never in clear) and map to a tenant; JWTs are
+//! HS256 only (the algorithm is pinned, so a token cannot pick `none` or RS/HS
+//! confusion), with `exp` required and checked. Without any auth configured every caller
+//! is tenant `default` — which is why the server then refuses to listen beyond loopback.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest, Sha256};
+
+use crate::config::{AuthConfig, LimitsConfig};
+use crate::error::{ApiError, ConfigError};
+use crate::state::AppState;
+
+/// Who is calling, resolved by the auth middleware and put in request extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Whose data the request sees.
+    pub tenant: String,
+    /// The key or subject, for logs and rate limits (never the secret).
+    pub principal: String,
+}
+
+/// Hex SHA-256 of an API key, as configured in `auth.api_keys[].sha256`.
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+struct Jwt {
+    key: DecodingKey,
+    validation: Validation,
+    tenant_claim: String,
+}
+
+/// The configured credentials.
+#[derive(Clone)]
+pub struct Auth {
+    keys: Arc<HashMap<String, (String, String)>>,
+    jwt: Option<Arc<Jwt>>,
+}
+
+impl Auth {
+    /// From the `auth:` section; the JWT secret is read from its environment variable.
+    pub fn from_config(cfg: &AuthConfig) -> Result<Self, ConfigError> {
+        let keys = cfg
+            .api_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let name = k.name.clone().unwrap_or_else(|| format!("key-{i}"));
+                (k.sha256.to_ascii_lowercase(), (k.tenant.clone(), name))
+            })
+            .collect();
+        let jwt = match &cfg.jwt {
+            None => None,
+            Some(j) => {
+                let secret = std::env::var(&j.secret_env)
+                    .ok()
+                    .filter(|s| s.len() >= 32)
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "auth.jwt.secret_env",
+                            format!(
+                                "environment variable {} must hold a secret of at least 32 bytes",
+                                j.secret_env
+                            ),
+                        )
+                    })?;
+                let mut v = Validation::new(Algorithm::HS256);
+                v.algorithms = vec![Algorithm::HS256];
+                v.validate_exp = true;
+                v.leeway = 30;
+                v.set_required_spec_claims(&["exp"]);
+                if let Some(iss) = &j.issuer {
+                    v.set_issuer(&[iss]);
+                }
+                match &j.audience {
+                    Some(aud) => v.set_audience(&[aud]),
+                    None => v.validate_aud = false,
+                }
+                let key = DecodingKey::from_secret(secret.as_bytes()).map_err(|e| {
+                    ConfigError::new("auth.jwt.secret_env", format!("unusable secret: {e}"))
+                })?;
+                Some(Arc::new(Jwt {
+                    key,
+                    validation: v,
+                    tenant_claim: j.tenant_claim.clone().unwrap_or_else(|| "tenant".into()),
+                }))
+            }
+        };
+        Ok(Self {
+            keys: Arc::new(keys),
+            jwt,
+        })
+    }
+
+    /// Whether any credential is configured.
+    pub fn enabled(&self) -> bool {
+        !self.keys.is_empty() || self.jwt.is_some()
+    }
+
+    /// Resolve a bearer token.
+    pub fn check(&self, token: Option<&str>) -> Result<Caller, ApiError> {
+        if !self.enabled() {
+            return Ok(Caller {
+                tenant: "default".into(),
+                principal: "anonymous".into(),
+            });
+        }
+        let token = token.ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing credentials: send Authorization: Bearer <api key or JWT>",
+            )
+        })?;
+        if let Some((tenant, name)) = self.keys.get(&hash_key(token)) {
+            return Ok(Caller {
+                tenant: tenant.clone(),
+                principal: name.clone(),
+            });
+        }
+        if let Some(jwt) = &self.jwt {
+            if token.matches('.').count() == 2 {
+                let data =
+                    jsonwebtoken::decode::<serde_json::Value>(token, &jwt.key, &jwt.validation)
+                        .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
+                let claims = data.claims;
+                let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
+                let tenant = claims
+                    .get(&jwt.tenant_claim)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(sub);
+                if !crate::config::valid_name(tenant) {
+                    return Err(ApiError::unauthorized("the token names no valid tenant"));
+                }
+                return Ok(Caller {
+                    tenant: tenant.to_string(),
+                    principal: format!("jwt:{sub}"),
+                });
+            }
+        }
+        Err(ApiError::unauthorized("invalid API key"))
+    }
+}
+
+/// Per-principal token buckets.
+#[derive(Clone)]
+pub struct Limiter {
+    inner: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl Limiter {
+    /// `None` when `requests_per_minute` is 0.
+    pub fn from_config(cfg: &LimitsConfig) -> Option<Self> {
+        let rpm = NonZeroU32::new(cfg.requests_per_minute)?;
+        let burst = NonZeroU32::new(cfg.burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_minute(rpm).allow_burst(burst);
+        Some(Self {
+            inner: Arc::new(RateLimiter::keyed(quota)),
+        })
+    }
+
+    /// Take one token for `key`, or say how long to wait.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.inner
+            .check_key(&key.to_string())
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Middleware: resolve the caller (401 on bad credentials), apply its rate limit (429
+/// with `Retry-After`), and hand the [`Caller`] to handlers.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let caller = match state.auth.check(bearer(&req)) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(limiter) = &state.limiter {
+        if let Err(wait) = limiter.check(&format!("{}/{}", caller.tenant, caller.principal)) {
+            metrics::counter!("eino_rate_limited_total", "tenant" => caller.tenant.clone())
+                .increment(1);
+            return ApiError::rate_limited(wait).into_response();
+        }
+    }
+    tracing::Span::current().record("tenant", caller.tenant.as_str());
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}

@@ -1,0 +1,488 @@
+//! Configuration: defaults that run the embedded setup, a YAML file, then `EINO_…`
+//! environment overrides (`EINO_SERVER__ADDR=0.0.0.0:9000`, `__` between levels), checked
+//! at start with messages that name the bad key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Yaml};
+use figment::{Figment, Provider};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listening address, data directory and HTTP limits.
+    pub server: ServerConfig,
+    /// Chat models by id; each is also a model id of the OpenAI-compatible API.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Embedding models by id.
+    pub embedders: BTreeMap<String, EmbedderConfig>,
+    /// Applications by id (a compiled graph each); also model ids of the API.
+    pub applications: BTreeMap<String, AppConfig>,
+    /// Storage: SQLite under the data dir unless a database URL is given.
+    pub store: StoreConfig,
+    /// API keys and JWT. With neither, the server only listens on loopback.
+    pub auth: AuthConfig,
+    /// Rate limits.
+    pub limits: LimitsConfig,
+    /// Response cache.
+    pub cache: CacheConfig,
+    /// Logs.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `server:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listening address.
+    pub addr: String,
+    /// Where the database, the index and uploads live.
+    pub data_dir: PathBuf,
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    /// Largest upload (multipart) body.
+    pub max_upload_bytes: usize,
+    /// Deadline of a non-streaming request.
+    pub request_timeout_secs: u64,
+    /// Origins allowed by CORS (`*` for any); empty disables CORS.
+    pub cors_origins: Vec<String>,
+    /// How long shutdown waits for open streams.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("eino-data"),
+            max_body_bytes: 4 << 20,
+            max_upload_bytes: 64 << 20,
+            request_timeout_secs: 300,
+            cors_origins: Vec::new(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// A chat model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// The in-process GGUF model (SmolLM2-135M-Instruct unless `path` is given).
+    Local {
+        /// A GGUF file; default: the cached SmolLM2 (fetched if missing).
+        #[serde(default)]
+        path: Option<PathBuf>,
+        /// Inference threads (default: 1 on ≤ 2 cores).
+        #[serde(default)]
+        threads: Option<usize>,
+        /// Default answer length.
+        #[serde(default)]
+        max_tokens: Option<u32>,
+    },
+    /// Any OpenAI-compatible endpoint.
+    Openai {
+        /// The provider's model name.
+        model: String,
+        /// Base URL (default `https://api.openai.com/v1`).
+        #[serde(default)]
+        base_url: Option<String>,
+        /// Environment variable holding the API key.
+        #[serde(default)]
+        api_key_env: Option<String>,
+        /// Request deadline.
+        #[serde(default)]
+        timeout_secs: Option<u64>,
+        /// Retries of transient errors.
+        #[serde(default)]
+        max_retries: Option<u32>,
+    },
+    /// Anthropic's Messages API.
+    Anthropic {
+        /// The model name.
+        model: String,
+        /// Base URL (default `https://api.anthropic.com`).
+        #[serde(default)]
+        base_url: Option<String>,
+        /// Environment variable holding the API key.
+        #[serde(default)]
+        api_key_env: Option<String>,
+        /// Default answer length (required by the API; default 1024).
+        #[serde(default)]
+        max_tokens: Option<u32>,
+    },
+}
+
+/// An embedding model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EmbedderConfig {
+    /// In-process all-MiniLM-L6-v2 (384 dimensions).
+    Local {
+        /// A directory with model.safetensors, config.json, tokenizer.json.
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
+    /// An OpenAI-compatible embeddings endpoint.
+    Openai {
+        /// The provider's model name.
+        model: String,
+        /// Base URL.
+        #[serde(default)]
+        base_url: Option<String>,
+        /// Environment variable holding the API key.
+        #[serde(default)]
+        api_key_env: Option<String>,
+    },
+}
+
+/// An application: a model, a system prompt and optional knowledge bases.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The chat model id.
+    pub model: String,
+    /// Models tried in order when `model` fails with a retryable error or its breaker is open.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// The system prompt.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Knowledge bases searched for context (names; `*` for all of the tenant's).
+    #[serde(default)]
+    pub knowledge_bases: Vec<String>,
+    /// The embedder for the knowledge bases.
+    #[serde(default = "default_embedder")]
+    pub embedder: String,
+    /// Chunks put into the prompt.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Chunks scoring below this are ignored; when none is left the app answers as plain chat.
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+    /// Past messages of a session sent to the model.
+    #[serde(default = "default_history")]
+    pub history_messages: usize,
+}
+
+fn default_embedder() -> String {
+    "minilm".into()
+}
+fn default_top_k() -> usize {
+    4
+}
+fn default_min_score() -> f64 {
+    0.25
+}
+fn default_history() -> usize {
+    20
+}
+
+/// `store:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://…` for PostgreSQL; empty for SQLite at `<data_dir>/eino.db`.
+    pub database_url: Option<String>,
+}
+
+/// One API key, stored as its SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Hex SHA-256 of the key (`eino keys hash KEY` prints it).
+    pub sha256: String,
+    /// The tenant whose data this key sees.
+    pub tenant: String,
+    /// A label for logs and metrics.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `auth:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accepted API keys (`Authorization: Bearer KEY`).
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// JWT validation.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// JWT validation: HS256 with a shared secret from the environment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Environment variable holding the HMAC secret.
+    pub secret_env: String,
+    /// Required `iss`, if any.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required `aud`, if any.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The claim naming the tenant (default `tenant`, falling back to `sub`).
+    #[serde(default)]
+    pub tenant_claim: Option<String>,
+}
+
+/// `limits:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per minute per key (per tenant without auth); 0 disables.
+    pub requests_per_minute: u32,
+    /// Requests allowed at once above the steady rate.
+    pub burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 0,
+            burst: 10,
+        }
+    }
+}
+
+/// `cache:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Cache identical non-streaming chat requests and embeddings.
+    pub enabled: bool,
+    /// Entries kept.
+    pub max_entries: usize,
+    /// Time to live.
+    pub ttl_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_entries: 10_000,
+            ttl_secs: 600,
+        }
+    }
+}
+
+/// `telemetry:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `json` or `text`.
+    pub log_format: String,
+    /// A tracing filter (`info`, `eino_server=debug` …).
+    pub log_level: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: "json".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut models = BTreeMap::new();
+        models.insert(
+            "smollm2".to_string(),
+            ModelConfig::Local {
+                path: None,
+                threads: None,
+                max_tokens: Some(256),
+            },
+        );
+        let mut embedders = BTreeMap::new();
+        embedders.insert("minilm".to_string(), EmbedderConfig::Local { path: None });
+        let mut applications = BTreeMap::new();
+        applications.insert(
+            "assistant".to_string(),
+            AppConfig {
+                model: "smollm2".into(),
+                fallbacks: Vec::new(),
+                system_prompt: Some("You are a helpful assistant. Answer briefly.".into()),
+                knowledge_bases: vec!["*".into()],
+                embedder: default_embedder(),
+                top_k: default_top_k(),
+                min_score: default_min_score(),
+                history_messages: default_history(),
+            },
+        );
+        Self {
+            server: ServerConfig::default(),
+            models,
+            embedders,
+            applications,
+            store: StoreConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            cache: CacheConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+/// Names of models, applications, tenants and knowledge bases.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then `EINO_…` variables from `env` (pass
+    /// `std::env::vars()`), then validation. A file that lists `models`, `embedders` or
+    /// `applications` replaces the default entries of that section instead of adding to them.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut base = Config::default();
+        let mut file_text = None;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new("--config", format!("{}: {e}", path.display())))?;
+            let sections = Yaml::string(&text)
+                .data()
+                .map_err(ConfigError::from_figment)?
+                .into_values()
+                .next()
+                .unwrap_or_default();
+            if sections.contains_key("models") {
+                base.models.clear();
+            }
+            if sections.contains_key("embedders") {
+                base.embedders.clear();
+            }
+            if sections.contains_key("applications") {
+                base.applications.clear();
+            }
+            file_text = Some(text);
+        }
+        let mut fig = Figment::from(Serialized::defaults(base));
+        if let Some(text) = file_text {
+            fig = fig.merge(Yaml::string(&text));
+        }
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("EINO_") else {
+                continue;
+            };
+            if !rest.contains("__") {
+                continue; // EINO_MODELS_DIR and friends belong to other parts
+            }
+            let path = rest.to_ascii_lowercase().replace("__", ".");
+            let value: figment::value::Value = value
+                .parse()
+                .unwrap_or_else(|_| figment::value::Value::from(value.clone()));
+            fig = fig.merge(Serialized::default(&path, value));
+        }
+        let config: Config = fig.extract().map_err(ConfigError::from_figment)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check references and values; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .addr
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::new("server.addr", format!("{:?}: {e}", self.server.addr)))?;
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::new("server.max_body_bytes", "must be > 0"));
+        }
+        for id in self
+            .models
+            .keys()
+            .chain(self.applications.keys())
+            .chain(self.embedders.keys())
+        {
+            if !valid_name(id) {
+                return Err(ConfigError::new(
+                    id,
+                    "ids must be 1-64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+        }
+        if let Some(id) = self
+            .applications
+            .keys()
+            .find(|a| self.models.contains_key(*a))
+        {
+            return Err(ConfigError::new(
+                format!("applications.{id}"),
+                "an application cannot have the id of a model",
+            ));
+        }
+        for (id, app) in &self.applications {
+            for m in std::iter::once(&app.model).chain(&app.fallbacks) {
+                if !self.models.contains_key(m) {
+                    return Err(ConfigError::new(
+                        format!("applications.{id}.model"),
+                        format!(
+                            "unknown model {m:?} (models: {:?})",
+                            self.models.keys().collect::<Vec<_>>()
+                        ),
+                    ));
+                }
+            }
+            if !app.knowledge_bases.is_empty() && !self.embedders.contains_key(&app.embedder) {
+                return Err(ConfigError::new(
+                    format!("applications.{id}.embedder"),
+                    format!("unknown embedder {:?}", app.embedder),
+                ));
+            }
+            if app.top_k == 0 || app.top_k > 50 {
+                return Err(ConfigError::new(
+                    format!("applications.{id}.top_k"),
+                    "must be 1-50",
+                ));
+            }
+        }
+        for (i, k) in self.auth.api_keys.iter().enumerate() {
+            if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::new(
+                    format!("auth.api_keys[{i}].sha256"),
+                    "must be the 64-hex-digit SHA-256 of the key (see `eino keys hash`)",
+                ));
+            }
+            if !valid_name(&k.tenant) {
+                return Err(ConfigError::new(
+                    format!("auth.api_keys[{i}].tenant"),
+                    "tenants are 1-64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+        }
+        if !["json", "text"].contains(&self.telemetry.log_format.as_str()) {
+            return Err(ConfigError::new(
+                "telemetry.log_format",
+                "must be json or text",
+            ));
+        }
+        if let Some(url) = &self.store.database_url {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                return Err(ConfigError::new(
+                    "store.database_url",
+                    "must be a postgres:// URL (leave it out for SQLite)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any authentication is configured.
+    pub fn auth_enabled(&self) -> bool {
+        !self.auth.api_keys.is_empty() || self.auth.jwt.is_some()
+    }
+}

@@ -1,0 +1,512 @@
+//! The OpenAI-compatible API: `POST /v1/chat/completions` (JSON or SSE ending in
+//! `data: [DONE]`), `POST /v1/embeddings`, `GET /v1/models`. Applications and raw models are
+//! both model ids; tools and `tool_choice` pass through to raw models.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use eino::component::{ChatModel, ChatOptions, EmbedOptions};
+use eino::compose::{CallOption, Chain, CompileOptions, Compiled, Context, Runnable};
+use eino::schema::{Message, Part, Role, StreamReader, ToolCall, ToolChoice, ToolInfo};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::{context_with_sources, AppInput, SourcesSink};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::resilience::FallbackModel;
+use crate::runs::RunGuard;
+use crate::state::AppState;
+
+/// A chat message as clients send it.
+#[derive(Debug, Deserialize)]
+pub struct WireMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireTool {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// `POST /v1/chat/completions` body; unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    model: String,
+    messages: Vec<WireMessage>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    top_p: Option<f32>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    stop: Option<Value>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    tools: Option<Vec<WireTool>>,
+    #[serde(default)]
+    tool_choice: Option<Value>,
+    #[serde(default)]
+    n: Option<u32>,
+}
+
+fn text_of(content: &Value) -> Result<(String, Vec<Part>), ApiError> {
+    match content {
+        Value::Null => Ok((String::new(), Vec::new())),
+        Value::String(s) => Ok((s.clone(), Vec::new())),
+        Value::Array(parts) => {
+            let mut text = String::new();
+            for p in parts {
+                match p.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""))
+                    }
+                    Some(other) => {
+                        return Err(ApiError::bad_request(format!(
+                            "content part type {other:?} is not supported by this server"
+                        )))
+                    }
+                    None => return Err(ApiError::bad_request("content part without a type")),
+                }
+            }
+            Ok((text, Vec::new()))
+        }
+        _ => Err(ApiError::bad_request(
+            "message content must be a string, an array of parts or null",
+        )),
+    }
+}
+
+/// Client messages to eino messages.
+pub fn to_messages(wire: Vec<WireMessage>) -> ApiResult<Vec<Message>> {
+    if wire.is_empty() {
+        return Err(ApiError::bad_request("messages must not be empty"));
+    }
+    wire.into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = match m.role.as_str() {
+                "system" | "developer" => Role::System,
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                "tool" => Role::Tool,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "messages[{i}].role: unknown role {other:?}"
+                    )))
+                }
+            };
+            let (content, parts) =
+                text_of(m.content.as_ref().unwrap_or(&Value::Null)).map_err(|e| {
+                    ApiError::bad_request(format!("messages[{i}].content: {}", e.message))
+                })?;
+            let mut msg = Message::new(role, content);
+            msg.parts = parts;
+            msg.name = m.name;
+            msg.tool_calls = m.tool_calls.unwrap_or_default();
+            msg.tool_call_id = m.tool_call_id;
+            if role == Role::Tool && msg.tool_call_id.is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "messages[{i}]: a tool message needs tool_call_id"
+                )));
+            }
+            Ok(msg)
+        })
+        .collect()
+}
+
+fn options_of(r: &ChatRequest) -> ApiResult<ChatOptions> {
+    let mut o = ChatOptions {
+        temperature: r.temperature,
+        top_p: r.top_p,
+        max_tokens: r.max_completion_tokens.or(r.max_tokens),
+        seed: r.seed,
+        ..ChatOptions::default()
+    };
+    if let Some(t) = r.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(ApiError::bad_request("temperature must be between 0 and 2"));
+        }
+    }
+    if let Some(p) = r.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ApiError::bad_request("top_p must be between 0 and 1"));
+        }
+    }
+    if r.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request("only n = 1 is supported"));
+    }
+    o.stop = match &r.stop {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(vec![s.clone()]),
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| ApiError::bad_request("stop must be strings"))
+                })
+                .collect::<ApiResult<_>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "stop must be a string or an array of strings",
+            ))
+        }
+    };
+    o.tool_choice = match &r.tool_choice {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => ToolChoice::Allowed,
+            "none" => ToolChoice::Forbidden,
+            "required" => ToolChoice::Forced,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown tool_choice {other:?}"
+                )))
+            }
+        }),
+        Some(v) => Some(ToolChoice::Named(
+            v.pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("tool_choice object needs function.name"))?
+                .to_string(),
+        )),
+    };
+    Ok(o)
+}
+
+fn tools_of(r: &mut ChatRequest) -> ApiResult<Vec<ToolInfo>> {
+    r.tools
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            if t.kind.as_deref().is_some_and(|k| k != "function") {
+                return Err(ApiError::bad_request("only function tools are supported"));
+            }
+            Ok(ToolInfo::new(
+                t.function.name,
+                t.function.description.unwrap_or_default(),
+                t.function
+                    .parameters
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            ))
+        })
+        .collect()
+}
+
+pub(crate) fn finish_reason(m: &Message) -> String {
+    if !m.tool_calls.is_empty() {
+        return "tool_calls".into();
+    }
+    match m.meta.as_ref().and_then(|x| x.finish_reason.as_deref()) {
+        Some("length") | Some("max_tokens") => "length".into(),
+        Some("tool_calls") | Some("tool_use") => "tool_calls".into(),
+        Some("content_filter") => "content_filter".into(),
+        _ => "stop".into(),
+    }
+}
+
+pub(crate) fn usage_json(m: &Message) -> Value {
+    let u = m
+        .meta
+        .as_ref()
+        .and_then(|x| x.usage.clone())
+        .unwrap_or_default();
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+pub(crate) fn tool_calls_json(calls: &[ToolCall], with_index: bool) -> Value {
+    Value::Array(
+        calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut v = json!({
+                    "id": c.id,
+                    "type": if c.kind.is_empty() { "function" } else { c.kind.as_str() },
+                    "function": { "name": c.function.name, "arguments": c.function.arguments },
+                });
+                if with_index {
+                    v["index"] = json!(c.index.unwrap_or(i));
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
+/// What will answer a request: an application or a raw model.
+pub enum Target {
+    /// An application (its graph).
+    App(crate::app::Application),
+    /// A raw model (tools bound) in a one-node chain, so callbacks and traces see it.
+    Model(Compiled<Vec<Message>, Message>),
+}
+
+pub(crate) fn resolve(state: &AppState, model: &str, tools: Vec<ToolInfo>) -> ApiResult<Target> {
+    if let Some(app) = state.apps.get(model) {
+        if !tools.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "{model} is an application; tools can only be passed to raw models"
+            )));
+        }
+        return Ok(Target::App(app.clone()));
+    }
+    let Some(m) = state.registry.models.get(model) else {
+        return Err(ApiError::not_found(format!(
+            "model {model:?} does not exist; GET /v1/models lists the ids"
+        ))
+        .with_code("model_not_found"));
+    };
+    let fm = FallbackModel::new(vec![m.clone()]);
+    let bound: Arc<dyn ChatModel> = if tools.is_empty() {
+        Arc::new(fm)
+    } else {
+        fm.with_tools(tools)?
+    };
+    let chain = Chain::<Vec<Message>, Vec<Message>>::new()
+        .then_keyed("model", bound)
+        .compile_with(CompileOptions::default().with_name(model.to_string()))?;
+    Ok(Target::Model(chain))
+}
+
+impl Target {
+    /// Answer in one piece.
+    pub async fn invoke(
+        &self,
+        tenant: &str,
+        messages: Vec<Message>,
+        ctx: Context,
+    ) -> eino::Result<(Message, Vec<eino::schema::Document>)> {
+        match self {
+            Target::App(app) => {
+                let sink = SourcesSink::default();
+                let input = AppInput {
+                    tenant: tenant.to_string(),
+                    messages,
+                };
+                let m = app.invoke(input, &context_with_sources(ctx, &sink)).await?;
+                Ok((m, sink.take()))
+            }
+            Target::Model(c) => Ok((c.invoke(messages, &ctx).await?, Vec::new())),
+        }
+    }
+
+    /// Answer as a stream; the sources are known before the first chunk.
+    pub async fn stream(
+        &self,
+        tenant: &str,
+        messages: Vec<Message>,
+        ctx: Context,
+    ) -> eino::Result<(StreamReader<Message>, Vec<eino::schema::Document>)> {
+        match self {
+            Target::App(app) => {
+                let sink = SourcesSink::default();
+                let input = AppInput {
+                    tenant: tenant.to_string(),
+                    messages,
+                };
+                let s = app.stream(input, &context_with_sources(ctx, &sink)).await?;
+                Ok((s, sink.take()))
+            }
+            Target::Model(c) => Ok((c.stream(messages, &ctx).await?, Vec::new())),
+        }
+    }
+}
+
+/// The `choices[0].message` object of a completion.
+pub(crate) fn message_wire(msg: &Message) -> Value {
+    let mut message = json!({ "role": "assistant", "content": msg.content });
+    if !msg.tool_calls.is_empty() {
+        message["tool_calls"] = tool_calls_json(&msg.tool_calls, false);
+    }
+    if let Some(r) = &msg.reasoning {
+        message["reasoning_content"] = json!(r);
+    }
+    message
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(mut req): ApiJson<ChatRequest>,
+) -> ApiResult<Response> {
+    let tools = tools_of(&mut req)?;
+    let options = options_of(&req)?;
+    let messages = to_messages(std::mem::take(&mut req.messages))?;
+    let target = resolve(&state, &req.model, tools)?;
+    let run = RunGuard::start(&state, &caller, &req.model, None);
+    let run_id = run.id().to_string();
+    let ctx = run.context().with_option(CallOption::chat_model(options));
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = crate::store::now_ms() / 1000;
+    let model = req.model.clone();
+    if !req.stream {
+        let result = target.invoke(&caller.tenant, messages, ctx).await;
+        let (msg, _) = run.finish(result).await?;
+        let body = json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{ "index": 0, "message": message_wire(&msg), "finish_reason": finish_reason(&msg), "logprobs": null }],
+            "usage": usage_json(&msg),
+        });
+        let mut resp = Json(body).into_response();
+        if let Ok(v) = HeaderValue::from_str(&run_id) {
+            resp.headers_mut().insert("x-eino-run-id", v);
+        }
+        return Ok(resp);
+    }
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let (stream, _) = match target.stream(&caller.tenant, messages, ctx).await {
+        Ok(s) => s,
+        Err(e) => return Err(run.fail(e).await),
+    };
+    let head = SseHead { id, created, model };
+    Ok(
+        Sse::new(crate::sse::openai_events(stream, run, head, include_usage))
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    )
+}
+
+/// The fixed fields of every chunk of one streamed completion.
+pub(crate) struct SseHead {
+    pub(crate) id: String,
+    pub(crate) created: i64,
+    pub(crate) model: String,
+}
+
+impl SseHead {
+    /// One `chat.completion.chunk` event.
+    pub(crate) fn chunk(
+        &self,
+        delta: Option<Value>,
+        finish: Option<&str>,
+        usage: Option<Value>,
+    ) -> Event {
+        let choices = match delta {
+            Some(d) => {
+                json!([{ "index": 0, "delta": d, "finish_reason": finish, "logprobs": null }])
+            }
+            None => json!([]),
+        };
+        let mut v = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "choices": choices,
+        });
+        if let Some(u) = usage {
+            v["usage"] = u;
+        }
+        Event::default().data(v.to_string())
+    }
+}
+
+/// `POST /v1/embeddings`.
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Extension(_caller): Extension<Caller>,
+    ApiJson(req): ApiJson<EmbeddingsRequest>,
+) -> ApiResult<Json<Value>> {
+    let Some(embedder) = state.registry.embedders.get(&req.model) else {
+        return Err(
+            ApiError::not_found(format!("embedding model {:?} does not exist", req.model))
+                .with_code("model_not_found"),
+        );
+    };
+    let texts: Vec<String> = match req.input {
+        Value::String(s) => vec![s],
+        Value::Array(a) if !a.is_empty() => a
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(ApiError::bad_request(
+                    "input must be a string or an array of strings",
+                )),
+            })
+            .collect::<ApiResult<_>>()?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "input must be a non-empty string or array of strings",
+            ))
+        }
+    };
+    if texts.len() > 2048 {
+        return Err(ApiError::bad_request("at most 2048 inputs per request"));
+    }
+    let vectors = embedder.embed(&texts, &EmbedOptions::default()).await?;
+    let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| json!({ "object": "embedding", "index": i, "embedding": v }))
+        .collect();
+    Ok(Json(json!({
+        "object": "list", "data": data, "model": req.model,
+        "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+    })))
+}
+
+/// `POST /v1/embeddings` body.
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingsRequest {
+    model: String,
+    input: Value,
+}
+
+/// `GET /v1/models`.
+pub async fn models(State(state): State<AppState>) -> Json<Value> {
+    let created = state.started_unix;
+    let apps = state.apps.keys().map(|id| json!({ "id": id, "object": "model", "created": created, "owned_by": "eino-application" }));
+    let models =
+        state.registry.models.keys().map(
+            |id| json!({ "id": id, "object": "model", "created": created, "owned_by": "eino" }),
+        );
+    let embedders = state.registry.embedders.keys().map(|id| json!({ "id": id, "object": "model", "created": created, "owned_by": "eino-embedding" }));
+    Json(
+        json!({ "object": "list", "data": apps.chain(models).chain(embedders).collect::<Vec<_>>() }),
+    )
+}

@@ -1,0 +1,187 @@
+//! Streaming answers as server-sent events. The OpenAI shape: a role chunk, content /
+//! tool-call / reasoning deltas, a finish chunk, an optional usage chunk, `data: [DONE]`.
+//! An error after the first chunk becomes an `error` event (the status line is already
+//! sent). The run is recorded when the stream ends, also when the client goes away.
+
+use std::convert::Infallible;
+
+use axum::response::sse::Event;
+use eino::schema::{Concat, Message, StreamReader};
+use futures_util::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::metrics::InFlightStream;
+use crate::openai::{finish_reason, tool_calls_json, usage_json, SseHead};
+use crate::runs::RunGuard;
+
+enum Phase {
+    Role,
+    Body,
+    Done,
+}
+
+struct Relay {
+    stream: StreamReader<Message>,
+    run: Option<RunGuard>,
+    chunks: Vec<Message>,
+    phase: Phase,
+    _inflight: InFlightStream,
+}
+
+fn delta_of(m: &Message) -> Option<Value> {
+    let mut d = serde_json::Map::new();
+    if !m.content.is_empty() {
+        d.insert("content".into(), json!(m.content));
+    }
+    if let Some(r) = m.reasoning.as_ref().filter(|r| !r.is_empty()) {
+        d.insert("reasoning_content".into(), json!(r));
+    }
+    if !m.tool_calls.is_empty() {
+        d.insert("tool_calls".into(), tool_calls_json(&m.tool_calls, true));
+    }
+    (!d.is_empty()).then_some(Value::Object(d))
+}
+
+fn error_event(e: &ApiError) -> Event {
+    Event::default().data(
+        json!({ "error": { "message": e.message, "type": e.kind, "code": e.code } }).to_string(),
+    )
+}
+
+/// The OpenAI-compatible event stream of one answer.
+pub(crate) fn openai_events(
+    stream: StreamReader<Message>,
+    run: RunGuard,
+    head: SseHead,
+    include_usage: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let relay = Relay {
+        stream,
+        run: Some(run),
+        chunks: Vec::new(),
+        phase: Phase::Role,
+        _inflight: InFlightStream::new(),
+    };
+    futures_util::stream::unfold((relay, head), move |(mut r, head)| async move {
+        let events: Vec<Event> = match r.phase {
+            Phase::Role => {
+                r.phase = Phase::Body;
+                vec![head.chunk(
+                    Some(json!({ "role": "assistant", "content": "" })),
+                    None,
+                    None,
+                )]
+            }
+            Phase::Body => match r.stream.recv().await {
+                Some(Ok(m)) => {
+                    let ev = delta_of(&m).map(|d| head.chunk(Some(d), None, None));
+                    r.chunks.push(m);
+                    // An empty delta (a usage-only chunk …) is not sent; send a comment so
+                    // the unfold always yields something.
+                    vec![ev.unwrap_or_else(|| Event::default().comment(""))]
+                }
+                Some(Err(e)) => {
+                    r.phase = Phase::Done;
+                    let err = match r.run.take() {
+                        Some(run) => run.fail(e).await,
+                        None => ApiError::from(e),
+                    };
+                    vec![error_event(&err), Event::default().data("[DONE]")]
+                }
+                None => {
+                    r.phase = Phase::Done;
+                    let full = Message::concat(std::mem::take(&mut r.chunks))
+                        .unwrap_or_else(|_| Message::assistant("", vec![]));
+                    let mut out =
+                        vec![head.chunk(Some(json!({})), Some(&finish_reason(&full)), None)];
+                    if include_usage {
+                        out.push(head.chunk(None, None, Some(usage_json(&full))));
+                    }
+                    out.push(Event::default().data("[DONE]"));
+                    if let Some(run) = r.run.take() {
+                        // Ok: the answer went out; a failure to save the trace is logged.
+                        let _ = run.finish(Ok(full)).await;
+                    }
+                    out
+                }
+            },
+            Phase::Done => return None,
+        };
+        Some((
+            futures_util::stream::iter(events.into_iter().map(Ok::<Event, Infallible>)),
+            (r, head),
+        ))
+    })
+    .flatten()
+}
+
+/// The native API's event stream: `event: source` (retrieved chunks) first, then
+/// `event: delta` (`{"content": …}`), then `event: done` with the whole message, or
+/// `event: error`. `on_done` stores the turn before `done` is sent.
+pub(crate) fn native_events<F, Fut>(
+    stream: StreamReader<Message>,
+    run: RunGuard,
+    sources: Value,
+    on_done: F,
+) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(Message) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Value, ApiError>> + Send,
+{
+    let relay = Relay {
+        stream,
+        run: Some(run),
+        chunks: Vec::new(),
+        phase: Phase::Role,
+        _inflight: InFlightStream::new(),
+    };
+    futures_util::stream::unfold(
+        (relay, Some(on_done), sources),
+        move |(mut r, mut done, sources)| async move {
+            let events: Vec<Event> = match r.phase {
+                Phase::Role => {
+                    r.phase = Phase::Body;
+                    vec![Event::default().event("sources").data(sources.to_string())]
+                }
+                Phase::Body => match r.stream.recv().await {
+                    Some(Ok(m)) => {
+                        let ev = delta_of(&m)
+                            .map(|d| Event::default().event("delta").data(d.to_string()));
+                        r.chunks.push(m);
+                        vec![ev.unwrap_or_else(|| Event::default().comment(""))]
+                    }
+                    Some(Err(e)) => {
+                        r.phase = Phase::Done;
+                        let err = match r.run.take() {
+                            Some(run) => run.fail(e).await,
+                            None => ApiError::from(e),
+                        };
+                        vec![error_event(&err).event("error")]
+                    }
+                    None => {
+                        r.phase = Phase::Done;
+                        let full = Message::concat(std::mem::take(&mut r.chunks))
+                            .unwrap_or_else(|_| Message::assistant("", vec![]));
+                        if let Some(run) = r.run.take() {
+                            let _ = run.finish(Ok(full.clone())).await;
+                        }
+                        match done.take() {
+                            Some(f) => match f(full).await {
+                                Ok(v) => vec![Event::default().event("done").data(v.to_string())],
+                                Err(e) => vec![error_event(&e).event("error")],
+                            },
+                            None => Vec::new(),
+                        }
+                    }
+                },
+                Phase::Done => return None,
+            };
+            Some((
+                futures_util::stream::iter(events.into_iter().map(Ok::<Event, Infallible>)),
+                (r, done, sources),
+            ))
+        },
+    )
+    .flatten()
+}

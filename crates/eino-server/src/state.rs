@@ -1,0 +1,119 @@
+//! The shared state of the service, built once at start from the configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use eino::compose::CheckpointStore;
+use eino::{Error, Result};
+use eino_rag::VectorIndex;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Application;
+use crate::auth::{Auth, Limiter};
+use crate::config::Config;
+use crate::knowledge::Knowledge;
+use crate::registry::Registry;
+use crate::resilience::FallbackModel;
+use crate::store::{SqliteStore, Store};
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration it was built from.
+    pub config: Arc<Config>,
+    /// Models and embedders.
+    pub registry: Registry,
+    /// Applications by id.
+    pub apps: Arc<BTreeMap<String, Application>>,
+    /// Sessions, knowledge bases, runs.
+    pub store: Arc<dyn Store>,
+    /// Checkpoints of interrupted runs (the same database).
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Knowledge bases.
+    pub knowledge: Knowledge,
+    /// Credentials.
+    pub auth: Auth,
+    /// Rate limits, if configured.
+    pub limiter: Option<Limiter>,
+    /// `/metrics` renderer.
+    pub metrics: PrometheusHandle,
+    /// Unix seconds at start (`created` of `/v1/models`).
+    pub started_unix: i64,
+    /// Cancelled when shutdown begins; `/ready` then answers 503.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Build the state: open the store and index under the data dir, use `registry`'s
+    /// models, compile the applications.
+    pub async fn build(config: Config, registry: Registry) -> Result<Self> {
+        let data = config.server.data_dir.clone();
+        std::fs::create_dir_all(&data).map_err(|e| {
+            Error::invalid_input(format!("server.data_dir {}: {e}", data.display())).with_source(e)
+        })?;
+        if config.store.database_url.is_some() {
+            return Err(Error::invalid_input(
+                "store.database_url: PostgreSQL is not built into this version yet; leave it out for SQLite",
+            ));
+        }
+        let db = data.join("eino.db");
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db)?);
+        let checkpoints: Arc<dyn CheckpointStore> =
+            Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?);
+        let index = {
+            let dir = data.join("index");
+            tokio::task::spawn_blocking(move || VectorIndex::open(dir))
+                .await
+                .map_err(|e| Error::internal(format!("index load task: {e}")))??
+        };
+        let kb_embedder = config
+            .applications
+            .values()
+            .find(|a| !a.knowledge_bases.is_empty())
+            .map(|a| a.embedder.clone())
+            .or_else(|| registry.embedders.keys().next().cloned())
+            .and_then(|id| registry.embedders.get(&id).cloned());
+        let knowledge = Knowledge::new(store.clone(), index, kb_embedder);
+        let mut apps = BTreeMap::new();
+        for (id, app) in &config.applications {
+            let chain = std::iter::once(&app.model)
+                .chain(&app.fallbacks)
+                .map(|m| {
+                    registry.models.get(m).cloned().ok_or_else(|| {
+                        Error::invalid_input(format!("applications.{id}: model {m} is not loaded"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let built = Application::build(
+                id,
+                app.clone(),
+                FallbackModel::new(chain),
+                knowledge.clone(),
+            )?;
+            apps.insert(id.clone(), built);
+        }
+        let auth =
+            Auth::from_config(&config.auth).map_err(|e| Error::invalid_input(e.to_string()))?;
+        let limiter = Limiter::from_config(&config.limits);
+        static METRICS_HANDLER: std::sync::Once = std::sync::Once::new();
+        METRICS_HANDLER.call_once(|| {
+            eino::callbacks::append_global_handlers([
+                Arc::new(crate::trace::MetricsHandler) as Arc<dyn eino::callbacks::Handler>
+            ]);
+        });
+        Ok(Self {
+            config: Arc::new(config),
+            registry,
+            apps: Arc::new(apps),
+            store,
+            checkpoints,
+            knowledge,
+            auth,
+            limiter,
+            metrics: crate::metrics::install(),
+            started_unix: crate::store::now_ms() / 1000,
+            shutdown: CancellationToken::new(),
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! Persistence behind one trait: sessions with their messages, knowledge bases and their
+//! documents, and run traces, each owned by a tenant. [`SqliteStore`] is the embedded
+//! default; every query takes the tenant, so one tenant's rows are invisible to another.
+
+mod sqlite;
+
+use eino::schema::Message;
+use eino::Result;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteStore;
+
+/// A chat session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: String,
+    /// The application it talks to.
+    pub app: String,
+    /// First user message, shortened.
+    pub title: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds of the last turn.
+    pub updated_at: i64,
+    /// Messages stored.
+    pub messages: u64,
+}
+
+/// A knowledge base.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KnowledgeBase {
+    /// Its name (unique per tenant).
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Documents in it.
+    pub documents: u64,
+}
+
+/// A document of a knowledge base.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KbDocument {
+    /// The uploaded file name (the document's source).
+    pub source: String,
+    /// Hex SHA-256 of the uploaded bytes.
+    pub content_hash: String,
+    /// Chunks indexed.
+    pub chunks: u64,
+    /// Size of the upload.
+    pub bytes: u64,
+    /// Unix milliseconds of the last (re-)ingestion.
+    pub updated_at: i64,
+}
+
+/// The trace of one application run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Run id (also the `x-eino-run-id` response header).
+    pub id: String,
+    /// The application.
+    pub app: String,
+    /// The session, if the run belonged to one.
+    pub session_id: Option<String>,
+    /// `ok`, `error` or `interrupted`.
+    pub status: String,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Prompt tokens reported by the model.
+    pub prompt_tokens: u64,
+    /// Completion tokens reported by the model.
+    pub completion_tokens: u64,
+    /// The nodes: name, component, start offset, duration, input/output, error.
+    pub nodes: serde_json::Value,
+    /// The error message when `status` is `error`.
+    pub error: Option<String>,
+}
+
+/// Where the service keeps its data.
+pub trait Store: Send + Sync {
+    /// A new session of `app`.
+    fn create_session<'a>(
+        &'a self,
+        tenant: &'a str,
+        app: &'a str,
+    ) -> BoxFuture<'a, Result<SessionInfo>>;
+    /// One session.
+    fn session<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionInfo>>>;
+    /// The newest sessions first.
+    fn list_sessions<'a>(
+        &'a self,
+        tenant: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>>>;
+    /// Delete a session and its messages; false if it did not exist.
+    fn delete_session<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The last `limit` messages of a session, oldest first.
+    fn messages<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<Message>>>;
+    /// Append one turn's messages (user, then assistant …) in one transaction: all or none.
+    fn append_turn<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        messages: &'a [Message],
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Create a knowledge base; false if it existed.
+    fn create_kb<'a>(&'a self, tenant: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The tenant's knowledge bases.
+    fn list_kbs<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Vec<KnowledgeBase>>>;
+    /// Delete a knowledge base and its document records; false if it did not exist.
+    fn delete_kb<'a>(&'a self, tenant: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// Record (or update) a document of a knowledge base.
+    fn put_document<'a>(
+        &'a self,
+        tenant: &'a str,
+        kb: &'a str,
+        doc: &'a KbDocument,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The documents of a knowledge base.
+    fn list_documents<'a>(
+        &'a self,
+        tenant: &'a str,
+        kb: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<KbDocument>>>;
+    /// Delete a document record; false if it did not exist.
+    fn delete_document<'a>(
+        &'a self,
+        tenant: &'a str,
+        kb: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// Save a run trace.
+    fn put_run<'a>(&'a self, tenant: &'a str, run: &'a RunRecord) -> BoxFuture<'a, Result<()>>;
+    /// The newest runs first.
+    fn list_runs<'a>(
+        &'a self,
+        tenant: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>>>;
+    /// One run.
+    fn run<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<RunRecord>>>;
+    /// Whether the store answers (for `/ready`).
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

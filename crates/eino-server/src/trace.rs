@@ -1,0 +1,348 @@
+//! Callback handlers of the service: [`RunTracer`] records one run's nodes (timings,
+//! inputs/outputs, errors, token usage) for `/api/v1/runs`; [`MetricsHandler`] counts
+//! component calls, latency, errors and tokens for `/metrics`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use eino::callbacks::{CallbackStream, CallbackValue, Handler, RunInfo, ScopeValue};
+use eino::component::ChatCallbackInput;
+use eino::schema::{Concat, Document, Message};
+use eino::Error;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use crate::app::AppInput;
+
+/// Longest text kept per input/output in a trace.
+const MAX_TEXT: usize = 2000;
+
+fn clip(s: &str) -> String {
+    if s.chars().count() <= MAX_TEXT {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(MAX_TEXT).collect();
+    t.push('…');
+    t
+}
+
+fn message_json(m: &Message) -> Value {
+    let mut v = json!({ "role": m.role, "content": clip(&m.content) });
+    if !m.tool_calls.is_empty() {
+        v["tool_calls"] = json!(m.tool_calls);
+    }
+    v
+}
+
+/// A readable summary of a callback value of the types the service's graphs carry.
+fn summarize(v: CallbackValue<'_>) -> Value {
+    if let Some(m) = v.downcast_ref::<Message>() {
+        message_json(m)
+    } else if let Some(ms) = v.downcast_ref::<Vec<Message>>() {
+        Value::Array(ms.iter().map(message_json).collect())
+    } else if let Some(c) = v.downcast_ref::<ChatCallbackInput>() {
+        json!({ "messages": c.messages.iter().map(message_json).collect::<Vec<_>>(),
+                "model": c.options.model, "temperature": c.options.temperature,
+                "max_tokens": c.options.max_tokens })
+    } else if let Some(i) = v.downcast_ref::<AppInput>() {
+        Value::Array(i.messages.iter().map(message_json).collect())
+    } else if let Some(d) = v.downcast_ref::<Vec<Document>>() {
+        Value::Array(
+            d.iter()
+                .map(|d| json!({ "id": d.id, "score": d.score, "content": clip(&d.content) }))
+                .collect(),
+        )
+    } else if let Some(s) = v.downcast_ref::<String>() {
+        Value::String(clip(s))
+    } else {
+        Value::Null
+    }
+}
+
+fn usage_of(v: CallbackValue<'_>) -> Option<(u64, u64)> {
+    let m = v.downcast_ref::<Message>()?;
+    let u = m.meta.as_ref()?.usage.as_ref()?;
+    Some((u.prompt_tokens, u.completion_tokens))
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct NodeTrace {
+    name: String,
+    component: &'static str,
+    typ: String,
+    start_ms: f64,
+    duration_ms: Option<f64>,
+    input: Value,
+    output: Value,
+    error: Option<String>,
+    streamed: bool,
+}
+
+#[derive(Default)]
+struct Recorded {
+    nodes: Vec<NodeTrace>,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+/// Records one run. Add it to the run's context with `Context::with_callbacks`, then call
+/// [`RunTracer::finish`] after the answer (and its stream) is complete.
+#[derive(Clone)]
+pub struct RunTracer {
+    started: Instant,
+    rec: Arc<Mutex<Recorded>>,
+    pending: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Default for RunTracer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What [`RunTracer::finish`] returns.
+#[derive(Debug, Clone)]
+pub struct TraceSummary {
+    /// The nodes as JSON.
+    pub nodes: Value,
+    /// Prompt tokens reported by models.
+    pub prompt_tokens: u64,
+    /// Completion tokens reported by models.
+    pub completion_tokens: u64,
+}
+
+impl RunTracer {
+    /// A tracer whose clock starts now.
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            rec: Arc::default(),
+            pending: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ms(&self, t: Instant) -> f64 {
+        (t - self.started).as_secs_f64() * 1000.0
+    }
+
+    fn close(&self, scope: Option<&ScopeValue>, f: impl FnOnce(&mut NodeTrace)) {
+        let Some(&(i, start)) = scope.and_then(|s| s.downcast_ref::<(usize, Instant)>()) else {
+            return;
+        };
+        let mut g = self.lock();
+        if let Some(n) = g.nodes.get_mut(i) {
+            n.duration_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+            f(n);
+        }
+    }
+
+    fn open(&self, info: &RunInfo, input: Value) -> Option<ScopeValue> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        g.nodes.push(NodeTrace {
+            name: info.name.to_string(),
+            component: info.component.as_str(),
+            typ: info.typ.to_string(),
+            start_ms: self.ms(now),
+            duration_ms: None,
+            input,
+            output: Value::Null,
+            error: None,
+            streamed: false,
+        });
+        Some(Arc::new((g.nodes.len() - 1, now)))
+    }
+
+    /// Wait for streamed outputs to be read, then return the trace.
+    pub async fn finish(&self) -> TraceSummary {
+        let pending: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in pending {
+            let _ = p.await;
+        }
+        let g = self.lock();
+        TraceSummary {
+            nodes: serde_json::to_value(&g.nodes).unwrap_or(Value::Null),
+            prompt_tokens: g.prompt_tokens,
+            completion_tokens: g.completion_tokens,
+        }
+    }
+}
+
+impl Handler for RunTracer {
+    fn on_start(
+        &self,
+        info: &RunInfo,
+        input: CallbackValue<'_>,
+        _: Option<&ScopeValue>,
+    ) -> Option<ScopeValue> {
+        self.open(info, summarize(input))
+    }
+
+    fn on_end(&self, _: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
+        let usage = usage_of(output);
+        self.close(scope, |n| n.output = summarize(output));
+        if let Some((p, c)) = usage {
+            let mut g = self.lock();
+            g.prompt_tokens += p;
+            g.completion_tokens += c;
+        }
+    }
+
+    fn on_error(&self, _: &RunInfo, error: &Error, scope: Option<&ScopeValue>) {
+        self.close(scope, |n| n.error = Some(error.to_string()));
+    }
+
+    fn on_start_with_stream_input(
+        &self,
+        info: &RunInfo,
+        input: CallbackStream,
+        _: Option<&ScopeValue>,
+    ) -> Option<ScopeValue> {
+        drop(input);
+        self.open(info, Value::String("<stream>".into()))
+    }
+
+    fn on_end_with_stream_output(
+        &self,
+        _: &RunInfo,
+        mut output: CallbackStream,
+        scope: Option<&ScopeValue>,
+    ) {
+        let Some(scope) = scope.cloned() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        // The stream's end is the node's end: read our copy in the background.
+        let task = rt.spawn(async move {
+            let mut chunks = Vec::new();
+            let mut error = None;
+            while let Some(item) = output.recv().await {
+                match item {
+                    Ok(c) => {
+                        if let Some(m) = c.downcast_ref::<Message>() {
+                            chunks.push(m.clone());
+                        }
+                    }
+                    Err(e) => error = Some(e.to_string()),
+                }
+            }
+            let joined = (!chunks.is_empty())
+                .then(|| Message::concat(chunks).ok())
+                .flatten();
+            let usage = joined.as_ref().and_then(|m| usage_of(m));
+            this.close(Some(&scope), |n| {
+                n.streamed = true;
+                n.error = error;
+                if let Some(m) = &joined {
+                    n.output = message_json(m);
+                }
+            });
+            if let Some((p, c)) = usage {
+                let mut g = this.lock();
+                g.prompt_tokens += p;
+                g.completion_tokens += c;
+            }
+        });
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+}
+
+/// Counts every component call of every run in `/metrics`:
+/// `eino_component_calls_total`, `eino_component_errors_total`,
+/// `eino_component_duration_seconds`, `eino_tokens_total{kind=prompt|completion}`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MetricsHandler;
+
+fn labels(info: &RunInfo) -> [(&'static str, String); 2] {
+    [
+        ("component", info.component.as_str().to_string()),
+        ("name", info.name.to_string()),
+    ]
+}
+
+fn count_tokens(v: CallbackValue<'_>) {
+    if let Some((p, c)) = usage_of(v) {
+        metrics::counter!("eino_tokens_total", "kind" => "prompt").increment(p);
+        metrics::counter!("eino_tokens_total", "kind" => "completion").increment(c);
+    }
+}
+
+impl Handler for MetricsHandler {
+    fn on_start(
+        &self,
+        info: &RunInfo,
+        _: CallbackValue<'_>,
+        _: Option<&ScopeValue>,
+    ) -> Option<ScopeValue> {
+        metrics::counter!("eino_component_calls_total", &labels(info)).increment(1);
+        Some(Arc::new(Instant::now()))
+    }
+
+    fn on_end(&self, info: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
+        if let Some(t) = scope.and_then(|s| s.downcast_ref::<Instant>()) {
+            metrics::histogram!("eino_component_duration_seconds", &labels(info))
+                .record(t.elapsed().as_secs_f64());
+        }
+        if info.component == eino::callbacks::ComponentKind::ChatModel {
+            count_tokens(output);
+        }
+    }
+
+    fn on_error(&self, info: &RunInfo, _: &Error, _: Option<&ScopeValue>) {
+        metrics::counter!("eino_component_errors_total", &labels(info)).increment(1);
+    }
+
+    fn on_start_with_stream_input(
+        &self,
+        info: &RunInfo,
+        input: CallbackStream,
+        _: Option<&ScopeValue>,
+    ) -> Option<ScopeValue> {
+        drop(input);
+        metrics::counter!("eino_component_calls_total", &labels(info)).increment(1);
+        Some(Arc::new(Instant::now()))
+    }
+
+    fn on_end_with_stream_output(
+        &self,
+        info: &RunInfo,
+        mut output: CallbackStream,
+        scope: Option<&ScopeValue>,
+    ) {
+        let start = scope.and_then(|s| s.downcast_ref::<Instant>()).copied();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (labels, is_model) = (
+            labels(info),
+            info.component == eino::callbacks::ComponentKind::ChatModel,
+        );
+        rt.spawn(async move {
+            let mut last_usage = None;
+            while let Some(Ok(c)) = output.recv().await {
+                if is_model {
+                    if let Some(u) = usage_of(&*c) {
+                        last_usage = Some(u);
+                    }
+                }
+            }
+            if let Some(t) = start {
+                metrics::histogram!("eino_component_duration_seconds", &labels)
+                    .record(t.elapsed().as_secs_f64());
+            }
+            if let Some((p, c)) = last_usage {
+                metrics::counter!("eino_tokens_total", "kind" => "prompt").increment(p);
+                metrics::counter!("eino_tokens_total", "kind" => "completion").increment(c);
+            }
+        });
+    }
+}

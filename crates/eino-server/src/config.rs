@@ -30,8 +30,6 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rate limits.
     pub limits: LimitsConfig,
-    /// Response cache.
-    pub cache: CacheConfig,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }
@@ -178,7 +176,8 @@ fn default_top_k() -> usize {
     4
 }
 fn default_min_score() -> f64 {
-    0.25
+    // MiniLM scores unrelated text up to ~0.2: keep those out of the prompt.
+    0.3
 }
 fn default_history() -> usize {
     20
@@ -251,28 +250,6 @@ impl Default for LimitsConfig {
     }
 }
 
-/// `cache:` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Cache identical non-streaming chat requests and embeddings.
-    pub enabled: bool,
-    /// Entries kept.
-    pub max_entries: usize,
-    /// Time to live.
-    pub ttl_secs: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            max_entries: 10_000,
-            ttl_secs: 600,
-        }
-    }
-}
-
 /// `telemetry:` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -327,7 +304,6 @@ impl Default for Config {
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
-            cache: CacheConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -484,5 +460,96 @@ impl Config {
     /// Whether any authentication is configured.
     pub fn auth_enabled(&self) -> bool {
         !self.auth.api_keys.is_empty() || self.auth.jwt.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_run_the_embedded_setup() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.server.addr, "127.0.0.1:8080");
+        assert!(matches!(c.models["smollm2"], ModelConfig::Local { .. }));
+        assert_eq!(c.applications["assistant"].model, "smollm2");
+        assert!(!c.auth_enabled());
+    }
+
+    #[test]
+    fn file_sections_replace_defaults_and_env_overrides_win() {
+        let f = file(
+            "models:\n  gpt:\n    provider: openai\n    model: gpt-4o-mini\n    api_key_env: OPENAI_API_KEY\n\
+             applications:\n  helper:\n    model: gpt\n    system_prompt: hi\n\
+             server:\n  addr: 127.0.0.1:9000\n",
+        );
+        let c = Config::load(
+            Some(f.path()),
+            env(&[
+                ("EINO_SERVER__ADDR", "127.0.0.1:9100"),
+                ("EINO_LIMITS__REQUESTS_PER_MINUTE", "30"),
+                ("EINO_MODELS_DIR", "/ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.models.keys().collect::<Vec<_>>(),
+            ["gpt"],
+            "default local model replaced"
+        );
+        assert_eq!(c.applications.keys().collect::<Vec<_>>(), ["helper"]);
+        assert_eq!(c.server.addr, "127.0.0.1:9100");
+        assert_eq!(c.limits.requests_per_minute, 30);
+        assert_eq!(
+            c.embedders.keys().collect::<Vec<_>>(),
+            ["minilm"],
+            "untouched section keeps defaults"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let cases = [
+            ("server:\n  addr: nowhere\n", "server.addr"),
+            ("server:\n  max_body_bytes: lots\n", "server.max_body_bytes"),
+            ("servr:\n  addr: x\n", "servr"),
+            (
+                "applications:\n  a:\n    model: missing\n",
+                "applications.a.model",
+            ),
+            ("models:\n  m:\n    provider: gemini\n", "models.m"),
+            (
+                "auth:\n  api_keys:\n    - sha256: abc\n      tenant: t\n",
+                "auth.api_keys[0].sha256",
+            ),
+            ("store:\n  database_url: mysql://x\n", "store.database_url"),
+            ("telemetry:\n  log_format: xml\n", "telemetry.log_format"),
+        ];
+        for (yaml, key) in cases {
+            let f = file(yaml);
+            let err = Config::load(Some(f.path()), Vec::new()).unwrap_err();
+            assert!(
+                err.key.starts_with(key) || err.to_string().contains(key),
+                "{yaml:?}: {err}"
+            );
+        }
+        let err = Config::load(None, env(&[("EINO_SERVER__ADDR", "bad")])).unwrap_err();
+        assert_eq!(err.key, "server.addr");
+        let err =
+            Config::load(Some(std::path::Path::new("/no/such/file.yaml")), Vec::new()).unwrap_err();
+        assert_eq!(err.key, "--config");
     }
 }

@@ -285,8 +285,14 @@ pub async fn upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    mut form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
+    let mut form = form.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a multipart/form-data upload: {}",
+            e.body_text()
+        ))
+    })?;
     require_kb(&state, &caller.tenant, &name).await?;
     let mut files = Vec::new();
     while let Some(field) = form

@@ -250,7 +250,7 @@ pub(crate) fn usage_json(m: &Message) -> Value {
     let u = m
         .meta
         .as_ref()
-        .and_then(|x| x.usage.clone())
+        .and_then(|x| x.usage)
         .unwrap_or_default();
     json!({
         "prompt_tokens": u.prompt_tokens,

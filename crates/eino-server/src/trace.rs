@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use eino::callbacks::{CallbackStream, CallbackValue, Handler, RunInfo, ScopeValue};
+use eino::callbacks::{CallbackStream, CallbackValue, ComponentKind, Handler, RunInfo, ScopeValue};
 use eino::component::ChatCallbackInput;
 use eino::schema::{Concat, Document, Message};
 use eino::Error;
@@ -183,8 +183,11 @@ impl Handler for RunTracer {
         self.open(info, summarize(input))
     }
 
-    fn on_end(&self, _: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
-        let usage = usage_of(output);
+    fn on_end(&self, info: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
+        // Only model calls report tokens; the graph's own output repeats the model's message.
+        let usage = (info.component == ComponentKind::ChatModel)
+            .then(|| usage_of(output))
+            .flatten();
         self.close(scope, |n| n.output = summarize(output));
         if let Some((p, c)) = usage {
             let mut g = self.lock();
@@ -209,11 +212,12 @@ impl Handler for RunTracer {
 
     fn on_end_with_stream_output(
         &self,
-        _: &RunInfo,
+        info: &RunInfo,
         mut output: CallbackStream,
         scope: Option<&ScopeValue>,
     ) {
         let Some(scope) = scope.cloned() else { return };
+        let is_model = info.component == ComponentKind::ChatModel;
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -235,7 +239,10 @@ impl Handler for RunTracer {
             let joined = (!chunks.is_empty())
                 .then(|| Message::concat(chunks).ok())
                 .flatten();
-            let usage = joined.as_ref().and_then(|m| usage_of(m));
+            let usage = joined
+                .as_ref()
+                .filter(|_| is_model)
+                .and_then(|m| usage_of(m));
             this.close(Some(&scope), |n| {
                 n.streamed = true;
                 n.error = error;
@@ -292,7 +299,7 @@ impl Handler for MetricsHandler {
             metrics::histogram!("eino_component_duration_seconds", &labels(info))
                 .record(t.elapsed().as_secs_f64());
         }
-        if info.component == eino::callbacks::ComponentKind::ChatModel {
+        if info.component == ComponentKind::ChatModel {
             count_tokens(output);
         }
     }
@@ -322,10 +329,7 @@ impl Handler for MetricsHandler {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (labels, is_model) = (
-            labels(info),
-            info.component == eino::callbacks::ComponentKind::ChatModel,
-        );
+        let (labels, is_model) = (labels(info), info.component == ComponentKind::ChatModel);
         rt.spawn(async move {
             let mut last_usage = None;
             while let Some(Ok(c)) = output.recv().await {

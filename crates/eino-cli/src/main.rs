@@ -6,6 +6,11 @@
 
 mod client;
 
+// glibc's malloc showed up at ~10 % of a proxied request's CPU; mimalloc's per-thread
+// heaps cut that for the many small allocations of JSON and HTTP handling.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};

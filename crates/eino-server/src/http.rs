@@ -274,19 +274,27 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let token = state.shutdown.clone();
+    let runs = state.runs.clone();
     let app = router(state);
     let signal_token = token.clone();
+    // Small SSE writes must leave at once, not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down; waiting for open requests and streams");
         signal_token.cancel();
     });
     let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut server => r,
         _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("grace period over; closing the remaining connections");
             Ok(())
         }
-    }
+    };
+    // The traces of the last runs.
+    runs.flush().await;
+    result
 }

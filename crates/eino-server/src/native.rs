@@ -459,6 +459,7 @@ pub async fn list_runs(
     Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
+    state.runs.flush().await;
     let mut runs = state.store.list_runs(&caller.tenant, limit(&q)).await?;
     for r in &mut runs {
         r.nodes = Value::Null; // the list stays small; GET /runs/{id} has the nodes
@@ -472,6 +473,7 @@ pub async fn get_run(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    state.runs.flush().await;
     let run = state
         .store
         .run(&caller.tenant, &id)

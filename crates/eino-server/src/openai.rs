@@ -302,16 +302,20 @@ pub(crate) fn resolve(state: &AppState, model: &str, tools: Vec<ToolInfo>) -> Ap
         ))
         .with_code("model_not_found"));
     };
-    let fm = FallbackModel::new(vec![m.clone()]);
-    let bound: Arc<dyn ChatModel> = if tools.is_empty() {
-        Arc::new(fm)
-    } else {
-        fm.with_tools(tools)?
-    };
-    let chain = Chain::<Vec<Message>, Vec<Message>>::new()
-        .then_keyed("model", bound)
-        .compile_with(CompileOptions::default().with_name(model.to_string()))?;
-    Ok(Target::Model(chain))
+    if tools.is_empty() {
+        if let Some(c) = state.raw_models.get(model) {
+            return Ok(Target::Model(c.clone()));
+        }
+    }
+    let bound = FallbackModel::new(vec![m.clone()]).with_tools(tools)?;
+    Ok(Target::Model(raw_chain(model, bound)?))
+}
+
+/// A model as a one-node chain named after it, so callbacks and traces see the call.
+pub(crate) fn raw_chain(id: &str, model: Arc<dyn ChatModel>) -> eino::Result<Compiled<Vec<Message>, Message>> {
+    Chain::<Vec<Message>, Vec<Message>>::new()
+        .then_keyed("model", model)
+        .compile_with(CompileOptions::default().with_name(id.to_string()))
 }
 
 impl Target {

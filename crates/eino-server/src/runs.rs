@@ -1,5 +1,11 @@
 //! One run of an application or model: its id, its trace recorder, and saving the trace
-//! (status, timings, tokens) to the store when it ends.
+//! (status, timings, tokens) when it ends.
+//!
+//! Traces are written off the request path by [`RunWriter`]: one task batches them into one
+//! transaction per burst, so a request never waits for the database and the database sees
+//! a few large commits instead of one per request. Readers of `/api/v1/runs` flush first,
+//! so a client reads its own runs. Under overload (more than the queue holds) traces are
+//! dropped and counted in `eino_runs_dropped_total`, never the answers.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +16,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{now_ms, RunRecord, Store};
+use tokio::sync::{mpsc, oneshot};
 use crate::trace::RunTracer;
 
 /// A run in progress. [`RunGuard::finish`] or [`RunGuard::fail`] records it; a guard
@@ -22,8 +29,89 @@ pub struct RunGuard {
     started_at: i64,
     clock: Instant,
     tracer: RunTracer,
-    store: Arc<dyn Store>,
+    writer: RunWriter,
     done: bool,
+}
+
+enum Msg {
+    Run(String, RunRecord),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The background writer of run traces. Cheap to clone.
+#[derive(Clone)]
+pub struct RunWriter {
+    tx: mpsc::Sender<Msg>,
+    enabled: bool,
+}
+
+/// Traces queued at most; beyond, new ones are dropped (and counted).
+const QUEUE: usize = 16_384;
+/// Traces per transaction at most.
+const BATCH: usize = 512;
+
+impl RunWriter {
+    /// A writer that keeps nothing (`telemetry.record_runs: false`).
+    pub fn disabled() -> Self {
+        let (tx, mut rx) = mpsc::channel::<Msg>(1);
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if let Msg::Flush(done) = m {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Self { tx, enabled: false }
+    }
+
+    /// Start the writer task on the current runtime.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+        tokio::spawn(async move {
+            let mut runs = Vec::with_capacity(BATCH);
+            let mut flushes = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Msg::Run(t, r) => runs.push((t, r)),
+                        Msg::Flush(done) => flushes.push(done),
+                    }
+                    if runs.len() < BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !runs.is_empty() {
+                    if let Err(e) = store.put_runs(&runs).await {
+                        tracing::error!(error = %e, runs = runs.len(), "cannot save run traces");
+                    }
+                    runs.clear();
+                }
+                for f in flushes.drain(..) {
+                    let _ = f.send(());
+                }
+            }
+        });
+        Self { tx, enabled: true }
+    }
+
+    /// Queue a trace; never waits.
+    pub fn record(&self, tenant: String, run: RunRecord) {
+        if !self.enabled {
+            return;
+        }
+        if self.tx.try_send(Msg::Run(tenant, run)).is_err() {
+            metrics::counter!("eino_runs_dropped_total").increment(1);
+        }
+    }
+
+    /// Wait until every trace queued before this call is in the store.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
 }
 
 impl RunGuard {
@@ -37,7 +125,7 @@ impl RunGuard {
             started_at: now_ms(),
             clock: Instant::now(),
             tracer: RunTracer::new(),
-            store: state.store.clone(),
+            writer: state.runs.clone(),
             done: false,
         }
     }
@@ -47,9 +135,13 @@ impl RunGuard {
         &self.id
     }
 
-    /// A context that records this run's callbacks.
+    /// A context that records this run's callbacks (a bare one when runs are not kept).
     pub fn context(&self) -> Context {
-        Context::new().with_callbacks(Arc::new(self.tracer.clone()))
+        if self.writer.enabled {
+            Context::new().with_callbacks(Arc::new(self.tracer.clone()))
+        } else {
+            Context::new()
+        }
     }
 
     async fn save(&mut self, status: &str, error: Option<String>) {
@@ -68,9 +160,7 @@ impl RunGuard {
             error,
         };
         metrics::counter!("eino_runs_total", "app" => self.app.clone(), "status" => status.to_string()).increment(1);
-        if let Err(e) = self.store.put_run(&self.tenant, &record).await {
-            tracing::error!(run = %self.id, error = %e, "cannot save a run trace");
-        }
+        self.writer.record(self.tenant.clone(), record);
     }
 
     /// Record the result and turn an error into an API error.
@@ -112,7 +202,7 @@ impl Drop for RunGuard {
             started_at: self.started_at,
             clock: self.clock,
             tracer: self.tracer.clone(),
-            store: self.store.clone(),
+            writer: self.writer.clone(),
             done: true,
         };
         rt.spawn(async move {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use eino::compose::CheckpointStore;
+use eino::compose::{CheckpointStore, Compiled};
+use eino::schema::Message;
 use eino::{Error, Result};
 use eino_rag::VectorIndex;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -23,11 +24,15 @@ pub struct AppState {
     /// The configuration it was built from.
     pub config: Arc<Config>,
     /// Models and embedders.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Applications by id.
     pub apps: Arc<BTreeMap<String, Application>>,
     /// Sessions, knowledge bases, runs.
     pub store: Arc<dyn Store>,
+    /// The background writer of run traces.
+    pub runs: crate::runs::RunWriter,
+    /// Raw models as one-node chains (no tools bound), compiled once.
+    pub raw_models: Arc<BTreeMap<String, Compiled<Vec<Message>, Message>>>,
     /// Checkpoints of interrupted runs (the same database).
     pub checkpoints: Arc<dyn CheckpointStore>,
     /// Knowledge bases.
@@ -102,10 +107,21 @@ impl AppState {
                 Arc::new(crate::trace::MetricsHandler) as Arc<dyn eino::callbacks::Handler>
             ]);
         });
+        let mut raw_models = BTreeMap::new();
+        for (id, m) in &registry.models {
+            raw_models.insert(id.clone(), crate::openai::raw_chain(id, Arc::new(FallbackModel::new(vec![m.clone()])))?);
+        }
+        let runs = if config.telemetry.record_runs {
+            crate::runs::RunWriter::spawn(store.clone())
+        } else {
+            crate::runs::RunWriter::disabled()
+        };
         Ok(Self {
             config: Arc::new(config),
-            registry,
+            registry: Arc::new(registry),
             apps: Arc::new(apps),
+            runs,
+            raw_models: Arc::new(raw_models),
             store,
             checkpoints,
             knowledge,

@@ -143,8 +143,8 @@ pub trait Store: Send + Sync {
         source: &'a str,
     ) -> BoxFuture<'a, Result<bool>>;
 
-    /// Save a run trace.
-    fn put_run<'a>(&'a self, tenant: &'a str, run: &'a RunRecord) -> BoxFuture<'a, Result<()>>;
+    /// Save run traces `(tenant, run)`, all in one transaction.
+    fn put_runs<'a>(&'a self, runs: &'a [(String, RunRecord)]) -> BoxFuture<'a, Result<()>>;
     /// The newest runs first.
     fn list_runs<'a>(
         &'a self,

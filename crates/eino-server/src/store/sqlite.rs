@@ -407,17 +407,27 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_run<'a>(&'a self, tenant: &'a str, run: &'a RunRecord) -> BoxFuture<'a, Result<()>> {
-        let tenant = tenant.to_string();
-        let body = serde_json::to_string(run).map_err(json_err);
-        let (id, started) = (run.id.clone(), run.started_at);
+    fn put_runs<'a>(&'a self, runs: &'a [(String, RunRecord)]) -> BoxFuture<'a, Result<()>> {
+        let rows: Result<Vec<(String, String, i64, String)>> = runs
+            .iter()
+            .map(|(tenant, r)| {
+                let body = serde_json::to_string(r).map_err(json_err)?;
+                Ok((tenant.clone(), r.id.clone(), r.started_at, body))
+            })
+            .collect();
         self.with(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO runs (tenant, id, started_at, body) VALUES (?1, ?2, ?3, ?4)",
-                params![tenant, id, started, body?],
-            )
-            .map_err(db)?;
-            Ok(())
+            let tx = c.transaction().map_err(db)?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO runs (tenant, id, started_at, body) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(db)?;
+                for (tenant, id, started, body) in rows? {
+                    st.execute(params![tenant, id, started, body]).map_err(db)?;
+                }
+            }
+            tx.commit().map_err(db)
         })
     }
 

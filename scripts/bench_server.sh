@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Load benchmark of the server against a fake OpenAI-compatible upstream on loopback:
+# requests/s and latency (wrk --latency, 64 connections) calling the upstream directly and
+# through `eino serve` (non-streaming and streaming), then idle RSS and peak RSS with 1000
+# concurrent streaming requests. Installs wrk (Debian) if missing.
+#   bash scripts/bench_server.sh            # prints `name value unit` lines
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk; }
+cargo build --release -q -p eino-cli
+cargo build --release -q -p eino-server --example fake_upstream
+TMP=$(mktemp -d)
+UP=127.0.0.1:19101; SRV=127.0.0.1:19102
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$TMP"; }
+PIDS=(); trap cleanup EXIT
+target/release/examples/fake_upstream $UP 2>/dev/null & PIDS+=($!)
+cat > "$TMP/eino.yaml" <<YAML
+models:
+  up: { provider: openai, model: fake, base_url: "http://$UP/v1", max_retries: 0 }
+embedders: {}
+applications: {}
+telemetry: { log_level: warn, record_runs: ${RECORD_RUNS:-true} }
+YAML
+target/release/eino serve --config "$TMP/eino.yaml" --addr $SRV --data-dir "$TMP/data" 2>/dev/null & PIDS+=($!)
+EINO_PID=$!
+for _ in $(seq 100); do curl -sf "http://$SRV/ready" >/dev/null && break; sleep 0.1; done
+body() { printf '{"model":"%s","stream":%s,"messages":[{"role":"user","content":"hi"}]}' "$1" "$2"; }
+run() { # name url body
+  printf 'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\nwrk.body=[[%s]]\n' "$3" > "$TMP/req.lua"
+  out=$(wrk -t2 -c64 -d"$DURATION" --latency -s "$TMP/req.lua" "$2")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  echo "$1_rps $rps req/s"; echo "$1_p50 $p50"; echo "$1_p99 $p99"
+  [ -z "$errs" ] || echo "$1_errors $errs"
+}
+idle=$(awk '/VmRSS/ {print $2}' /proc/$EINO_PID/status)
+echo "idle_rss_kb $idle kB"
+run direct_json "http://$UP/v1/chat/completions" "$(body fake false)"
+run eino_json "http://$SRV/v1/chat/completions" "$(body up false)"
+run direct_stream "http://$UP/v1/chat/completions" "$(body fake true)"
+run eino_stream "http://$SRV/v1/chat/completions" "$(body up true)"
+# 1000 concurrent slow streams (20 chunks, 50 ms apart): peak RSS of the server.
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+CHUNKS=20 CHUNK_DELAY_MS=50 target/release/examples/fake_upstream $UP 2>/dev/null & PIDS[0]=$!
+sleep 0.3
+printf 'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\nwrk.body=[[%s]]\n' "$(body up true)" > "$TMP/req.lua"
+ulimit -n 65536 2>/dev/null || true
+wrk -t2 -c1000 -d10s --timeout 10s -s "$TMP/req.lua" "http://$SRV/v1/chat/completions" > "$TMP/wrk1000.txt"
+echo "streams1000_rps $(awk '/Requests\/sec/ {print $2}' "$TMP/wrk1000.txt") req/s"
+echo "peak_rss_kb $(awk '/VmHWM/ {print $2}' /proc/$EINO_PID/status) kB"

@@ -12,7 +12,10 @@ use axum::Json;
 use serde_json::{json, Value};
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn chat(Json(req): Json<Value>) -> Response {
@@ -25,7 +28,10 @@ async fn chat(Json(req): Json<Value>) -> Response {
         }))
         .into_response();
     }
-    let (chunks, delay) = (env("CHUNKS", 8), Duration::from_millis(env("CHUNK_DELAY_MS", 0)));
+    let (chunks, delay) = (
+        env("CHUNKS", 8),
+        Duration::from_millis(env("CHUNK_DELAY_MS", 0)),
+    );
     let events = futures_util::stream::unfold(0u64, move |i| async move {
         if i > chunks {
             return None;
@@ -41,14 +47,19 @@ async fn chat(Json(req): Json<Value>) -> Response {
                                 "finish_reason": if i + 1 == chunks { Some("stop") } else { None }}]})
             .to_string()
         };
-        Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), i + 1))
+        Some((
+            Ok::<_, std::convert::Infallible>(Event::default().data(data)),
+            i + 1,
+        ))
     });
     Sse::new(events).into_response()
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9101".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9101".into());
     let app = axum::Router::new().route("/v1/chat/completions", post(chat));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("fake upstream on http://{addr}/v1");

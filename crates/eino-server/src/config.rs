@@ -184,11 +184,22 @@ fn default_history() -> usize {
 }
 
 /// `store:` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `postgres://…` for PostgreSQL; empty for SQLite at `<data_dir>/eino.db`.
     pub database_url: Option<String>,
+    /// PostgreSQL: pooled connections per replica.
+    pub max_connections: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            max_connections: 16,
+        }
+    }
 }
 
 /// One API key, stored as its SHA-256.

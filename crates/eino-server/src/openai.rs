@@ -247,11 +247,7 @@ pub(crate) fn finish_reason(m: &Message) -> String {
 }
 
 pub(crate) fn usage_json(m: &Message) -> Value {
-    let u = m
-        .meta
-        .as_ref()
-        .and_then(|x| x.usage)
-        .unwrap_or_default();
+    let u = m.meta.as_ref().and_then(|x| x.usage).unwrap_or_default();
     json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
@@ -312,7 +308,10 @@ pub(crate) fn resolve(state: &AppState, model: &str, tools: Vec<ToolInfo>) -> Ap
 }
 
 /// A model as a one-node chain named after it, so callbacks and traces see the call.
-pub(crate) fn raw_chain(id: &str, model: Arc<dyn ChatModel>) -> eino::Result<Compiled<Vec<Message>, Message>> {
+pub(crate) fn raw_chain(
+    id: &str,
+    model: Arc<dyn ChatModel>,
+) -> eino::Result<Compiled<Vec<Message>, Message>> {
     Chain::<Vec<Message>, Vec<Message>>::new()
         .then_keyed("model", model)
         .compile_with(CompileOptions::default().with_name(id.to_string()))

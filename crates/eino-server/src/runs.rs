@@ -16,8 +16,8 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{now_ms, RunRecord, Store};
-use tokio::sync::{mpsc, oneshot};
 use crate::trace::RunTracer;
+use tokio::sync::{mpsc, oneshot};
 
 /// A run in progress. [`RunGuard::finish`] or [`RunGuard::fail`] records it; a guard
 /// dropped without either (the client went away mid-stream) is recorded as `cancelled`.

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::knowledge::Knowledge;
 use crate::registry::Registry;
 use crate::resilience::FallbackModel;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Everything a handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -33,7 +33,7 @@ pub struct AppState {
     pub runs: crate::runs::RunWriter,
     /// Raw models as one-node chains (no tools bound), compiled once.
     pub raw_models: Arc<BTreeMap<String, Compiled<Vec<Message>, Message>>>,
-    /// Checkpoints of interrupted runs (the same database).
+    /// Checkpoints of interrupted runs (SQLite under the data dir; not yet in PostgreSQL).
     pub checkpoints: Arc<dyn CheckpointStore>,
     /// Knowledge bases.
     pub knowledge: Knowledge,
@@ -57,13 +57,11 @@ impl AppState {
         std::fs::create_dir_all(&data).map_err(|e| {
             Error::invalid_input(format!("server.data_dir {}: {e}", data.display())).with_source(e)
         })?;
-        if config.store.database_url.is_some() {
-            return Err(Error::invalid_input(
-                "store.database_url: PostgreSQL is not built into this version yet; leave it out for SQLite",
-            ));
-        }
         let db = data.join("eino.db");
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db)?);
+        let store: Arc<dyn Store> = match &config.store.database_url {
+            Some(url) => Arc::new(PostgresStore::connect(url, config.store.max_connections).await?),
+            None => Arc::new(SqliteStore::open(&db)?),
+        };
         let checkpoints: Arc<dyn CheckpointStore> =
             Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?);
         let index = {
@@ -109,7 +107,10 @@ impl AppState {
         });
         let mut raw_models = BTreeMap::new();
         for (id, m) in &registry.models {
-            raw_models.insert(id.clone(), crate::openai::raw_chain(id, Arc::new(FallbackModel::new(vec![m.clone()])))?);
+            raw_models.insert(
+                id.clone(),
+                crate::openai::raw_chain(id, Arc::new(FallbackModel::new(vec![m.clone()])))?,
+            );
         }
         let runs = if config.telemetry.record_runs {
             crate::runs::RunWriter::spawn(store.clone())

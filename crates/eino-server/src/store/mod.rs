@@ -2,6 +2,7 @@
 //! documents, and run traces, each owned by a tenant. [`SqliteStore`] is the embedded
 //! default; every query takes the tenant, so one tenant's rows are invisible to another.
 
+mod postgres;
 mod sqlite;
 
 use eino::schema::Message;
@@ -9,6 +10,7 @@ use eino::Result;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A chat session.
@@ -162,4 +164,17 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A session's title: its first user message, shortened.
+pub(crate) fn title_of(messages: &[Message]) -> String {
+    let first = messages
+        .iter()
+        .find(|m| m.role == eino::schema::Role::User)
+        .map_or("", |m| m.content.as_str());
+    let mut t: String = first.chars().take(60).collect();
+    if first.chars().count() > 60 {
+        t.push('…');
+    }
+    t
 }

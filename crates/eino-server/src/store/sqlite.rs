@@ -143,18 +143,6 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
 const SESSION_COLS: &str = "s.id, s.app, s.title, s.created_at, s.updated_at, \
     (SELECT COUNT(*) FROM messages m WHERE m.tenant = s.tenant AND m.session_id = s.id)";
 
-fn title_of(messages: &[Message]) -> String {
-    let first = messages
-        .iter()
-        .find(|m| m.role == eino::schema::Role::User)
-        .map_or("", |m| m.content.as_str());
-    let mut t: String = first.chars().take(60).collect();
-    if first.chars().count() > 60 {
-        t.push('…');
-    }
-    t
-}
-
 impl Store for SqliteStore {
     fn create_session<'a>(
         &'a self,
@@ -260,7 +248,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|m| serde_json::to_string(m).map_err(json_err))
             .collect();
-        let title = title_of(messages);
+        let title = super::title_of(messages);
         self.with(move |c| {
             let bodies = bodies?;
             let tx = c.transaction().map_err(db)?;
@@ -472,86 +460,5 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
         self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn sessions_are_per_tenant_and_turns_atomic() {
-        let s = SqliteStore::in_memory().unwrap();
-        let a = s.create_session("t1", "assistant").await.unwrap();
-        s.append_turn(
-            "t1",
-            &a.id,
-            &[
-                Message::user("hello there"),
-                Message::assistant("hi", vec![]),
-            ],
-        )
-        .await
-        .unwrap();
-        assert_eq!(s.messages("t1", &a.id, 10).await.unwrap().len(), 2);
-        assert_eq!(s.messages("t1", &a.id, 1).await.unwrap()[0].content, "hi");
-        let info = s.session("t1", &a.id).await.unwrap().unwrap();
-        assert_eq!((info.title.as_str(), info.messages), ("hello there", 2));
-        // Another tenant sees nothing and cannot write.
-        assert!(s.session("t2", &a.id).await.unwrap().is_none());
-        assert!(s.list_sessions("t2", 10).await.unwrap().is_empty());
-        assert!(s
-            .append_turn("t2", &a.id, &[Message::user("x")])
-            .await
-            .is_err());
-        assert!(!s.delete_session("t2", &a.id).await.unwrap());
-        assert_eq!(s.messages("t1", &a.id, 10).await.unwrap().len(), 2);
-        assert!(s.delete_session("t1", &a.id).await.unwrap());
-        assert!(s.messages("t1", &a.id, 10).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn knowledge_bases_and_documents() {
-        let s = SqliteStore::in_memory().unwrap();
-        assert!(s.create_kb("t", "docs").await.unwrap());
-        assert!(!s.create_kb("t", "docs").await.unwrap());
-        let doc = KbDocument {
-            source: "a.md".into(),
-            content_hash: "h".into(),
-            chunks: 3,
-            bytes: 10,
-            updated_at: 1,
-        };
-        s.put_document("t", "docs", &doc).await.unwrap();
-        s.put_document(
-            "t",
-            "docs",
-            &KbDocument {
-                chunks: 4,
-                ..doc.clone()
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(s.list_documents("t", "docs").await.unwrap()[0].chunks, 4);
-        assert_eq!(s.list_kbs("t").await.unwrap()[0].documents, 1);
-        assert!(s.list_kbs("u").await.unwrap().is_empty());
-        assert!(
-            s.put_document("t", "nope", &doc).await.is_err(),
-            "unknown kb refused"
-        );
-        assert!(s.delete_kb("t", "docs").await.unwrap());
-        assert!(s.list_documents("t", "docs").await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn migrations_run_once_and_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("eino.db");
-        let s = SqliteStore::open(&path).unwrap();
-        s.create_kb("t", "k").await.unwrap();
-        drop(s);
-        let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.list_kbs("t").await.unwrap().len(), 1);
     }
 }

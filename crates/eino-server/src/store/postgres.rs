@@ -1,0 +1,502 @@
+//! The PostgreSQL store: the same tables as SQLite, a connection pool (deadpool), and
+//! migrations guarded by an advisory lock so several replicas can start at once.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use eino::schema::Message;
+use eino::{Error, ErrorKind, Result};
+use futures_util::future::BoxFuture;
+use tokio_postgres::NoTls;
+
+use super::{now_ms, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, app TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE TABLE messages (
+    tenant TEXT NOT NULL, session_id TEXT NOT NULL, seq BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, session_id, seq),
+    FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE);
+CREATE TABLE knowledge_bases (
+    tenant TEXT NOT NULL, name TEXT NOT NULL, created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, name));
+CREATE TABLE kb_documents (
+    tenant TEXT NOT NULL, kb TEXT NOT NULL, source TEXT NOT NULL, content_hash TEXT NOT NULL,
+    chunks BIGINT NOT NULL, bytes BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, kb, source),
+    FOREIGN KEY (tenant, kb) REFERENCES knowledge_bases (tenant, name) ON DELETE CASCADE);
+CREATE TABLE runs (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, started_at BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE INDEX runs_by_time ON runs (tenant, started_at);
+CREATE INDEX sessions_by_time ON sessions (tenant, updated_at);
+"#];
+
+/// An arbitrary constant: the advisory lock id of eino's migrations.
+const MIGRATION_LOCK: i64 = 0x6569_6e6f_6d69_6772;
+
+fn pg(e: tokio_postgres::Error) -> Error {
+    let transient = e.is_closed()
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08")
+                || c == "40001"
+                || c == "40P01"
+                || c.starts_with("53")
+                || c == "57P01"
+        })
+        || e.code().is_none();
+    let kind = if transient {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Internal
+    };
+    Error::new(kind, format!("database: {e}")).with_source(e)
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> Error {
+    Error::new(ErrorKind::Transient, format!("database pool: {e}")).with_source(e)
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::internal(format!("stored row is not valid JSON: {e}")).with_source(e)
+}
+
+/// Sessions, knowledge bases and runs in PostgreSQL.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://user:pass@host:port/db`) with up to `max_connections`
+    /// pooled connections, and run pending migrations.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Self> {
+        let cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::invalid_input(format!("store.database_url: {e}")))?;
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(max_connections.max(1))
+            .build()
+            .map_err(|e| Error::invalid_input(format!("store.database_url: {e}")))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS eino_schema (version BIGINT NOT NULL)")
+            .await
+            .map_err(pg)?;
+        let done: i64 = tx
+            .query_opt("SELECT version FROM eino_schema", &[])
+            .await
+            .map_err(pg)?
+            .map_or(0, |r| r.get(0));
+        let done = usize::try_from(done).unwrap_or(usize::MAX);
+        if done > MIGRATIONS.len() {
+            return Err(Error::internal(format!(
+                "the database has schema version {done}, newer than this binary's {}",
+                MIGRATIONS.len()
+            )));
+        }
+        for sql in &MIGRATIONS[done..] {
+            tx.batch_execute(sql).await.map_err(pg)?;
+        }
+        let v = MIGRATIONS.len() as i64;
+        tx.execute("DELETE FROM eino_schema", &[])
+            .await
+            .map_err(pg)?;
+        tx.execute("INSERT INTO eino_schema (version) VALUES ($1)", &[&v])
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+fn session_row(r: &tokio_postgres::Row) -> SessionInfo {
+    SessionInfo {
+        id: r.get(0),
+        app: r.get(1),
+        title: r.get(2),
+        created_at: r.get(3),
+        updated_at: r.get(4),
+        messages: r.get::<_, i64>(5) as u64,
+    }
+}
+
+const SESSION_COLS: &str = "s.id, s.app, s.title, s.created_at, s.updated_at, \
+    (SELECT COUNT(*) FROM messages m WHERE m.tenant = s.tenant AND m.session_id = s.id)";
+
+impl Store for PostgresStore {
+    fn create_session<'a>(
+        &'a self,
+        tenant: &'a str,
+        app: &'a str,
+    ) -> BoxFuture<'a, Result<SessionInfo>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let id = uuid::Uuid::new_v4().to_string();
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO sessions (tenant, id, app, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+                    &[&tenant, &id, &app, &now],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(SessionInfo {
+                id,
+                app: app.to_string(),
+                title: String::new(),
+                created_at: now,
+                updated_at: now,
+                messages: 0,
+            })
+        })
+    }
+
+    fn session<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionInfo>>> {
+        Box::pin(async move {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    &format!(
+                        "SELECT {SESSION_COLS} FROM sessions s WHERE s.tenant = $1 AND s.id = $2"
+                    ),
+                    &[&tenant, &id],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.as_ref().map(session_row))
+        })
+    }
+
+    fn list_sessions<'a>(
+        &'a self,
+        tenant: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!("SELECT {SESSION_COLS} FROM sessions s WHERE s.tenant = $1 ORDER BY s.updated_at DESC, s.id LIMIT $2"),
+                    &[&tenant, &i64::from(limit)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(session_row).collect())
+        })
+    }
+
+    fn delete_session<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "DELETE FROM sessions WHERE tenant = $1 AND id = $2",
+                    &[&tenant, &id],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn messages<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<Message>>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT body FROM (SELECT seq, body FROM messages WHERE tenant = $1 AND session_id = $2 \
+                     ORDER BY seq DESC LIMIT $3) t ORDER BY seq",
+                    &[&tenant, &id, &i64::from(limit)],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
+                .collect()
+        })
+    }
+
+    fn append_turn<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        messages: &'a [Message],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let bodies = messages
+                .iter()
+                .map(|m| serde_json::to_string(m).map_err(json_err))
+                .collect::<Result<Vec<_>>>()?;
+            let title = super::title_of(messages);
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            // Lock the session row: two concurrent turns of one session get distinct seqs.
+            let exists = tx
+                .query_opt(
+                    "SELECT 1 FROM sessions WHERE tenant = $1 AND id = $2 FOR UPDATE",
+                    &[&tenant, &id],
+                )
+                .await
+                .map_err(pg)?;
+            if exists.is_none() {
+                return Err(Error::invalid_input(format!("no session {id}")));
+            }
+            let next: i64 = tx
+                .query_one("SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE tenant = $1 AND session_id = $2", &[&tenant, &id])
+                .await
+                .map_err(pg)?
+                .get(0);
+            for (i, body) in bodies.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO messages (tenant, session_id, seq, body) VALUES ($1, $2, $3, $4)",
+                    &[&tenant, &id, &(next + i as i64), body],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            tx.execute(
+                "UPDATE sessions SET updated_at = $3, title = CASE WHEN title = '' THEN $4 ELSE title END \
+                 WHERE tenant = $1 AND id = $2",
+                &[&tenant, &id, &now_ms(), &title],
+            )
+            .await
+            .map_err(pg)?;
+            tx.commit().await.map_err(pg)
+        })
+    }
+
+    fn create_kb<'a>(&'a self, tenant: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "INSERT INTO knowledge_bases (tenant, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&tenant, &name, &now_ms()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn list_kbs<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Vec<KnowledgeBase>>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT k.name, k.created_at, (SELECT COUNT(*) FROM kb_documents d \
+                     WHERE d.tenant = k.tenant AND d.kb = k.name) FROM knowledge_bases k \
+                     WHERE k.tenant = $1 ORDER BY k.name",
+                    &[&tenant],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| KnowledgeBase {
+                    name: r.get(0),
+                    created_at: r.get(1),
+                    documents: r.get::<_, i64>(2) as u64,
+                })
+                .collect())
+        })
+    }
+
+    fn delete_kb<'a>(&'a self, tenant: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "DELETE FROM knowledge_bases WHERE tenant = $1 AND name = $2",
+                    &[&tenant, &name],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn put_document<'a>(
+        &'a self,
+        tenant: &'a str,
+        kb: &'a str,
+        doc: &'a KbDocument,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO kb_documents (tenant, kb, source, content_hash, chunks, bytes, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, kb, source) DO UPDATE SET \
+                     content_hash = excluded.content_hash, chunks = excluded.chunks, bytes = excluded.bytes, \
+                     updated_at = excluded.updated_at",
+                    &[&tenant, &kb, &doc.source, &doc.content_hash, &(doc.chunks as i64), &(doc.bytes as i64), &doc.updated_at],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn list_documents<'a>(
+        &'a self,
+        tenant: &'a str,
+        kb: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<KbDocument>>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT source, content_hash, chunks, bytes, updated_at FROM kb_documents \
+                     WHERE tenant = $1 AND kb = $2 ORDER BY source",
+                    &[&tenant, &kb],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| KbDocument {
+                    source: r.get(0),
+                    content_hash: r.get(1),
+                    chunks: r.get::<_, i64>(2) as u64,
+                    bytes: r.get::<_, i64>(3) as u64,
+                    updated_at: r.get(4),
+                })
+                .collect())
+        })
+    }
+
+    fn delete_document<'a>(
+        &'a self,
+        tenant: &'a str,
+        kb: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "DELETE FROM kb_documents WHERE tenant = $1 AND kb = $2 AND source = $3",
+                    &[&tenant, &kb, &source],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn put_runs<'a>(&'a self, runs: &'a [(String, RunRecord)]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            let st = tx
+                .prepare(
+                    "INSERT INTO runs (tenant, id, started_at, body) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET started_at = excluded.started_at, body = excluded.body",
+                )
+                .await
+                .map_err(pg)?;
+            for (tenant, r) in runs {
+                let body = serde_json::to_string(r).map_err(json_err)?;
+                tx.execute(&st, &[tenant, &r.id, &r.started_at, &body])
+                    .await
+                    .map_err(pg)?;
+            }
+            tx.commit().await.map_err(pg)
+        })
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        tenant: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT body FROM runs WHERE tenant = $1 ORDER BY started_at DESC, id LIMIT $2",
+                    &[&tenant, &i64::from(limit)],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
+                .collect()
+        })
+    }
+
+    fn run<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<RunRecord>>> {
+        Box::pin(async move {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT body FROM runs WHERE tenant = $1 AND id = $2",
+                    &[&tenant, &id],
+                )
+                .await
+                .map_err(pg)?;
+            row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
+                .transpose()
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute("SELECT 1", &[])
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+}

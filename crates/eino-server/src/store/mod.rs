@@ -159,6 +159,33 @@ pub trait Store: Send + Sync {
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
 }
 
+/// Schema versions, applied in order by both stores (SQLite records the count in
+/// `PRAGMA user_version`, PostgreSQL in `eino_schema`). Plain SQL both accept: `BIGINT`
+/// is SQLite's integer affinity.
+pub(crate) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, app TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE TABLE messages (
+    tenant TEXT NOT NULL, session_id TEXT NOT NULL, seq BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, session_id, seq),
+    FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE);
+CREATE TABLE knowledge_bases (
+    tenant TEXT NOT NULL, name TEXT NOT NULL, created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, name));
+CREATE TABLE kb_documents (
+    tenant TEXT NOT NULL, kb TEXT NOT NULL, source TEXT NOT NULL, content_hash TEXT NOT NULL,
+    chunks BIGINT NOT NULL, bytes BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, kb, source),
+    FOREIGN KEY (tenant, kb) REFERENCES knowledge_bases (tenant, name) ON DELETE CASCADE);
+CREATE TABLE runs (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, started_at BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE INDEX runs_by_time ON runs (tenant, started_at);
+CREATE INDEX sessions_by_time ON sessions (tenant, updated_at);
+"#];
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -9,29 +9,7 @@ use tokio_postgres::NoTls;
 
 use super::{now_ms, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
 
-const MIGRATIONS: &[&str] = &[r#"
-CREATE TABLE sessions (
-    tenant TEXT NOT NULL, id TEXT NOT NULL, app TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
-    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
-    PRIMARY KEY (tenant, id));
-CREATE TABLE messages (
-    tenant TEXT NOT NULL, session_id TEXT NOT NULL, seq BIGINT NOT NULL, body TEXT NOT NULL,
-    PRIMARY KEY (tenant, session_id, seq),
-    FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE);
-CREATE TABLE knowledge_bases (
-    tenant TEXT NOT NULL, name TEXT NOT NULL, created_at BIGINT NOT NULL,
-    PRIMARY KEY (tenant, name));
-CREATE TABLE kb_documents (
-    tenant TEXT NOT NULL, kb TEXT NOT NULL, source TEXT NOT NULL, content_hash TEXT NOT NULL,
-    chunks BIGINT NOT NULL, bytes BIGINT NOT NULL, updated_at BIGINT NOT NULL,
-    PRIMARY KEY (tenant, kb, source),
-    FOREIGN KEY (tenant, kb) REFERENCES knowledge_bases (tenant, name) ON DELETE CASCADE);
-CREATE TABLE runs (
-    tenant TEXT NOT NULL, id TEXT NOT NULL, started_at BIGINT NOT NULL, body TEXT NOT NULL,
-    PRIMARY KEY (tenant, id));
-CREATE INDEX runs_by_time ON runs (tenant, started_at);
-CREATE INDEX sessions_by_time ON sessions (tenant, updated_at);
-"#];
+use super::MIGRATIONS;
 
 /// An arbitrary constant: the advisory lock id of eino's migrations.
 const MIGRATION_LOCK: i64 = 0x6569_6e6f_6d69_6772;

@@ -11,30 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{now_ms, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
 
-/// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
-CREATE TABLE sessions (
-    tenant TEXT NOT NULL, id TEXT NOT NULL, app TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
-    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, id));
-CREATE TABLE messages (
-    tenant TEXT NOT NULL, session_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
-    PRIMARY KEY (tenant, session_id, seq),
-    FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE);
-CREATE TABLE knowledge_bases (
-    tenant TEXT NOT NULL, name TEXT NOT NULL, created_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, name));
-CREATE TABLE kb_documents (
-    tenant TEXT NOT NULL, kb TEXT NOT NULL, source TEXT NOT NULL, content_hash TEXT NOT NULL,
-    chunks INTEGER NOT NULL, bytes INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, kb, source),
-    FOREIGN KEY (tenant, kb) REFERENCES knowledge_bases (tenant, name) ON DELETE CASCADE);
-CREATE TABLE runs (
-    tenant TEXT NOT NULL, id TEXT NOT NULL, started_at INTEGER NOT NULL, body TEXT NOT NULL,
-    PRIMARY KEY (tenant, id));
-CREATE INDEX runs_by_time ON runs (tenant, started_at);
-CREATE INDEX sessions_by_time ON sessions (tenant, updated_at);
-"#];
+use super::MIGRATIONS;
 
 /// Sessions, knowledge bases and runs in one SQLite file.
 #[derive(Clone)]

@@ -9,13 +9,14 @@
 //! - [`HybridRetriever`]: any vector and keyword retrievers, queried concurrently, fused by
 //!   RRF or weighted scores, still answering when one side fails.
 //!
-//! - [`load`]: file and directory loaders with text, Markdown, HTML and DOCX parsers; every
+//! - [`load`]: file, directory and URL (SSRF-safe) loaders with text, Markdown, HTML and DOCX parsers; every
 //!   document records its source and a content hash.
 //!
 //! - [`ingest::Ingestor`]: load → split → embed in batches → index as an eino chain, with
 //!   progress events; unchanged sources are skipped by content hash, changed ones replaced.
 //!
-//! The BM25 (tantivy) keyword index, HNSW, PDF and the URL loader are not built yet.
+//! The BM25 (tantivy) keyword index, HNSW, PDF, the HTML-header and semantic splitters are
+//! not built yet.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

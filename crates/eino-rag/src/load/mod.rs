@@ -7,11 +7,14 @@
 //!   unknown extensions that are valid UTF-8).
 //! - [`DirLoader`] walks a directory recursively with glob include/exclude patterns; one
 //!   bad file never aborts the walk, its error is collected in the [`DirReport`].
+//! - [`UrlLoader`] fetches `http(s)://` documents with size and time limits and SSRF
+//!   protection on by default.
 
 mod dir;
 mod docx;
 mod file;
 mod html;
+mod url;
 
 use eino::schema::Document;
 use eino::{Error, ErrorKind, Result};
@@ -20,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use dir::{DirLoader, DirReport, FileError};
 pub use file::{parse_file_bytes, FileLoader};
+pub use url::{is_internal, UrlLoader};
 
 /// Metadata keys the loaders write.
 pub mod keys {

@@ -30,6 +30,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rate limits.
     pub limits: LimitsConfig,
+    /// Response cache.
+    pub cache: CacheConfig,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }
@@ -261,6 +263,29 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `cache:` section: an in-process response cache for identical non-streaming requests
+/// to raw models and for embeddings (off by default).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Turn the cache on.
+    pub enabled: bool,
+    /// Entries kept at most.
+    pub max_entries: usize,
+    /// Time to live.
+    pub ttl_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_entries: 10_000,
+            ttl_secs: 600,
+        }
+    }
+}
+
 /// `telemetry:` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -319,6 +344,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            cache: CacheConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

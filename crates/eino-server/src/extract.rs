@@ -30,3 +30,40 @@ fn rejection(r: JsonRejection) -> ApiError {
         _ => ApiError::bad_request(r.body_text()),
     }
 }
+
+/// JSON with its raw bytes kept (for cache keys): same errors as [`ApiJson`].
+pub struct RawJson<T>(pub T, pub axum::body::Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for RawJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';').next().is_some_and(|m| {
+                    m.trim().eq_ignore_ascii_case("application/json") || m.trim().ends_with("+json")
+                })
+            });
+        if !json {
+            return Err(ApiError::bad_request(
+                "expected Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large("request body too large")
+                } else {
+                    ApiError::bad_request(format!("cannot read the body: {}", e.body_text()))
+                }
+            })?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(format!("Failed to deserialize the JSON body: {e}"))
+        })?;
+        Ok(Self(value, bytes))
+    }
+}

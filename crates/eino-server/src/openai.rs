@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 
 use crate::app::{context_with_sources, AppInput, SourcesSink};
 use crate::auth::Caller;
+use crate::cache::ResponseCache;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::RawJson;
 use crate::resilience::FallbackModel;
 use crate::runs::RunGuard;
 use crate::state::AppState;
@@ -381,12 +382,23 @@ pub(crate) fn message_wire(msg: &Message) -> Value {
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    ApiJson(mut req): ApiJson<ChatRequest>,
+    RawJson(mut req, raw): RawJson<ChatRequest>,
 ) -> ApiResult<Response> {
     let tools = tools_of(&mut req)?;
     let options = options_of(&req)?;
     let messages = to_messages(std::mem::take(&mut req.messages))?;
     let target = resolve(&state, &req.model, tools)?;
+    // Identical non-streaming requests to raw models may be answered from the cache.
+    let cache = match (&state.cache, &target, req.stream) {
+        (Some(c), Target::Model(_), false) => {
+            let key = ResponseCache::key("chat", &caller.tenant, &raw);
+            if let Some(hit) = c.get(&key) {
+                return Ok(cached(&hit, "chatcmpl"));
+            }
+            Some((c, key))
+        }
+        _ => None,
+    };
     let run = RunGuard::start(&state, &caller, &req.model, None);
     let run_id = run.id().to_string();
     let ctx = run.context().with_option(CallOption::chat_model(options));
@@ -401,6 +413,9 @@ pub async fn chat_completions(
             "choices": [{ "index": 0, "message": message_wire(&msg), "finish_reason": finish_reason(&msg), "logprobs": null }],
             "usage": usage_json(&msg),
         });
+        if let Some((c, key)) = cache {
+            c.insert(key, body.clone());
+        }
         let mut resp = Json(body).into_response();
         if let Ok(v) = HeaderValue::from_str(&run_id) {
             resp.headers_mut().insert("x-eino-run-id", v);
@@ -418,6 +433,19 @@ pub async fn chat_completions(
             .keep_alive(KeepAlive::default())
             .into_response(),
     )
+}
+
+/// A cached body with a fresh id and time, marked `x-eino-cache: hit`.
+fn cached(hit: &Value, prefix: &str) -> Response {
+    let mut body = hit.clone();
+    if body.get("id").is_some() {
+        body["id"] = json!(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        body["created"] = json!(crate::store::now_ms() / 1000);
+    }
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert("x-eino-cache", HeaderValue::from_static("hit"));
+    resp
 }
 
 /// The fixed fields of every chunk of one streamed completion.
@@ -455,9 +483,13 @@ impl SseHead {
 /// `POST /v1/embeddings`.
 pub async fn embeddings(
     State(state): State<AppState>,
-    Extension(_caller): Extension<Caller>,
-    ApiJson(req): ApiJson<EmbeddingsRequest>,
-) -> ApiResult<Json<Value>> {
+    Extension(caller): Extension<Caller>,
+    RawJson(req, raw): RawJson<EmbeddingsRequest>,
+) -> ApiResult<Response> {
+    let key = ResponseCache::key("embeddings", &caller.tenant, &raw);
+    if let Some(hit) = state.cache.as_ref().and_then(|c| c.get(&key)) {
+        return Ok(cached(&hit, "emb"));
+    }
     let Some(embedder) = state.registry.embedders.get(&req.model) else {
         return Err(
             ApiError::not_found(format!("embedding model {:?} does not exist", req.model))
@@ -491,10 +523,14 @@ pub async fn embeddings(
         .enumerate()
         .map(|(i, v)| json!({ "object": "embedding", "index": i, "embedding": v }))
         .collect();
-    Ok(Json(json!({
+    let body = json!({
         "object": "list", "data": data, "model": req.model,
         "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
-    })))
+    });
+    if let Some(c) = &state.cache {
+        c.insert(key, body.clone());
+    }
+    Ok(Json(body).into_response())
 }
 
 /// `POST /v1/embeddings` body.

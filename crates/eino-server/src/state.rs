@@ -41,6 +41,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Rate limits, if configured.
     pub limiter: Option<Limiter>,
+    /// Response cache, if enabled.
+    pub cache: Option<crate::cache::ResponseCache>,
     /// `/metrics` renderer.
     pub metrics: PrometheusHandle,
     /// Unix seconds at start (`created` of `/v1/models`).
@@ -112,6 +114,7 @@ impl AppState {
                 crate::openai::raw_chain(id, Arc::new(FallbackModel::new(vec![m.clone()])))?,
             );
         }
+        let cache = crate::cache::ResponseCache::from_config(&config.cache);
         let runs = if config.telemetry.record_runs {
             crate::runs::RunWriter::spawn(store.clone())
         } else {
@@ -128,6 +131,7 @@ impl AppState {
             knowledge,
             auth,
             limiter,
+            cache,
             metrics: crate::metrics::install(),
             started_unix: crate::store::now_ms() / 1000,
             shutdown: CancellationToken::new(),

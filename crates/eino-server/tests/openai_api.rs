@@ -333,3 +333,44 @@ async fn embeddings_shape_and_errors() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_response_cache_answers_identical_requests_to_raw_models() {
+    use std::sync::atomic::Ordering;
+    let s = TestServer::start(|c| c.cache.enabled = true, |_| {}).await;
+    let body = json!({"model": "echo", "messages": [{"role": "user", "content": "same"}]});
+    let send = |b: Value| {
+        let req = s.http.post(s.url("/v1/chat/completions")).json(&b);
+        async move { req.send().await.unwrap() }
+    };
+    let first = send(body.clone()).await;
+    assert!(first.headers().get("x-eino-cache").is_none());
+    let first: Value = first.json().await.unwrap();
+    let second = send(body.clone()).await;
+    assert_eq!(second.headers()["x-eino-cache"], "hit");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first["choices"], second["choices"]);
+    assert_ne!(first["id"], second["id"], "a fresh id per response");
+    assert_eq!(s.echo.calls.load(Ordering::SeqCst), 1, "the model ran once");
+    // A different request, a stream, and an application all reach the model.
+    send(json!({"model": "echo", "messages": [{"role": "user", "content": "other"}]})).await;
+    let mut stream = body.clone();
+    stream["stream"] = json!(true);
+    send(stream).await.text().await.unwrap();
+    send(json!({"model": "assistant", "messages": [{"role": "user", "content": "same"}]})).await;
+    send(json!({"model": "assistant", "messages": [{"role": "user", "content": "same"}]})).await;
+    assert_eq!(s.echo.calls.load(Ordering::SeqCst), 5);
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"eino_cache_requests_total{result="hit"}"#),
+        "{metrics}"
+    );
+}

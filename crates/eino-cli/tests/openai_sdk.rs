@@ -112,6 +112,60 @@ fn openai_sdk_and_langchain_work_against_eino_serve() {
         "sdk client failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("sdk ok"), "{stdout}");
+
+    // The client commands against the same server.
+    let eino = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eino"))
+            .args(args)
+            .args(["--url", &url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let o = String::from_utf8_lossy(&out.stdout).into_owned();
+        let e = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "eino {args:?}: {o}\n{e}");
+        o
+    };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../eino-rag/tests/fixtures/docs");
+    let ingested = eino(
+        &["ingest", fixtures.to_str().unwrap(), "--kb", "docs"],
+        None,
+    );
+    let line = |name: &str| {
+        ingested
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(line("rust.md\t").contains("added"), "{ingested}");
+    assert!(line("truncated.docx\t").contains("failed"), "{ingested}");
+    let again = eino(
+        &[
+            "ingest",
+            fixtures.join("rust.md").to_str().unwrap(),
+            "--kb",
+            "docs",
+        ],
+        None,
+    );
+    assert!(again.contains("unchanged"), "{again}");
+    let graph = eino(&["graph", "assistant"], None);
+    assert!(
+        graph.starts_with("flowchart TD") && graph.contains("retrieve"),
+        "{graph}"
+    );
+    let chat = eino(&["chat"], Some("What is Cargo?\n"));
+    assert!(!chat.trim().is_empty(), "eino chat printed an answer");
 }
 
 #[test]

@@ -7,10 +7,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use eino::component::{EmbedOptions, Embedder, TransformOptions, Transformer};
+use eino::component::{Embedder, TransformOptions, Transformer};
 use eino::compose::{lambda, Chain, Compiled, Context, Runnable};
 use eino::schema::Document;
-use eino::{Error, Result};
+use eino::Result;
 use serde_json::{json, Value};
 
 use crate::load::keys;
@@ -193,15 +193,7 @@ impl Ingestor {
             let embedder = embedder.clone();
             async move {
                 for part in w.chunks.chunks(batch) {
-                    let texts: Vec<String> = part.iter().map(|d| d.content.clone()).collect();
-                    let vectors = embedder.embed(&texts, &EmbedOptions::default()).await?;
-                    if vectors.len() != texts.len() {
-                        return Err(Error::internal(format!(
-                            "embedder returned {} vectors for {} texts",
-                            vectors.len(),
-                            texts.len()
-                        )));
-                    }
+                    let vectors = crate::retrieve::embed_contents(embedder.as_ref(), part).await?;
                     w.vectors.extend(vectors);
                 }
                 Ok(w)

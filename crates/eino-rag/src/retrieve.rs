@@ -44,6 +44,24 @@ impl VectorIndexer {
     }
 }
 
+/// Embed the contents of `docs` in one embedder call, checking that every document got a
+/// vector (the one place the batching callers trust the embedder's answer).
+pub(crate) async fn embed_contents(
+    embedder: &dyn Embedder,
+    docs: &[Document],
+) -> Result<Vec<Vec<f32>>> {
+    let texts: Vec<String> = docs.iter().map(|d| d.content.clone()).collect();
+    let vectors = embedder.embed(&texts, &EmbedOptions::default()).await?;
+    if vectors.len() != texts.len() {
+        return Err(Error::internal(format!(
+            "embedder returned {} vectors for {} texts",
+            vectors.len(),
+            texts.len()
+        )));
+    }
+    Ok(vectors)
+}
+
 impl Indexer for VectorIndexer {
     fn store<'a>(
         &'a self,
@@ -63,16 +81,7 @@ impl Indexer for VectorIndexer {
             while !rest.is_empty() {
                 let tail = rest.split_off(rest.len().min(self.batch));
                 let batch = std::mem::replace(&mut rest, tail);
-                let texts: Vec<String> = batch.iter().map(|d| d.content.clone()).collect();
-                let vecs = self
-                    .embedder
-                    .embed(&texts, &EmbedOptions::default())
-                    .await?;
-                if vecs.len() != batch.len() {
-                    return Err(Error::internal(
-                        "embedder returned the wrong number of vectors",
-                    ));
-                }
+                let vecs = embed_contents(self.embedder.as_ref(), &batch).await?;
                 self.index
                     .upsert(collection, batch.into_iter().zip(vecs).collect())?;
             }

@@ -53,9 +53,13 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
+/// The index collection of a tenant's knowledge base. The tenant is hex-encoded: tenants
+/// may contain `.`, which the index refuses, and mapping it to `-` would give tenants
+/// `a.b` and `a-b` one collection. Hex has no `_` and kb names contain neither `.` nor
+/// `__`, so the name is unambiguous.
 fn collection(tenant: &str, kb: &str) -> String {
-    // Tenants and kb names are checked to be [A-Za-z0-9._-]; the index wants no dots.
-    format!("{}__{}", tenant.replace('.', "-"), kb.replace('.', "-"))
+    let hex: String = tenant.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}__{kb}")
 }
 
 impl Knowledge {
@@ -246,5 +250,25 @@ impl Knowledge {
         hits.sort_by(|a, b| b.score.unwrap_or(0.0).total_cmp(&a.score.unwrap_or(0.0)));
         hits.truncate(k);
         Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collection;
+
+    #[test]
+    fn collections_of_different_tenants_never_meet() {
+        assert_ne!(collection("a.b", "k"), collection("a-b", "k"));
+        assert_ne!(collection("a", "b__c"), collection("a__b", "c"));
+        let index = eino_rag::VectorIndex::in_memory();
+        let name = collection("acme.eu", "docs-1");
+        index
+            .upsert(
+                &name,
+                vec![(eino::schema::Document::new("x", "x"), vec![1.0])],
+            )
+            .unwrap();
+        assert_eq!(index.len(&name), 1, "a name the index accepts");
     }
 }

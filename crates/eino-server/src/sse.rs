@@ -49,6 +49,62 @@ fn error_event(e: &ApiError) -> Event {
     )
 }
 
+/// What [`Relay::step`] got from the answer stream.
+enum Step {
+    /// A chunk; its delta, if it has anything to send.
+    Delta(Option<Value>),
+    /// The stream failed; the run is recorded as failed.
+    Failed(ApiError),
+    /// The stream ended; the whole answer, the run recorded as ok.
+    Finished(Message),
+}
+
+impl Relay {
+    fn new(stream: StreamReader<Message>, run: RunGuard) -> Self {
+        Self {
+            stream,
+            run: Some(run),
+            chunks: Vec::new(),
+            phase: Phase::Role,
+            _inflight: InFlightStream::new(),
+        }
+    }
+
+    /// The next piece of the answer, shared by both event formats.
+    async fn step(&mut self) -> Step {
+        match self.stream.recv().await {
+            Some(Ok(m)) => {
+                let delta = delta_of(&m);
+                self.chunks.push(m);
+                Step::Delta(delta)
+            }
+            Some(Err(e)) => {
+                self.phase = Phase::Done;
+                Step::Failed(match self.run.take() {
+                    Some(run) => run.fail(e).await,
+                    None => ApiError::from(e),
+                })
+            }
+            None => {
+                self.phase = Phase::Done;
+                let full = Message::concat(std::mem::take(&mut self.chunks))
+                    .unwrap_or_else(|_| Message::assistant("", vec![]));
+                if let Some(run) = self.run.take() {
+                    // Ok: the answer went out; a failure to save the trace is logged.
+                    let _ = run.finish(Ok(full.clone())).await;
+                }
+                Step::Finished(full)
+            }
+        }
+    }
+}
+
+/// Sent for a chunk with nothing to show (a usage-only chunk …), so the stream always
+/// yields something per step.
+fn keepalive() -> Event {
+    Event::default().comment("")
+}
+
 /// The OpenAI-compatible event stream of one answer.
 pub(crate) fn openai_events(
     stream: StreamReader<Message>,
@@ -56,13 +112,7 @@ pub(crate) fn openai_events(
     head: SseHead,
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let relay = Relay {
-        stream,
-        run: Some(run),
-        chunks: Vec::new(),
-        phase: Phase::Role,
-        _inflight: InFlightStream::new(),
-    };
+    let relay = Relay::new(stream, run);
     futures_util::stream::unfold((relay, head), move |(mut r, head)| async move {
         let events: Vec<Event> = match r.phase {
             Phase::Role => {
@@ -73,36 +123,18 @@ pub(crate) fn openai_events(
                     None,
                 )]
             }
-            Phase::Body => match r.stream.recv().await {
-                Some(Ok(m)) => {
-                    let ev = delta_of(&m).map(|d| head.chunk(Some(d), None, None));
-                    r.chunks.push(m);
-                    // An empty delta (a usage-only chunk …) is not sent; send a comment so
-                    // the unfold always yields something.
-                    vec![ev.unwrap_or_else(|| Event::default().comment(""))]
+            Phase::Body => match r.step().await {
+                Step::Delta(d) => {
+                    vec![d.map_or_else(keepalive, |d| head.chunk(Some(d), None, None))]
                 }
-                Some(Err(e)) => {
-                    r.phase = Phase::Done;
-                    let err = match r.run.take() {
-                        Some(run) => run.fail(e).await,
-                        None => ApiError::from(e),
-                    };
-                    vec![error_event(&err), Event::default().data("[DONE]")]
-                }
-                None => {
-                    r.phase = Phase::Done;
-                    let full = Message::concat(std::mem::take(&mut r.chunks))
-                        .unwrap_or_else(|_| Message::assistant("", vec![]));
+                Step::Failed(err) => vec![error_event(&err), Event::default().data("[DONE]")],
+                Step::Finished(full) => {
                     let mut out =
                         vec![head.chunk(Some(json!({})), Some(&finish_reason(&full)), None)];
                     if include_usage {
                         out.push(head.chunk(None, None, Some(usage_json(&full))));
                     }
                     out.push(Event::default().data("[DONE]"));
-                    if let Some(run) = r.run.take() {
-                        // Ok: the answer went out; a failure to save the trace is logged.
-                        let _ = run.finish(Ok(full)).await;
-                    }
                     out
                 }
             },
@@ -129,13 +161,7 @@ where
     F: FnOnce(Message) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Value, ApiError>> + Send,
 {
-    let relay = Relay {
-        stream,
-        run: Some(run),
-        chunks: Vec::new(),
-        phase: Phase::Role,
-        _inflight: InFlightStream::new(),
-    };
+    let relay = Relay::new(stream, run);
     futures_util::stream::unfold(
         (relay, Some(on_done), sources),
         move |(mut r, mut done, sources)| async move {
@@ -144,36 +170,18 @@ where
                     r.phase = Phase::Body;
                     vec![Event::default().event("sources").data(sources.to_string())]
                 }
-                Phase::Body => match r.stream.recv().await {
-                    Some(Ok(m)) => {
-                        let ev = delta_of(&m)
-                            .map(|d| Event::default().event("delta").data(d.to_string()));
-                        r.chunks.push(m);
-                        vec![ev.unwrap_or_else(|| Event::default().comment(""))]
-                    }
-                    Some(Err(e)) => {
-                        r.phase = Phase::Done;
-                        let err = match r.run.take() {
-                            Some(run) => run.fail(e).await,
-                            None => ApiError::from(e),
-                        };
-                        vec![error_event(&err).event("error")]
-                    }
-                    None => {
-                        r.phase = Phase::Done;
-                        let full = Message::concat(std::mem::take(&mut r.chunks))
-                            .unwrap_or_else(|_| Message::assistant("", vec![]));
-                        if let Some(run) = r.run.take() {
-                            let _ = run.finish(Ok(full.clone())).await;
-                        }
-                        match done.take() {
-                            Some(f) => match f(full).await {
-                                Ok(v) => vec![Event::default().event("done").data(v.to_string())],
-                                Err(e) => vec![error_event(&e).event("error")],
-                            },
-                            None => Vec::new(),
-                        }
-                    }
+                Phase::Body => match r.step().await {
+                    Step::Delta(d) => vec![d.map_or_else(keepalive, |d| {
+                        Event::default().event("delta").data(d.to_string())
+                    })],
+                    Step::Failed(err) => vec![error_event(&err).event("error")],
+                    Step::Finished(full) => match done.take() {
+                        Some(f) => match f(full).await {
+                            Ok(v) => vec![Event::default().event("done").data(v.to_string())],
+                            Err(e) => vec![error_event(&e).event("error")],
+                        },
+                        None => Vec::new(),
+                    },
                 },
                 Phase::Done => return None,
             };

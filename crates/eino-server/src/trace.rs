@@ -157,6 +157,14 @@ impl RunTracer {
         Some(Arc::new((g.nodes.len() - 1, now)))
     }
 
+    fn add_tokens(&self, usage: Option<(u64, u64)>) {
+        if let Some((p, c)) = usage {
+            let mut g = self.lock();
+            g.prompt_tokens += p;
+            g.completion_tokens += c;
+        }
+    }
+
     /// Wait for streamed outputs to be read, then return the trace.
     pub async fn finish(&self) -> TraceSummary {
         let pending: Vec<JoinHandle<()>> =
@@ -189,11 +197,7 @@ impl Handler for RunTracer {
             .then(|| usage_of(output))
             .flatten();
         self.close(scope, |n| n.output = summarize(output));
-        if let Some((p, c)) = usage {
-            let mut g = self.lock();
-            g.prompt_tokens += p;
-            g.completion_tokens += c;
-        }
+        self.add_tokens(usage);
     }
 
     fn on_error(&self, _: &RunInfo, error: &Error, scope: Option<&ScopeValue>) {
@@ -250,11 +254,7 @@ impl Handler for RunTracer {
                     n.output = message_json(m);
                 }
             });
-            if let Some((p, c)) = usage {
-                let mut g = this.lock();
-                g.prompt_tokens += p;
-                g.completion_tokens += c;
-            }
+            this.add_tokens(usage);
         });
         self.pending
             .lock()
@@ -276,8 +276,8 @@ fn labels(info: &RunInfo) -> [(&'static str, String); 2] {
     ]
 }
 
-fn count_tokens(v: CallbackValue<'_>) {
-    if let Some((p, c)) = usage_of(v) {
+fn count_tokens(usage: Option<(u64, u64)>) {
+    if let Some((p, c)) = usage {
         metrics::counter!("eino_tokens_total", "kind" => "prompt").increment(p);
         metrics::counter!("eino_tokens_total", "kind" => "completion").increment(c);
     }
@@ -300,7 +300,7 @@ impl Handler for MetricsHandler {
                 .record(t.elapsed().as_secs_f64());
         }
         if info.component == ComponentKind::ChatModel {
-            count_tokens(output);
+            count_tokens(usage_of(output));
         }
     }
 
@@ -343,10 +343,7 @@ impl Handler for MetricsHandler {
                 metrics::histogram!("eino_component_duration_seconds", &labels)
                     .record(t.elapsed().as_secs_f64());
             }
-            if let Some((p, c)) = last_usage {
-                metrics::counter!("eino_tokens_total", "kind" => "prompt").increment(p);
-                metrics::counter!("eino_tokens_total", "kind" => "completion").increment(c);
-            }
+            count_tokens(last_usage);
         });
     }
 }

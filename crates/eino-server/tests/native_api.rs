@@ -366,15 +366,7 @@ async fn health_ready_metrics_openapi_and_json_404() {
         json!({"model": "assistant", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await;
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     for metric in [
         "http_requests_total",
         "http_request_duration_seconds",

@@ -360,15 +360,7 @@ async fn the_response_cache_answers_identical_requests_to_raw_models() {
     send(json!({"model": "assistant", "messages": [{"role": "user", "content": "same"}]})).await;
     send(json!({"model": "assistant", "messages": [{"role": "user", "content": "same"}]})).await;
     assert_eq!(s.echo.calls.load(Ordering::SeqCst), 5);
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(r#"eino_cache_requests_total{result="hit"}"#),
         "{metrics}"

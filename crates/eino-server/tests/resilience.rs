@@ -101,15 +101,7 @@ async fn fails_over_opens_the_breaker_and_recovers() {
     // Open: the upstream is not called at all.
     assert!(ask(&s).await.starts_with("echo("));
     assert_eq!(up.hits.load(Ordering::SeqCst), 3, "breaker open");
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("eino_breaker_rejections_total"),
         "{metrics}"

@@ -90,6 +90,21 @@ pub fn matches(filter: &Value, meta: &serde_json::Map<String, Value>) -> bool {
     })
 }
 
+/// Collection names are used as file names: letters, digits, `-` and `_` only.
+pub(crate) fn check_collection_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "collection name '{name}' must be letters, digits, '-' or '_'"
+        )))
+    }
+}
+
 /// One search hit: the document (with `score` = cosine similarity).
 pub type Hit = Document;
 
@@ -173,20 +188,6 @@ impl VectorIndex {
         }
     }
 
-    fn check_name(name: &str) -> Result<()> {
-        let ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::invalid_input(format!(
-                "collection name '{name}' must be letters, digits, '-' or '_'"
-            )))
-        }
-    }
-
     /// Collection names, sorted.
     pub fn collections(&self) -> Vec<String> {
         let mut v: Vec<String> = self.read().keys().cloned().collect();
@@ -207,7 +208,7 @@ impl VectorIndex {
     /// Insert or replace documents (by id) with their vectors. All vectors of a collection
     /// have the dimension of its first one.
     pub fn upsert(&self, collection: &str, items: Vec<(Document, Vec<f32>)>) -> Result<()> {
-        Self::check_name(collection)?;
+        check_collection_name(collection)?;
         let mut g = self.write();
         let c = g.entry(collection.to_string()).or_default();
         for (doc, v) in &items {
@@ -285,7 +286,7 @@ impl VectorIndex {
         filter: &Value,
         items: Vec<(Document, Vec<f32>)>,
     ) -> Result<usize> {
-        Self::check_name(collection)?;
+        check_collection_name(collection)?;
         let mut g = self.write();
         let c = g.entry(collection.to_string()).or_default();
         let doomed: Vec<String> = c

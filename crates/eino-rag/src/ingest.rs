@@ -141,7 +141,12 @@ impl Tracker {
 pub struct Ingestor {
     chain: Compiled<Work, Work>,
     index: VectorIndex,
+    #[cfg(feature = "bm25")]
+    keyword: Option<crate::Bm25Index>,
     collection: String,
+    splitter: Arc<dyn Transformer>,
+    embedder: Arc<dyn Embedder>,
+    batch: usize,
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -177,6 +182,84 @@ impl Ingestor {
     ) -> Result<Self> {
         let collection = collection.into();
         let batch = batch.max(1);
+        Ok(Self {
+            chain: Self::chain(&splitter, &embedder, &index, None, &collection, batch)?,
+            index,
+            #[cfg(feature = "bm25")]
+            keyword: None,
+            collection,
+            splitter,
+            embedder,
+            batch,
+        })
+    }
+
+    /// Also keep the chunks in the same collection of a BM25 keyword index, so a
+    /// [`HybridRetriever`](crate::HybridRetriever) can search both. The keyword side is
+    /// written first: if it fails, the vector side (whose hashes decide what is current)
+    /// keeps the old version and the next ingestion retries both.
+    #[cfg(feature = "bm25")]
+    pub fn with_keyword_index(mut self, keyword: crate::Bm25Index) -> Result<Self> {
+        self.chain = Self::chain(
+            &self.splitter,
+            &self.embedder,
+            &self.index,
+            Some(keyword.clone()),
+            &self.collection,
+            self.batch,
+        )?;
+        self.keyword = Some(keyword);
+        Ok(self)
+    }
+
+    #[cfg(not(feature = "bm25"))]
+    fn chain(
+        splitter: &Arc<dyn Transformer>,
+        embedder: &Arc<dyn Embedder>,
+        index: &VectorIndex,
+        _keyword: Option<()>,
+        collection: &str,
+        batch: usize,
+    ) -> Result<Compiled<Work, Work>> {
+        Self::build_chain(splitter, embedder, index, collection, batch, |_, _| Ok(()))
+    }
+
+    #[cfg(feature = "bm25")]
+    fn chain(
+        splitter: &Arc<dyn Transformer>,
+        embedder: &Arc<dyn Embedder>,
+        index: &VectorIndex,
+        keyword: Option<crate::Bm25Index>,
+        collection: &str,
+        batch: usize,
+    ) -> Result<Compiled<Work, Work>> {
+        let col = collection.to_string();
+        Self::build_chain(
+            splitter,
+            embedder,
+            index,
+            collection,
+            batch,
+            move |source, chunks| match &keyword {
+                Some(k) => k
+                    .replace_where(&col, &source_filter(source), chunks.to_vec())
+                    .map(drop),
+                None => Ok(()),
+            },
+        )
+    }
+
+    /// The chain; `keyword_store(source, chunks)` runs just before the vector index write.
+    fn build_chain(
+        splitter: &Arc<dyn Transformer>,
+        embedder: &Arc<dyn Embedder>,
+        index: &VectorIndex,
+        collection: &str,
+        batch: usize,
+        keyword_store: impl Fn(&str, &[Document]) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<Compiled<Work, Work>> {
+        let (splitter, embedder) = (splitter.clone(), embedder.clone());
+        let keyword_store = Arc::new(keyword_store);
         let split = lambda(move |mut w: Work| {
             let splitter = splitter.clone();
             async move {
@@ -199,9 +282,10 @@ impl Ingestor {
                 Ok(w)
             }
         });
-        let (idx, col) = (index.clone(), collection.clone());
+        let (idx, col) = (index.clone(), collection.to_string());
         let store = lambda(move |mut w: Work| {
             let (index, collection) = (idx.clone(), col.clone());
+            let keyword_store = keyword_store.clone();
             async move {
                 let mut items = Vec::with_capacity(w.chunks.len());
                 for (mut chunk, v) in std::mem::take(&mut w.chunks)
@@ -219,22 +303,19 @@ impl Ingestor {
                     items.push((chunk, v));
                 }
                 w.indexed = items.len();
+                let chunks: Vec<Document> = items.iter().map(|(d, _)| d.clone()).collect();
+                keyword_store(&w.source, &chunks)?;
                 w.removed = index.replace_where(&collection, &source_filter(&w.source), items)?;
                 let n = w.indexed;
                 w.tracker.update(|p| p.chunks_done += n);
                 Ok(w)
             }
         });
-        let chain = Chain::<Work, Work>::new()
+        Chain::<Work, Work>::new()
             .then_keyed("split", split)
             .then_keyed("embed", embed)
             .then_keyed("index", store)
-            .compile()?;
-        Ok(Self {
-            chain,
-            index,
-            collection,
-        })
+            .compile()
     }
 
     /// The collection this ingestor writes.
@@ -344,6 +425,10 @@ impl Ingestor {
 
     /// Remove every chunk of `source`; returns how many were removed.
     pub fn remove_source(&self, source: &str) -> Result<usize> {
+        #[cfg(feature = "bm25")]
+        if let Some(k) = &self.keyword {
+            k.delete_where(&self.collection, &source_filter(source))?;
+        }
         self.index
             .delete_where(&self.collection, &source_filter(source))
     }

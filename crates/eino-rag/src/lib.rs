@@ -15,8 +15,9 @@
 //! - [`ingest::Ingestor`]: load → split → embed in batches → index as an eino chain, with
 //!   progress events; unchanged sources are skipped by content hash, changed ones replaced.
 //!
-//! The BM25 (tantivy) keyword index, HNSW, PDF, the HTML-header and semantic splitters are
-//! not built yet.
+//! - [`Bm25Index`] (feature `bm25`, on by default): the keyword side, tantivy BM25 with
+//!   stemming, the same collections, filters and persistence; [`Bm25Indexer`] and
+//!   [`Bm25Retriever`] make it an eino `Indexer` and `Retriever`.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -31,6 +32,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "bm25")]
+pub mod bm25;
 pub mod hybrid;
 pub mod index;
 pub mod ingest;
@@ -38,6 +41,8 @@ pub mod load;
 mod retrieve;
 pub mod splitter;
 
+#[cfg(feature = "bm25")]
+pub use bm25::{Bm25Index, Bm25Indexer, Bm25Retriever};
 pub use hybrid::{Fusion, HybridReport, HybridRetriever};
 pub use index::VectorIndex;
 pub use retrieve::{reorder_for_context, VectorIndexer, VectorRetriever};

@@ -1,0 +1,759 @@
+//! The in-process keyword index: named collections of documents in tantivy indexes, scored
+//! with BM25, with the same metadata filters, upsert/delete by id and on-disk persistence as
+//! the [`VectorIndex`](crate::VectorIndex), so the two can sit side by side under one
+//! knowledge base and feed a [`HybridRetriever`](crate::HybridRetriever).
+//!
+//! Text is split on non-alphanumeric characters, lower-cased, stripped of stop words and stemmed (English by
+//! default, see [`Bm25Index::with_language`]). A query is analysed the same way and every
+//! term is optional (an OR of terms, ranked by BM25), so a natural-language question needs no
+//! query syntax and can never be a syntax error.
+//!
+//! ```
+//! use eino::schema::Document;
+//! use eino_rag::Bm25Index;
+//! let index = Bm25Index::in_memory();
+//! let doc = |id: &str, text: &str| Document { id: id.into(), content: text.into(), ..Document::default() };
+//! index.upsert("kb", vec![doc("a", "Berlin is the capital of Germany"), doc("b", "Paris is in France")]).unwrap();
+//! let hits = index.search("kb", "What is Germany's capital?", 1, None, None).unwrap();
+//! assert_eq!(hits[0].id, "a");
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use eino::component::{IndexOptions, Indexer, RetrieveOptions, Retriever};
+use eino::schema::Document;
+use eino::{Error, ErrorKind, Result};
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, STORED, STRING,
+};
+use tantivy::tokenizer::{
+    LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+pub use tantivy::tokenizer::Language;
+
+use crate::index::matches;
+
+/// The tokenizer name registered on every collection's index.
+const ANALYZER: &str = "eino_text";
+/// Writer heap: tantivy's minimum per thread is 15 MB; one thread per write is plenty for
+/// batches of chunks and keeps many collections cheap.
+const WRITER_HEAP: usize = 20_000_000;
+
+fn tantivy_err(what: String) -> impl FnOnce(tantivy::TantivyError) -> Error {
+    move |e| Error::new(ErrorKind::Internal, what).with_source(e)
+}
+
+struct Fields {
+    id: Field,
+    content: Field,
+    /// The whole document (metadata included) as JSON, returned on a hit.
+    doc: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let id = b.add_text_field("id", STRING | STORED);
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let content = b.add_text_field("content", text);
+    let doc = b.add_text_field("doc", STORED);
+    (b.build(), Fields { id, content, doc })
+}
+
+struct Collection {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    /// One writer at a time per collection; readers never wait for it.
+    write: Mutex<()>,
+}
+
+impl Collection {
+    fn new(index: Index, language: Language) -> Result<Self> {
+        // Stop words go before stemming: questions are mostly "what is the ..." and those
+        // words would otherwise match every chunk.
+        let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+            .dynamic();
+        if let Some(stop_words) = StopWordFilter::new(language) {
+            analyzer = analyzer.filter_dynamic(stop_words);
+        }
+        let analyzer = analyzer.filter_dynamic(Stemmer::new(language)).build();
+        index.tokenizers().register(ANALYZER, analyzer);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_err("cannot open a BM25 index reader".into()))?;
+        let (_, fields) = schema();
+        Ok(Self {
+            index,
+            reader,
+            fields,
+            write: Mutex::new(()),
+        })
+    }
+
+    /// Run `edit` with a fresh writer, commit, and make the result visible to readers.
+    fn edit(&self, edit: impl FnOnce(&IndexWriter, &Fields) -> Result<()>) -> Result<()> {
+        let _one_writer = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w: IndexWriter = self
+            .index
+            .writer_with_num_threads(1, WRITER_HEAP)
+            .map_err(tantivy_err("cannot open a BM25 index writer".into()))?;
+        edit(&w, &self.fields)?;
+        w.commit()
+            .map_err(tantivy_err("cannot commit the BM25 index".into()))?;
+        self.reader
+            .reload()
+            .map_err(tantivy_err("cannot reload the BM25 index".into()))
+    }
+
+    fn add(&self, w: &IndexWriter, doc: &Document) -> Result<()> {
+        if doc.id.is_empty() {
+            return Err(Error::invalid_input(
+                "a document without an id cannot be indexed",
+            ));
+        }
+        let mut stored = doc.clone();
+        stored.embedding = None;
+        stored.score = None;
+        let mut d = TantivyDocument::default();
+        d.add_text(self.fields.id, &doc.id);
+        d.add_text(self.fields.content, &doc.content);
+        d.add_text(self.fields.doc, serde_json::to_string(&stored)?);
+        w.delete_term(Term::from_field_text(self.fields.id, &doc.id));
+        w.add_document(d)
+            .map_err(tantivy_err("cannot add to the BM25 index".into()))?;
+        Ok(())
+    }
+
+    fn stored(&self, searcher: &tantivy::Searcher, addr: tantivy::DocAddress) -> Result<Document> {
+        let d: TantivyDocument = searcher
+            .doc(addr)
+            .map_err(tantivy_err("cannot read a BM25 document".into()))?;
+        let json = d
+            .get_first(self.fields.doc)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::internal("BM25 document without its stored body"))?;
+        serde_json::from_str(json)
+            .map_err(|e| Error::internal("BM25 stored document is corrupt").with_source(e))
+    }
+
+    /// Every stored document matching `filter`, up to `limit`.
+    fn scan(&self, filter: &Value, limit: usize) -> Result<Vec<Document>> {
+        let searcher = self.reader.searcher();
+        let mut addrs: Vec<_> = searcher
+            .search(&AllQuery, &DocSetCollector)
+            .map_err(tantivy_err("cannot scan the BM25 index".into()))?
+            .into_iter()
+            .collect();
+        addrs.sort();
+        let mut out = Vec::new();
+        for addr in addrs {
+            if out.len() >= limit {
+                break;
+            }
+            let d = self.stored(&searcher, addr)?;
+            if matches(filter, &d.metadata) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    fn query(&self, text: &str) -> Result<Option<BooleanQuery>> {
+        let mut analyzer = self
+            .index
+            .tokenizer_for_field(self.fields.content)
+            .map_err(tantivy_err("BM25 tokenizer missing".into()))?;
+        let mut terms = Vec::new();
+        let mut stream = analyzer.token_stream(text);
+        while stream.advance() {
+            let t = Term::from_field_text(self.fields.content, &stream.token().text);
+            if !terms.contains(&t) {
+                terms.push(t);
+            }
+        }
+        if terms.is_empty() {
+            return Ok(None);
+        }
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .into_iter()
+            .map(|t| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs));
+                (Occur::Should, q)
+            })
+            .collect();
+        Ok(Some(BooleanQuery::new(clauses)))
+    }
+
+    fn search(
+        &self,
+        text: &str,
+        k: usize,
+        filter: Option<&Value>,
+        min_score: Option<f64>,
+    ) -> Result<Vec<Document>> {
+        let Some(query) = self.query(text)? else {
+            return Ok(Vec::new());
+        };
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let total = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+        // With a filter, fetch deeper until k survivors or the hits run out.
+        let mut depth = if filter.is_some() { k * 4 } else { k };
+        loop {
+            let hits = searcher
+                .search(&query, &TopDocs::with_limit(depth).order_by_score())
+                .map_err(tantivy_err("BM25 search failed".into()))?;
+            let exhausted = hits.len() < depth || depth >= total;
+            let mut out = Vec::with_capacity(k);
+            for (score, addr) in &hits {
+                let score = f64::from(*score);
+                if min_score.is_some_and(|m| score < m) {
+                    break;
+                }
+                let mut d = self.stored(&searcher, *addr)?;
+                if filter.is_none_or(|f| matches(f, &d.metadata)) {
+                    d.score = Some(score);
+                    out.push(d);
+                    if out.len() == k {
+                        return Ok(out);
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(out);
+            }
+            depth = depth.saturating_mul(4);
+        }
+    }
+}
+
+/// Named collections of documents searchable by BM25. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Bm25Index {
+    collections: Arc<RwLock<HashMap<String, Arc<Collection>>>>,
+    dir: Option<PathBuf>,
+    language: Language,
+}
+
+impl std::fmt::Debug for Bm25Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bm25Index")
+            .field("dir", &self.dir)
+            .field("language", &self.language)
+            .finish_non_exhaustive()
+    }
+}
+
+const SUFFIX: &str = ".bm25";
+
+impl Bm25Index {
+    /// An index in memory only.
+    pub fn in_memory() -> Self {
+        Self {
+            collections: Arc::default(),
+            dir: None,
+            language: Language::English,
+        }
+    }
+
+    /// An index persisted in `dir` (one tantivy directory per collection, every change
+    /// committed before the call returns); existing collections are opened.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with_language(dir, Language::English)
+    }
+
+    /// As [`Bm25Index::open`], stemming for `language`. The language must stay the same
+    /// for the life of the directory: terms are stored stemmed.
+    pub fn open_with_language(dir: impl Into<PathBuf>, language: Language) -> Result<Self> {
+        let dir = dir.into();
+        let io = |what: String| move |e: std::io::Error| Error::internal(what).with_source(e);
+        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let mut cols = HashMap::new();
+        for entry in
+            std::fs::read_dir(&dir).map_err(io(format!("cannot list {}", dir.display())))?
+        {
+            let path = entry
+                .map_err(io(format!("cannot list {}", dir.display())))?
+                .path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(SUFFIX))
+            else {
+                continue;
+            };
+            let c = Self::open_collection(&path, language)?;
+            cols.insert(name.to_string(), Arc::new(c));
+        }
+        Ok(Self {
+            collections: Arc::new(RwLock::new(cols)),
+            dir: Some(dir),
+            language,
+        })
+    }
+
+    /// The same index stemming for `language` (for an in-memory index; see
+    /// [`Bm25Index::open_with_language`] for a persisted one).
+    pub fn with_language(mut self, language: Language) -> Self {
+        self.language = language;
+        self
+    }
+
+    fn open_collection(path: &Path, language: Language) -> Result<Collection> {
+        std::fs::create_dir_all(path).map_err(|e| {
+            Error::internal(format!("cannot create {}", path.display())).with_source(e)
+        })?;
+        let dir = MmapDirectory::open(path).map_err(|e| {
+            Error::internal(format!("cannot open {}", path.display())).with_source(e)
+        })?;
+        let index = Index::open_or_create(dir, schema().0).map_err(tantivy_err(format!(
+            "BM25 index {} is corrupt or from another schema",
+            path.display()
+        )))?;
+        Collection::new(index, language)
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<Collection>> {
+        self.collections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn get_or_create(&self, name: &str) -> Result<Arc<Collection>> {
+        crate::index::check_collection_name(name)?;
+        if let Some(c) = self.get(name) {
+            return Ok(c);
+        }
+        let mut g = self.collections.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = g.get(name) {
+            return Ok(c.clone());
+        }
+        let c = match &self.dir {
+            Some(dir) => {
+                Self::open_collection(&dir.join(format!("{name}{SUFFIX}")), self.language)?
+            }
+            None => Collection::new(Index::create_in_ram(schema().0), self.language)?,
+        };
+        let c = Arc::new(c);
+        g.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Collection names, sorted.
+    pub fn collections(&self) -> Vec<String> {
+        let g = self.collections.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<String> = g.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Documents in a collection (0 if it does not exist).
+    pub fn len(&self, collection: &str) -> usize {
+        self.get(collection).map_or(0, |c| {
+            usize::try_from(c.reader.searcher().num_docs()).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// True if the collection is missing or empty.
+    pub fn is_empty(&self, collection: &str) -> bool {
+        self.len(collection) == 0
+    }
+
+    /// Insert or replace documents (by id), in one commit.
+    pub fn upsert(&self, collection: &str, docs: Vec<Document>) -> Result<()> {
+        let c = self.get_or_create(collection)?;
+        c.edit(|w, _| docs.iter().try_for_each(|d| c.add(w, d)))
+    }
+
+    /// Delete documents by id; returns how many existed.
+    pub fn delete(&self, collection: &str, ids: &[String]) -> Result<usize> {
+        let Some(c) = self.get(collection) else {
+            return Ok(0);
+        };
+        let searcher = c.reader.searcher();
+        let mut n = 0;
+        for id in ids {
+            let q = TermQuery::new(
+                Term::from_field_text(c.fields.id, id),
+                IndexRecordOption::Basic,
+            );
+            n += searcher
+                .search(&q, &tantivy::collector::Count)
+                .map_err(tantivy_err("BM25 lookup failed".into()))?
+                .min(1);
+        }
+        c.edit(|w, f| {
+            for id in ids {
+                w.delete_term(Term::from_field_text(f.id, id));
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Delete documents whose metadata matches `filter`; returns how many.
+    pub fn delete_where(&self, collection: &str, filter: &Value) -> Result<usize> {
+        self.replace_where(collection, filter, Vec::new())
+    }
+
+    /// Up to `limit` stored documents whose metadata matches `filter`.
+    pub fn find_where(
+        &self,
+        collection: &str,
+        filter: &Value,
+        limit: usize,
+    ) -> Result<Vec<Document>> {
+        match self.get(collection) {
+            Some(c) => c.scan(filter, limit),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// In one commit, delete the documents matching `filter` and insert `docs`: readers see
+    /// all old or all new. Returns how many were deleted.
+    pub fn replace_where(
+        &self,
+        collection: &str,
+        filter: &Value,
+        docs: Vec<Document>,
+    ) -> Result<usize> {
+        if docs.is_empty() && self.get(collection).is_none() {
+            return Ok(0);
+        }
+        let c = self.get_or_create(collection)?;
+        let doomed = c.scan(filter, usize::MAX)?;
+        c.edit(|w, f| {
+            for d in &doomed {
+                w.delete_term(Term::from_field_text(f.id, &d.id));
+            }
+            docs.iter().try_for_each(|d| c.add(w, d))
+        })?;
+        Ok(doomed.len())
+    }
+
+    /// Drop a whole collection (and its directory).
+    pub fn drop_collection(&self, collection: &str) -> Result<bool> {
+        let removed = self
+            .collections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(collection);
+        if let (Some(_), Some(dir)) = (&removed, &self.dir) {
+            let path = dir.join(format!("{collection}{SUFFIX}"));
+            std::fs::remove_dir_all(&path).map_err(|e| {
+                Error::internal(format!("cannot remove {}", path.display())).with_source(e)
+            })?;
+        }
+        Ok(removed.is_some())
+    }
+
+    /// The `k` best BM25 matches for `query` (score = BM25), best first, that match
+    /// `filter` and score at least `min_score`.
+    pub fn search(
+        &self,
+        collection: &str,
+        query: &str,
+        k: usize,
+        filter: Option<&Value>,
+        min_score: Option<f64>,
+    ) -> Result<Vec<Document>> {
+        match self.get(collection) {
+            Some(c) => c.search(query, k, filter, min_score),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The directory this index persists to, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+}
+
+/// Stores documents in a collection of a [`Bm25Index`] (`IndexOptions::index` overrides the
+/// collection). No embedding: the text itself is indexed.
+#[derive(Debug, Clone)]
+pub struct Bm25Indexer {
+    index: Bm25Index,
+    collection: String,
+}
+
+impl Bm25Indexer {
+    /// Store into `collection` of `index`.
+    pub fn new(index: Bm25Index, collection: impl Into<String>) -> Self {
+        Self {
+            index,
+            collection: collection.into(),
+        }
+    }
+}
+
+impl Indexer for Bm25Indexer {
+    fn store<'a>(
+        &'a self,
+        docs: Vec<Document>,
+        o: &'a IndexOptions,
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            let collection = o.index.as_deref().unwrap_or(&self.collection).to_string();
+            let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+            let index = self.index.clone();
+            // tantivy commits fsync: keep them off the async workers.
+            tokio::task::spawn_blocking(move || index.upsert(&collection, docs))
+                .await
+                .map_err(|e| Error::internal("BM25 indexing task failed").with_source(e))??;
+            Ok(ids)
+        })
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "Bm25Index".into()
+    }
+}
+
+/// Searches a collection of a [`Bm25Index`]: top-k (default 4), score threshold (on the raw
+/// BM25 score) and metadata filter from [`RetrieveOptions`] (`index` overrides the
+/// collection).
+#[derive(Debug, Clone)]
+pub struct Bm25Retriever {
+    index: Bm25Index,
+    collection: String,
+    top_k: usize,
+}
+
+impl Bm25Retriever {
+    /// Search `collection` of `index`.
+    pub fn new(index: Bm25Index, collection: impl Into<String>) -> Self {
+        Self {
+            index,
+            collection: collection.into(),
+            top_k: 4,
+        }
+    }
+
+    /// Default number of results.
+    pub fn with_top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self
+    }
+}
+
+impl Retriever for Bm25Retriever {
+    fn retrieve<'a>(
+        &'a self,
+        query: &'a str,
+        o: &'a RetrieveOptions,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(async move {
+            let collection = o.index.as_deref().unwrap_or(&self.collection);
+            self.index.search(
+                collection,
+                query,
+                o.top_k.unwrap_or(self.top_k),
+                o.filter.as_ref(),
+                o.score_threshold,
+            )
+        })
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "Bm25Index".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(id: &str, text: &str, source: &str) -> Document {
+        let mut d = Document {
+            id: id.into(),
+            content: text.into(),
+            ..Document::default()
+        };
+        d.metadata.insert("source".into(), source.into());
+        d
+    }
+
+    fn corpus() -> Vec<Document> {
+        vec![
+            doc("1", "The quick brown fox jumps over the lazy dog", "a.txt"),
+            doc("2", "Foxes are small omnivorous mammals", "a.txt"),
+            doc("3", "Rust is a systems programming language", "b.txt"),
+            doc(
+                "4",
+                "Tantivy is a full-text search engine written in Rust",
+                "b.txt",
+            ),
+        ]
+    }
+
+    #[test]
+    fn ranks_by_bm25_with_stemming() {
+        let ix = Bm25Index::in_memory();
+        ix.upsert("kb", corpus()).unwrap();
+        let hits = ix.search("kb", "fox", 10, None, None).unwrap();
+        let ids: Vec<&str> = hits.iter().map(|d| d.id.as_str()).collect();
+        // "Foxes" stems to "fox": both fox documents match, nothing else.
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&"1") && ids.contains(&"2"));
+        assert!(hits[0].score.unwrap() >= hits[1].score.unwrap());
+        let hits = ix
+            .search("kb", "search engine in Rust", 1, None, None)
+            .unwrap();
+        assert_eq!(hits[0].id, "4");
+        assert_eq!(hits[0].metadata["source"], "b.txt");
+    }
+
+    #[test]
+    fn punctuation_only_or_unknown_queries_find_nothing() {
+        let ix = Bm25Index::in_memory();
+        ix.upsert("kb", corpus()).unwrap();
+        assert!(ix.search("kb", "?!\"(", 5, None, None).unwrap().is_empty());
+        assert!(ix.search("kb", "zebra", 5, None, None).unwrap().is_empty());
+        // Stop words alone match nothing, though "the" is in document 1.
+        assert!(ix
+            .search("kb", "what is the", 5, None, None)
+            .unwrap()
+            .is_empty());
+        assert!(ix
+            .search("missing", "fox", 5, None, None)
+            .unwrap()
+            .is_empty());
+        assert!(ix.search("kb", "fox", 0, None, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn filters_thresholds_upsert_and_delete() {
+        let ix = Bm25Index::in_memory();
+        ix.upsert("kb", corpus()).unwrap();
+        let f = json!({"source": "b.txt"});
+        let hits = ix.search("kb", "fox rust", 10, Some(&f), None).unwrap();
+        assert!(hits.iter().all(|d| d.metadata["source"] == "b.txt"));
+        assert_eq!(hits.len(), 2);
+        let top = ix.search("kb", "fox", 1, None, None).unwrap()[0]
+            .score
+            .unwrap();
+        assert!(ix
+            .search("kb", "fox", 5, None, Some(top + 1.0))
+            .unwrap()
+            .is_empty());
+
+        ix.upsert(
+            "kb",
+            vec![doc("3", "Rust has no garbage collector", "b.txt")],
+        )
+        .unwrap();
+        assert_eq!(ix.len("kb"), 4);
+        assert!(ix
+            .search("kb", "systems", 5, None, None)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            ix.search("kb", "garbage", 5, None, None).unwrap()[0].id,
+            "3"
+        );
+
+        assert_eq!(ix.delete("kb", &["1".into(), "nope".into()]).unwrap(), 1);
+        assert_eq!(ix.len("kb"), 3);
+        let replaced = ix
+            .replace_where(
+                "kb",
+                &json!({"source": "a.txt"}),
+                vec![doc("5", "new fox", "a.txt")],
+            )
+            .unwrap();
+        assert_eq!(replaced, 1);
+        let a = ix
+            .find_where("kb", &json!({"source": "a.txt"}), 10)
+            .unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].id, "5");
+        assert_eq!(
+            ix.delete_where("kb", &json!({"source": "b.txt"})).unwrap(),
+            2
+        );
+        assert_eq!(ix.len("kb"), 1);
+    }
+
+    #[test]
+    fn rejects_bad_names_and_missing_ids() {
+        let ix = Bm25Index::in_memory();
+        assert_eq!(
+            ix.upsert("../x", corpus()).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        let err = ix.upsert("kb", vec![doc("", "text", "a")]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn persists_across_reopen_and_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ix = Bm25Index::open(dir.path()).unwrap();
+            ix.upsert("kb", corpus()).unwrap();
+            ix.upsert("other", vec![doc("x", "lonely", "c")]).unwrap();
+        }
+        let ix = Bm25Index::open(dir.path()).unwrap();
+        assert_eq!(ix.collections(), vec!["kb", "other"]);
+        assert_eq!(ix.len("kb"), 4);
+        assert_eq!(
+            ix.search("kb", "tantivy", 1, None, None).unwrap()[0].id,
+            "4"
+        );
+        assert!(ix.drop_collection("other").unwrap());
+        drop(ix);
+        let ix = Bm25Index::open(dir.path()).unwrap();
+        assert_eq!(ix.collections(), vec!["kb"]);
+    }
+
+    #[test]
+    fn concurrent_readers_see_whole_commits() {
+        let ix = Bm25Index::in_memory();
+        ix.upsert("kb", corpus()).unwrap();
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                for i in 0..20 {
+                    let docs = (0..5)
+                        .map(|j| doc(&format!("w{i}-{j}"), "batch fox", &format!("w{i}")))
+                        .collect();
+                    ix.replace_where("kb", &json!({"source": format!("w{i}")}), docs)
+                        .unwrap();
+                }
+            });
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let n = ix.len("kb");
+                        // Batches of 5 land whole: 4 base docs + 5 per committed batch.
+                        assert_eq!((n - 4) % 5, 0, "saw a half-written batch: {n}");
+                    }
+                });
+            }
+            writer.join().unwrap();
+        });
+        assert_eq!(ix.len("kb"), 4 + 100);
+    }
+}

@@ -19,9 +19,10 @@ use crate::VectorIndex;
 /// Counters of one ingestion, sent after every step; totals grow as documents are split.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
-    /// Documents finished (indexed, unchanged or failed).
+    /// Sources (files, URLs) finished: indexed, unchanged or failed. The pages of one
+    /// PDF are one source.
     pub documents_done: usize,
-    /// Documents in this ingestion.
+    /// Sources in this ingestion.
     pub documents_total: usize,
     /// Chunks embedded and indexed.
     pub chunks_done: usize,
@@ -80,7 +81,8 @@ impl IngestReport {
 /// One document on its way through the chain.
 #[derive(Clone)]
 struct Work {
-    doc: Document,
+    /// The documents of one source (several for a PDF read page by page).
+    docs: Vec<Document>,
     source: String,
     hash: Option<String>,
     chunks: Vec<Document>,
@@ -263,9 +265,9 @@ impl Ingestor {
         let split = lambda(move |mut w: Work| {
             let splitter = splitter.clone();
             async move {
-                let doc = std::mem::take(&mut w.doc);
+                let docs = std::mem::take(&mut w.docs);
                 w.chunks = splitter
-                    .transform(vec![doc], &TransformOptions::default())
+                    .transform(docs, &TransformOptions::default())
                     .await?;
                 let n = w.chunks.len();
                 w.tracker.update(|p| p.chunks_total += n);
@@ -342,39 +344,29 @@ impl Ingestor {
         on_progress: ProgressSink,
         ctx: &Context,
     ) -> IngestReport {
-        let bytes_of = |d: &Document| {
-            d.metadata
-                .get(keys::BYTES)
-                .and_then(Value::as_u64)
-                .unwrap_or(d.content.len() as u64)
-        };
+        let groups = group_by_source(docs);
         let tracker = Arc::new(Tracker {
             progress: Mutex::new(Progress {
-                documents_total: docs.len(),
-                bytes_total: docs.iter().map(bytes_of).sum(),
+                documents_total: groups.len(),
+                bytes_total: groups.iter().map(|g| g.bytes).sum(),
                 ..Progress::default()
             }),
             sink: on_progress,
         });
         tracker.update(|_| {});
-        let mut outcomes = Vec::with_capacity(docs.len());
-        for doc in docs {
-            let bytes = bytes_of(&doc);
-            let source = doc
-                .metadata
-                .get(keys::SOURCE)
-                .and_then(Value::as_str)
-                .map_or_else(|| doc.id.clone(), str::to_string);
-            let hash = doc
-                .metadata
-                .get(keys::CONTENT_HASH)
-                .and_then(Value::as_str)
-                .map(str::to_string);
+        let mut outcomes = Vec::with_capacity(groups.len());
+        for SourceGroup {
+            source,
+            hash,
+            bytes,
+            docs,
+        } in groups
+        {
             let outcome = if self.is_current(&source, hash.as_deref()) {
                 Outcome::Unchanged
             } else {
                 let work = Work {
-                    doc,
+                    docs,
                     source: source.clone(),
                     hash,
                     chunks: Vec::new(),
@@ -432,6 +424,49 @@ impl Ingestor {
         self.index
             .delete_where(&self.collection, &source_filter(source))
     }
+}
+
+/// The documents of one source, ingested (and replaced) together.
+struct SourceGroup {
+    source: String,
+    hash: Option<String>,
+    bytes: u64,
+    docs: Vec<Document>,
+}
+
+/// Group documents by `source` (the id when missing), in order of first appearance: a
+/// PDF read page by page gives several documents of one file, and they must replace
+/// that file's old chunks together rather than each page deleting the one before.
+fn group_by_source(docs: Vec<Document>) -> Vec<SourceGroup> {
+    let mut groups: Vec<SourceGroup> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for doc in docs {
+        let source = doc
+            .metadata
+            .get(keys::SOURCE)
+            .and_then(Value::as_str)
+            .map_or_else(|| doc.id.clone(), str::to_string);
+        // `bytes` is the raw file's size, the same on every page of one file.
+        let file_bytes = doc.metadata.get(keys::BYTES).and_then(Value::as_u64);
+        let i = *at.entry(source.clone()).or_insert_with(|| {
+            groups.push(SourceGroup {
+                source,
+                hash: doc
+                    .metadata
+                    .get(keys::CONTENT_HASH)
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                bytes: file_bytes.unwrap_or(0),
+                docs: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        if file_bytes.is_none() {
+            groups[i].bytes += doc.content.len() as u64;
+        }
+        groups[i].docs.push(doc);
+    }
+    groups
 }
 
 /// A shared progress callback.

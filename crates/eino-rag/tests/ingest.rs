@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use eino::component::{EmbedOptions, Embedder};
 use eino::{Error, Result};
 use eino_rag::ingest::{Ingestor, Outcome, Progress};
-use eino_rag::load::{keys, parse, Format};
+use eino_rag::load::{keys, parse, parse_with, Format, ParseOptions};
 use eino_rag::{RecursiveSplitter, Size, VectorIndex};
 use futures_util::future::BoxFuture;
 
@@ -177,4 +177,26 @@ async fn progress_counts_documents_chunks_and_bytes() {
     assert!(seen.windows(2).all(
         |w| w[0].chunks_done <= w[1].chunks_done && w[0].documents_done <= w[1].documents_done
     ));
+}
+
+#[tokio::test]
+async fn the_pages_of_one_pdf_are_one_source() {
+    let (ingestor, index, _) = setup(8);
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdf/tides.pdf");
+    let bytes = std::fs::read(&path).unwrap();
+    let options = ParseOptions::default().with_pdf_per_page(true);
+    let pages = parse_with(Format::Pdf, &bytes, "tides.pdf", &options).unwrap();
+    assert_eq!(pages.len(), 2);
+    let report = ingestor.ingest(pages.clone(), |_| {}).await;
+    assert_eq!(report.outcomes.len(), 1, "{report:?}");
+    assert_eq!(report.progress.bytes_total, bytes.len() as u64);
+    let stored = index.find_where("kb", &serde_json::json!({"source": "tides.pdf"}), 100);
+    assert!(stored.iter().any(|d| d.metadata[keys::PAGE] == 1));
+    assert!(
+        stored.iter().any(|d| d.metadata[keys::PAGE] == 2),
+        "page 2 did not replace page 1"
+    );
+    let again = ingestor.ingest(pages, |_| {}).await;
+    assert_eq!(again.outcomes[0].1, Outcome::Unchanged);
 }

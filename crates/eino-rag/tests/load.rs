@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use eino::component::{LoadOptions, Loader, Source};
 use eino::ErrorKind;
-use eino_rag::load::{keys, DirLoader, FileLoader};
+use eino_rag::load::{keys, DirLoader, FileLoader, ParseOptions};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/docs")
@@ -140,4 +140,57 @@ async fn include_and_exclude_globs() {
         .await
         .unwrap_err();
     assert!(err.message().contains("not a readable directory"));
+}
+
+fn pdf_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pdf")
+        .join(name)
+}
+
+#[tokio::test]
+async fn pdf_gives_its_text_as_one_document_or_one_per_page() {
+    let path = pdf_fixture("tides.pdf");
+    let source = path.to_str().unwrap();
+    let whole = FileLoader::new().load_path(&path, source).await.unwrap();
+    assert_eq!(whole.len(), 1);
+    assert_eq!(whole[0].metadata[keys::FORMAT], "pdf");
+    assert_eq!(whole[0].metadata[keys::PAGES], 2);
+    assert!(
+        whole[0]
+            .content
+            .contains("High water is at dawn on Mondays."),
+        "{}",
+        whole[0].content
+    );
+    assert!(
+        whole[0].content.contains("\u{c}"),
+        "pages are separated by a form feed"
+    );
+
+    let pages = FileLoader::new()
+        .with_parse_options(ParseOptions::default().with_pdf_per_page(true))
+        .load_path(&path, source)
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 2);
+    assert_eq!(pages[1].id, format!("{source}#page2"));
+    assert_eq!(pages[1].metadata[keys::PAGE], 2);
+    assert_eq!(pages[1].metadata[keys::SOURCE], source);
+    assert!(pages[0].content.contains("Tide tables for the harbour."));
+    assert!(!pages[0].content.contains("lighthouse"));
+    assert!(pages[1].content.contains("lighthouse keeper"));
+}
+
+#[tokio::test]
+async fn broken_pdfs_are_typed_errors_and_do_not_stop_the_directory() {
+    for name in ["truncated.pdf", "not-a-pdf.pdf"] {
+        let path = pdf_fixture(name);
+        let err = FileLoader::new().load_path(&path, name).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}");
+        assert!(err.message().starts_with(name), "{}", err.message());
+    }
+    let report = DirLoader::new().load_dir(&pdf_fixture("")).await.unwrap();
+    assert_eq!(report.documents.len(), 1);
+    assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
 }

@@ -8,7 +8,7 @@ use eino::schema::Document;
 use eino::{Error, ErrorKind, Result};
 use futures_util::future::BoxFuture;
 
-use super::{parse, unsupported, Format};
+use super::{parse_with, unsupported, Format, ParseOptions};
 
 /// Loads one file; the parser is chosen by extension, unknown extensions are read as text
 /// when they are valid UTF-8 without NUL bytes (anything else is a typed error naming the
@@ -31,12 +31,14 @@ use super::{parse, unsupported, Format};
 #[derive(Debug, Clone)]
 pub struct FileLoader {
     max_bytes: u64,
+    options: ParseOptions,
 }
 
 impl Default for FileLoader {
     fn default() -> Self {
         Self {
             max_bytes: 100 << 20,
+            options: ParseOptions::default(),
         }
     }
 }
@@ -50,6 +52,12 @@ impl FileLoader {
     /// Refuse files larger than `bytes`.
     pub fn with_max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
+        self
+    }
+
+    /// Parse with `options` (e.g. one document per PDF page).
+    pub fn with_parse_options(mut self, options: ParseOptions) -> Self {
+        self.options = options;
         self
     }
 
@@ -80,12 +88,14 @@ impl FileLoader {
         }
         let bytes = tokio::fs::read(path).await.map_err(io)?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if bytes.len() < 256 << 10 {
-            return parse_file_bytes(&bytes, ext, source);
+        let small = bytes.len() < 256 << 10;
+        if small && Format::from_extension(ext) != Some(Format::Pdf) {
+            return parse_file_bytes_with(&bytes, ext, source, &self.options);
         }
-        // Parsing a large HTML page or zip is CPU work: keep it off the async workers.
-        let (ext, owned) = (ext.to_string(), source.to_string());
-        tokio::task::spawn_blocking(move || parse_file_bytes(&bytes, &ext, &owned))
+        // Parsing a PDF, a large HTML page or a zip is CPU work: keep it off the async
+        // workers.
+        let (ext, owned, options) = (ext.to_string(), source.to_string(), self.options.clone());
+        tokio::task::spawn_blocking(move || parse_file_bytes_with(&bytes, &ext, &owned, &options))
             .await
             .map_err(|e| Error::internal(format!("{source}: parser panicked: {e}")))?
     }
@@ -94,13 +104,23 @@ impl FileLoader {
 /// Parse bytes of a file whose name ends in `.{ext}` (an upload, say), recorded as `source`;
 /// the parser is chosen as [`FileLoader`] does.
 pub fn parse_file_bytes(bytes: &[u8], ext: &str, source: &str) -> Result<Vec<Document>> {
+    parse_file_bytes_with(bytes, ext, source, &ParseOptions::default())
+}
+
+/// As [`parse_file_bytes`], with parser settings.
+pub fn parse_file_bytes_with(
+    bytes: &[u8],
+    ext: &str,
+    source: &str,
+    options: &ParseOptions,
+) -> Result<Vec<Document>> {
     let format = match Format::from_extension(ext) {
         Some(f) => f,
         None if looks_like_text(bytes) => Format::Text,
         None if ext.is_empty() => return Err(unsupported(source, "binary file without extension")),
         None => return Err(unsupported(source, &format!("binary .{ext} file"))),
     };
-    parse(format, bytes, source)
+    parse_with(format, bytes, source, options)
 }
 
 fn looks_like_text(bytes: &[u8]) -> bool {

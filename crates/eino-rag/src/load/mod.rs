@@ -2,7 +2,8 @@
 //! records where they came from (`source`), their format and a content hash, so an
 //! ingestion can tell an unchanged file from a changed one.
 //!
-//! - [`parse`] turns bytes into documents by [`Format`] (plain text, Markdown, HTML).
+//! - [`parse`] turns bytes into documents by [`Format`] (plain text, Markdown, HTML, DOCX,
+//!   PDF, optionally one document per page).
 //! - [`FileLoader`] reads one file and picks the parser by extension (text fallback for
 //!   unknown extensions that are valid UTF-8).
 //! - [`DirLoader`] walks a directory recursively with glob include/exclude patterns; one
@@ -14,6 +15,7 @@ mod dir;
 mod docx;
 mod file;
 mod html;
+mod pdf;
 mod url;
 
 use eino::schema::Document;
@@ -22,7 +24,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use dir::{DirLoader, DirReport, FileError};
-pub use file::{parse_file_bytes, FileLoader};
+pub use file::{parse_file_bytes, parse_file_bytes_with, FileLoader};
 pub use url::{is_internal, UrlLoader};
 
 /// Metadata keys the loaders write.
@@ -41,6 +43,10 @@ pub mod keys {
     pub const DESCRIPTION: &str = "description";
     /// HTML: the document language (`<html lang>`).
     pub const LANGUAGE: &str = "language";
+    /// PDF: the page count of the file.
+    pub const PAGES: &str = "pages";
+    /// PDF read page by page: this document's page number (from 1).
+    pub const PAGE: &str = "page";
 }
 
 /// A document format the parsers understand.
@@ -55,6 +61,25 @@ pub enum Format {
     Html,
     /// Word (Office Open XML): the paragraphs' text, one per line.
     Docx,
+    /// PDF: the text of every page (one document, or one per page, see [`ParseOptions`]).
+    Pdf,
+}
+
+/// Settings of the parsers.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// PDF: one document per page (ids `<source>#page<n>`, metadata `page`) instead of
+    /// one document with the pages separated by form feeds.
+    pub pdf_per_page: bool,
+}
+
+impl ParseOptions {
+    /// Read PDFs page by page (see [`ParseOptions::pdf_per_page`]).
+    pub fn with_pdf_per_page(mut self, on: bool) -> Self {
+        self.pdf_per_page = on;
+        self
+    }
 }
 
 impl Format {
@@ -66,6 +91,7 @@ impl Format {
             "md" | "markdown" | "mdx" => Some(Self::Markdown),
             "html" | "htm" | "xhtml" => Some(Self::Html),
             "docx" => Some(Self::Docx),
+            "pdf" => Some(Self::Pdf),
             _ => None,
         }
     }
@@ -77,6 +103,7 @@ impl Format {
             Self::Markdown => "markdown",
             Self::Html => "html",
             Self::Docx => "docx",
+            Self::Pdf => "pdf",
         }
     }
 }
@@ -102,6 +129,16 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// assert_eq!(docs[0].metadata[keys::TITLE], "T");
 /// ```
 pub fn parse(format: Format, bytes: &[u8], source: &str) -> Result<Vec<Document>> {
+    parse_with(format, bytes, source, &ParseOptions::default())
+}
+
+/// As [`parse`], with parser settings (e.g. one document per PDF page).
+pub fn parse_with(
+    format: Format,
+    bytes: &[u8],
+    source: &str,
+    options: &ParseOptions,
+) -> Result<Vec<Document>> {
     let text = || {
         let text = std::str::from_utf8(bytes).map_err(|e| {
             Error::invalid_input(format!(
@@ -113,9 +150,18 @@ pub fn parse(format: Format, bytes: &[u8], source: &str) -> Result<Vec<Document>
         Ok::<_, Error>(text.strip_prefix('\u{feff}').unwrap_or(text))
     };
     let mut doc = Document::new(source, "");
+    let mut pages = Vec::new();
     match format {
         Format::Text | Format::Markdown => doc.content = text()?.to_string(),
         Format::Docx => doc.content = docx::extract(bytes, source)?,
+        Format::Pdf => {
+            pages = pdf::pages(bytes, source)?;
+            doc.metadata
+                .insert(keys::PAGES.into(), Value::from(pages.len()));
+            if !options.pdf_per_page {
+                doc.content = std::mem::take(&mut pages).join("\n\u{c}\n");
+            }
+        }
         Format::Html => {
             let page = html::extract(text()?);
             doc.content = page.text;
@@ -138,7 +184,23 @@ pub fn parse(format: Format, bytes: &[u8], source: &str) -> Result<Vec<Document>
         Value::String(content_hash(bytes)),
     );
     meta.insert(keys::BYTES.into(), Value::from(bytes.len()));
-    Ok(vec![doc])
+    if pages.is_empty() {
+        return Ok(vec![doc]);
+    }
+    Ok(pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, content)| {
+            let mut page = Document {
+                id: format!("{source}#page{}", i + 1),
+                content,
+                metadata: doc.metadata.clone(),
+                ..Document::default()
+            };
+            page.metadata.insert(keys::PAGE.into(), Value::from(i + 1));
+            page
+        })
+        .collect())
 }
 
 fn unsupported(source: &str, why: &str) -> Error {

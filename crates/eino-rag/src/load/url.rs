@@ -256,6 +256,7 @@ fn extension_for<'a>(url: &'a reqwest::Url, ctype: &str) -> &'a str {
         "text/markdown" | "text/x-markdown" => Some("md"),
         "text/plain" => Some("txt"),
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => Some("docx"),
+        "application/pdf" => Some("pdf"),
         _ => None,
     };
     by_type.unwrap_or_else(|| {

@@ -285,22 +285,8 @@ impl Bm25Index {
     /// for the life of the directory: terms are stored stemmed.
     pub fn open_with_language(dir: impl Into<PathBuf>, language: Language) -> Result<Self> {
         let dir = dir.into();
-        let io = |what: String| move |e: std::io::Error| Error::internal(what).with_source(e);
-        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let mut cols = HashMap::new();
-        for entry in
-            std::fs::read_dir(&dir).map_err(io(format!("cannot list {}", dir.display())))?
-        {
-            let path = entry
-                .map_err(io(format!("cannot list {}", dir.display())))?
-                .path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(SUFFIX))
-            else {
-                continue;
-            };
+        for (name, path) in crate::index::collection_paths(&dir, SUFFIX)? {
             let c = Self::open_collection(&path, language)?;
             cols.insert(name.to_string(), Arc::new(c));
         }

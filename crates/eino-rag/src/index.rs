@@ -115,6 +115,27 @@ pub struct VectorIndex {
     dir: Option<PathBuf>,
 }
 
+/// Create `dir` if needed and list the collections stored in it: `(name, path)` of every
+/// entry whose file name ends in `suffix` (shared by the vector and BM25 indexes).
+pub(crate) fn collection_paths(dir: &Path, suffix: &str) -> Result<Vec<(String, PathBuf)>> {
+    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(format!("cannot list {}", dir.display())))? {
+        let path = entry
+            .map_err(io(format!("cannot list {}", dir.display())))?
+            .path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(suffix))
+            .map(str::to_string);
+        if let Some(name) = name {
+            out.push((name, path));
+        }
+    }
+    Ok(out)
+}
+
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::new(ErrorKind::Internal, what).with_source(e)
 }
@@ -129,21 +150,8 @@ impl VectorIndex {
     /// every change); existing collections are loaded.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let mut cols = HashMap::new();
-        for entry in
-            std::fs::read_dir(&dir).map_err(io(format!("cannot list {}", dir.display())))?
-        {
-            let path = entry
-                .map_err(io(format!("cannot list {}", dir.display())))?
-                .path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".collection.json"))
-            else {
-                continue;
-            };
+        for (name, path) in collection_paths(&dir, ".collection.json")? {
             let bytes =
                 std::fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
             let mut c: Collection = serde_json::from_slice(&bytes).map_err(|e| {

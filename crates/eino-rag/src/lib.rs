@@ -1,7 +1,8 @@
-//! RAG building blocks for eino (first part): splitters and an in-process vector index.
+//! RAG building blocks for eino (first part): loaders, splitters, vector and BM25 indexes, hybrid retrieval
+//! and the ingestion pipeline.
 //!
-//! - [`RecursiveSplitter`], [`MarkdownHeaderSplitter`]: chunking on `text-splitter`, sizes in
-//!   characters or any measure (e.g. tokens), deterministic chunk ids from the parent id.
+//! - [`RecursiveSplitter`], [`MarkdownHeaderSplitter`], [`HtmlHeaderSplitter`]: chunking on
+//!   `text-splitter`, sizes in characters or any measure (e.g. tokens), deterministic chunk ids from the parent id.
 //! - [`VectorIndex`]: named collections, exact cosine search over a contiguous buffer,
 //!   metadata filters, upsert/delete by id, persisted to a directory; [`VectorIndexer`] and
 //!   [`VectorRetriever`] make it an eino `Indexer` and `Retriever`.
@@ -9,7 +10,7 @@
 //! - [`HybridRetriever`]: any vector and keyword retrievers, queried concurrently, fused by
 //!   RRF or weighted scores, still answering when one side fails.
 //!
-//! - [`load`]: file, directory and URL (SSRF-safe) loaders with text, Markdown, HTML and DOCX parsers; every
+//! - [`load`]: file, directory and URL (SSRF-safe) loaders with text, Markdown, HTML DOCX and PDF parsers; every
 //!   document records its source and a content hash.
 //!
 //! - [`ingest::Ingestor`]: load → split → embed in batches → index as an eino chain, with
@@ -46,4 +47,4 @@ pub use bm25::{Bm25Index, Bm25Indexer, Bm25Retriever};
 pub use hybrid::{Fusion, HybridReport, HybridRetriever};
 pub use index::VectorIndex;
 pub use retrieve::{reorder_for_context, VectorIndexer, VectorRetriever};
-pub use splitter::{MarkdownHeaderSplitter, RecursiveSplitter, Size};
+pub use splitter::{HtmlHeaderSplitter, MarkdownHeaderSplitter, RecursiveSplitter, Size};

@@ -1,5 +1,5 @@
-//! Splitters: recursive (semantic-boundary) text splitting and a Markdown splitter that
-//! records each chunk's header path, both on the `text-splitter` crate. Chunk ids derive
+//! Splitters: recursive (semantic-boundary) text splitting, and Markdown and HTML
+//! splitters that record each chunk's header path, on the `text-splitter` crate. Chunk ids derive
 //! from the parent id (`<parent>#<n>`), so re-splitting a document gives the same ids.
 
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub mod keys {
     pub const PARENT_ID: &str = "parent_id";
     /// The chunk's position in its document.
     pub const CHUNK_INDEX: &str = "chunk_index";
-    /// Markdown: the headers above the chunk, outermost first.
+    /// Markdown and HTML: the headers above the chunk, outermost first.
     pub const HEADERS: &str = "headers";
 }
 
@@ -149,7 +149,46 @@ impl MarkdownHeaderSplitter {
     }
 }
 
-/// The settings and `Transformer` impl both splitters share.
+/// Splits HTML at its headings (`<h1>`–`<h6>`) and records the heading path above each
+/// chunk in metadata `headers`; a section longer than the size limit is split further at
+/// text boundaries. Reads the main content only (no scripts, navigation or page chrome).
+/// The content must be HTML: load pages with
+/// [`ParseOptions::with_html_markup`](crate::load::ParseOptions::with_html_markup).
+///
+/// ```
+/// use eino::schema::Document;
+/// use eino_rag::splitter::HtmlHeaderSplitter;
+/// let page = Document::new("p.html", "<h1>Tides</h1><p>High at dawn.</p><h2>Lows</h2><p>At dusk.</p>");
+/// let chunks = HtmlHeaderSplitter::new(200).split(&page).unwrap();
+/// assert_eq!(chunks[1].content, "Lows\nAt dusk.");
+/// assert_eq!(chunks[1].metadata["headers"], serde_json::json!(["Tides", "Lows"]));
+/// ```
+#[derive(Debug, Clone)]
+pub struct HtmlHeaderSplitter {
+    max: usize,
+    overlap: usize,
+    size: Size,
+}
+
+impl HtmlHeaderSplitter {
+    /// Split one document.
+    pub fn split(&self, doc: &Document) -> Result<Vec<Document>> {
+        let s = TextSplitter::new(config(self.max, self.overlap, &self.size)?);
+        let mut out = Vec::new();
+        for section in crate::load::html::sections(&doc.content) {
+            let titles: Vec<Value> = section.headers.into_iter().map(Value::String).collect();
+            for text in s.chunks(&section.text) {
+                let mut d = chunk_doc(doc, out.len(), text);
+                d.metadata
+                    .insert(keys::HEADERS.into(), Value::Array(titles.clone()));
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The settings and `Transformer` impl the splitters share.
 macro_rules! splitter_common {
     ($t:ident) => {
         impl $t {
@@ -199,3 +238,4 @@ macro_rules! splitter_common {
 
 splitter_common!(RecursiveSplitter);
 splitter_common!(MarkdownHeaderSplitter);
+splitter_common!(HtmlHeaderSplitter);

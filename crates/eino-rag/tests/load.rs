@@ -194,3 +194,28 @@ async fn broken_pdfs_are_typed_errors_and_do_not_stop_the_directory() {
     assert_eq!(report.documents.len(), 1);
     assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
 }
+
+#[tokio::test]
+async fn html_kept_as_markup_splits_at_its_headings() {
+    let path = fixtures().join("nested/page.html");
+    let page = FileLoader::new()
+        .with_parse_options(ParseOptions::default().with_html_markup(true))
+        .load_path(&path, "page.html")
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(page.content.contains("<h1"), "markup kept");
+    assert_eq!(page.metadata[keys::TITLE], "Berlin travel notes");
+    let chunks = eino_rag::HtmlHeaderSplitter::new(60).split(&page).unwrap();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(c.id, format!("page.html#{i}"));
+        assert_eq!(c.metadata["headers"], serde_json::json!(["Berlin"]));
+        assert_eq!(c.metadata[keys::TITLE], "Berlin travel notes");
+        assert!(c.content.chars().count() <= 60, "{}", c.content);
+        assert!(!c.content.contains('<'), "{}", c.content);
+    }
+    assert!(chunks
+        .iter()
+        .any(|c| c.content.contains("Brandenburg Gate")));
+}

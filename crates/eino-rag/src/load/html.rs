@@ -62,13 +62,10 @@ pub(super) fn extract(html: &str) -> Page {
     let language = select(&doc, "html")
         .and_then(|h| h.value().attr("lang"))
         .and_then(clean);
-    let root = select(&doc, "main")
-        .or_else(|| select(&doc, "article"))
-        .or_else(|| select(&doc, "body"))
-        .unwrap_or_else(|| doc.root_element());
-    let mut out = String::new();
-    walk(root, &mut out);
-    let text = out.lines().filter_map(clean).collect::<Vec<_>>().join("\n");
+    let root = main_root(&doc);
+    let mut w = Walker::default();
+    walk(root, &mut w);
+    let text = tidy(&w.text);
     Page {
         text,
         title,
@@ -77,27 +74,103 @@ pub(super) fn extract(html: &str) -> Page {
     }
 }
 
-fn walk(el: ElementRef<'_>, out: &mut String) {
+/// A run of the page's main text under one heading path.
+pub(crate) struct Section {
+    /// The headings above the text, outermost first.
+    pub headers: Vec<String>,
+    /// The text, one line per block, the heading itself first.
+    pub text: String,
+}
+
+/// The main content of `html` cut at every `<h1>`–`<h6>`, with each part's heading path
+/// (the HTML-header splitter's input).
+pub(crate) fn sections(html: &str) -> Vec<Section> {
+    let doc = Html::parse_document(html);
+    let root = main_root(&doc);
+    let mut w = Walker {
+        split: true,
+        ..Walker::default()
+    };
+    walk(root, &mut w);
+    w.flush();
+    w.sections
+}
+
+fn main_root(doc: &Html) -> ElementRef<'_> {
+    select(doc, "main")
+        .or_else(|| select(doc, "article"))
+        .or_else(|| select(doc, "body"))
+        .unwrap_or_else(|| doc.root_element())
+}
+
+fn tidy(text: &str) -> String {
+    text.lines()
+        .filter_map(clean)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The text collected so far; with `split`, headings also close a [`Section`].
+#[derive(Default)]
+struct Walker {
+    text: String,
+    split: bool,
+    path: Vec<(usize, String)>,
+    sections: Vec<Section>,
+}
+
+impl Walker {
+    fn flush(&mut self) {
+        let text = tidy(&std::mem::take(&mut self.text));
+        if !text.is_empty() {
+            let headers = self.path.iter().map(|(_, t)| t.clone()).collect();
+            self.sections.push(Section { headers, text });
+        }
+    }
+
+    fn heading(&mut self, level: usize, el: ElementRef<'_>) {
+        self.flush();
+        let title = clean(&el.text().collect::<String>()).unwrap_or_default();
+        self.path.retain(|(l, _)| *l < level);
+        self.path.push((level, title.clone()));
+        self.text.push_str(&title);
+        self.text.push('\n');
+    }
+}
+
+fn heading_level(name: &str) -> Option<usize> {
+    match name.as_bytes() {
+        [b'h', d @ b'1'..=b'6'] => Some(usize::from(d - b'0')),
+        _ => None,
+    }
+}
+
+fn walk(el: ElementRef<'_>, w: &mut Walker) {
     for child in el.children() {
         match child.value() {
-            Node::Text(t) => out.push_str(t),
+            Node::Text(t) => w.text.push_str(t),
             Node::Element(e) => {
                 let name = e.name();
                 if SKIP.contains(&name) {
                     continue;
                 }
+                let Some(child) = ElementRef::wrap(child) else {
+                    continue;
+                };
+                if let (true, Some(level)) = (w.split, heading_level(name)) {
+                    w.heading(level, child);
+                    continue;
+                }
                 let block = BLOCK.contains(&name);
                 if block {
-                    out.push('\n');
+                    w.text.push('\n');
                 }
-                if let Some(child) = ElementRef::wrap(child) {
-                    walk(child, out);
-                }
+                walk(child, w);
                 if block {
-                    out.push('\n');
+                    w.text.push('\n');
                 } else if matches!(name, "td" | "th") {
                     // Cells next to each other (`<td>a</td><td>b</td>`) must not glue words.
-                    out.push(' ');
+                    w.text.push(' ');
                 }
             }
             _ => {}
@@ -129,5 +202,26 @@ mod tests {
         let page = extract("<p>one<p>two <i>three");
         assert_eq!(page.text, "one\ntwo three");
         assert_eq!(page.title, None);
+    }
+
+    #[test]
+    fn sections_carry_their_heading_path() {
+        let got = sections(
+            "<body><p>Intro</p><h1>A</h1><p>a1</p><h2>A.1</h2><p>x</p>\
+             <h2>A.2</h2><div>y</div><h1>B</h1>b<script>s</script></body>",
+        );
+        let got: Vec<(Vec<String>, String)> =
+            got.into_iter().map(|s| (s.headers, s.text)).collect();
+        let want = |h: &[&str], t: &str| (h.iter().map(|s| s.to_string()).collect(), t.into());
+        assert_eq!(
+            got,
+            vec![
+                want(&[], "Intro"),
+                want(&["A"], "A\na1"),
+                want(&["A", "A.1"], "A.1\nx"),
+                want(&["A", "A.2"], "A.2\ny"),
+                want(&["B"], "B\nb"),
+            ]
+        );
     }
 }

@@ -14,7 +14,7 @@
 mod dir;
 mod docx;
 mod file;
-mod html;
+pub(crate) mod html;
 mod pdf;
 mod url;
 
@@ -72,12 +72,22 @@ pub struct ParseOptions {
     /// PDF: one document per page (ids `<source>#page<n>`, metadata `page`) instead of
     /// one document with the pages separated by form feeds.
     pub pdf_per_page: bool,
+    /// HTML: keep the page's markup as the content (metadata is still extracted), for
+    /// the [`HtmlHeaderSplitter`](crate::splitter::HtmlHeaderSplitter), which needs the
+    /// headings; by default the main text is extracted.
+    pub html_markup: bool,
 }
 
 impl ParseOptions {
     /// Read PDFs page by page (see [`ParseOptions::pdf_per_page`]).
     pub fn with_pdf_per_page(mut self, on: bool) -> Self {
         self.pdf_per_page = on;
+        self
+    }
+
+    /// Keep HTML markup (see [`ParseOptions::html_markup`]).
+    pub fn with_html_markup(mut self, on: bool) -> Self {
+        self.html_markup = on;
         self
     }
 }
@@ -164,7 +174,11 @@ pub fn parse_with(
         }
         Format::Html => {
             let page = html::extract(text()?);
-            doc.content = page.text;
+            doc.content = if options.html_markup {
+                text()?.to_string()
+            } else {
+                page.text
+            };
             for (key, value) in [
                 (keys::TITLE, page.title),
                 (keys::DESCRIPTION, page.description),

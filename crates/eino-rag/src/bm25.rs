@@ -288,7 +288,7 @@ impl Bm25Index {
         let mut cols = HashMap::new();
         for (name, path) in crate::index::collection_paths(&dir, SUFFIX)? {
             let c = Self::open_collection(&path, language)?;
-            cols.insert(name.to_string(), Arc::new(c));
+            cols.insert(name, Arc::new(c));
         }
         Ok(Self {
             collections: Arc::new(RwLock::new(cols)),

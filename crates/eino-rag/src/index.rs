@@ -159,7 +159,7 @@ impl VectorIndex {
                     .with_source(e)
             })?;
             c.reindex();
-            cols.insert(name.to_string(), c);
+            cols.insert(name, c);
         }
         Ok(Self {
             collections: Arc::new(RwLock::new(cols)),

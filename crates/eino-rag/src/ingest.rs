@@ -143,11 +143,14 @@ impl Tracker {
 pub struct Ingestor {
     chain: Compiled<Work, Work>,
     index: VectorIndex,
-    #[cfg(feature = "bm25")]
-    keyword: Option<crate::Bm25Index>,
+    keyword: Option<KeywordIndex>,
     collection: String,
+    // The chain's parts, kept to rebuild it with a keyword index.
+    #[cfg_attr(not(feature = "bm25"), allow(dead_code))]
     splitter: Arc<dyn Transformer>,
+    #[cfg_attr(not(feature = "bm25"), allow(dead_code))]
     embedder: Arc<dyn Embedder>,
+    #[cfg_attr(not(feature = "bm25"), allow(dead_code))]
     batch: usize,
 }
 
@@ -187,7 +190,6 @@ impl Ingestor {
         Ok(Self {
             chain: Self::chain(&splitter, &embedder, &index, None, &collection, batch)?,
             index,
-            #[cfg(feature = "bm25")]
             keyword: None,
             collection,
             splitter,
@@ -214,54 +216,17 @@ impl Ingestor {
         Ok(self)
     }
 
-    #[cfg(not(feature = "bm25"))]
+    /// The chain; with a `keyword` index, its copy of the chunks is written just before the
+    /// vector index's.
     fn chain(
         splitter: &Arc<dyn Transformer>,
         embedder: &Arc<dyn Embedder>,
         index: &VectorIndex,
-        _keyword: Option<()>,
+        keyword: Option<KeywordIndex>,
         collection: &str,
         batch: usize,
-    ) -> Result<Compiled<Work, Work>> {
-        Self::build_chain(splitter, embedder, index, collection, batch, |_, _| Ok(()))
-    }
-
-    #[cfg(feature = "bm25")]
-    fn chain(
-        splitter: &Arc<dyn Transformer>,
-        embedder: &Arc<dyn Embedder>,
-        index: &VectorIndex,
-        keyword: Option<crate::Bm25Index>,
-        collection: &str,
-        batch: usize,
-    ) -> Result<Compiled<Work, Work>> {
-        let col = collection.to_string();
-        Self::build_chain(
-            splitter,
-            embedder,
-            index,
-            collection,
-            batch,
-            move |source, chunks| match &keyword {
-                Some(k) => k
-                    .replace_where(&col, &source_filter(source), chunks.to_vec())
-                    .map(drop),
-                None => Ok(()),
-            },
-        )
-    }
-
-    /// The chain; `keyword_store(source, chunks)` runs just before the vector index write.
-    fn build_chain(
-        splitter: &Arc<dyn Transformer>,
-        embedder: &Arc<dyn Embedder>,
-        index: &VectorIndex,
-        collection: &str,
-        batch: usize,
-        keyword_store: impl Fn(&str, &[Document]) -> Result<()> + Send + Sync + 'static,
     ) -> Result<Compiled<Work, Work>> {
         let (splitter, embedder) = (splitter.clone(), embedder.clone());
-        let keyword_store = Arc::new(keyword_store);
         let split = lambda(move |mut w: Work| {
             let splitter = splitter.clone();
             async move {
@@ -286,8 +251,7 @@ impl Ingestor {
         });
         let (idx, col) = (index.clone(), collection.to_string());
         let store = lambda(move |mut w: Work| {
-            let (index, collection) = (idx.clone(), col.clone());
-            let keyword_store = keyword_store.clone();
+            let (index, collection, keyword) = (idx.clone(), col.clone(), keyword.clone());
             async move {
                 let mut items = Vec::with_capacity(w.chunks.len());
                 for (mut chunk, v) in std::mem::take(&mut w.chunks)
@@ -305,8 +269,10 @@ impl Ingestor {
                     items.push((chunk, v));
                 }
                 w.indexed = items.len();
-                let chunks: Vec<Document> = items.iter().map(|(d, _)| d.clone()).collect();
-                keyword_store(&w.source, &chunks)?;
+                if let Some(k) = &keyword {
+                    let chunks = items.iter().map(|(d, _)| d.clone()).collect();
+                    replace_keywords(k, &collection, &w.source, chunks)?;
+                }
                 w.removed = index.replace_where(&collection, &source_filter(&w.source), items)?;
                 let n = w.indexed;
                 w.tracker.update(|p| p.chunks_done += n);
@@ -417,13 +383,37 @@ impl Ingestor {
 
     /// Remove every chunk of `source`; returns how many were removed.
     pub fn remove_source(&self, source: &str) -> Result<usize> {
-        #[cfg(feature = "bm25")]
         if let Some(k) = &self.keyword {
-            k.delete_where(&self.collection, &source_filter(source))?;
+            replace_keywords(k, &self.collection, source, Vec::new())?;
         }
         self.index
             .delete_where(&self.collection, &source_filter(source))
     }
+}
+
+/// The keyword index an ingestor can also write; without the `bm25` feature there is
+/// none, and the type has no values.
+#[cfg(feature = "bm25")]
+type KeywordIndex = crate::Bm25Index;
+#[cfg(not(feature = "bm25"))]
+#[derive(Clone)]
+enum KeywordIndex {}
+
+/// Replace the keyword index's chunks of `source` with `chunks` (none: delete them).
+#[cfg(feature = "bm25")]
+fn replace_keywords(
+    k: &KeywordIndex,
+    collection: &str,
+    source: &str,
+    chunks: Vec<Document>,
+) -> Result<()> {
+    k.replace_where(collection, &source_filter(source), chunks)
+        .map(drop)
+}
+
+#[cfg(not(feature = "bm25"))]
+fn replace_keywords(k: &KeywordIndex, _: &str, _: &str, _: Vec<Document>) -> Result<()> {
+    match *k {}
 }
 
 /// The documents of one source, ingested (and replaced) together.

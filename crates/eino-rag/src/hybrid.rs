@@ -92,6 +92,18 @@ fn weighted(vector: Vec<Document>, keyword: Vec<Document>, w: f64) -> Vec<Docume
         .collect()
 }
 
+/// Fuse a vector and a keyword result list (each best first) into one, best first: the
+/// step [`HybridRetriever`] runs after querying both sides, for callers that query the
+/// indexes themselves (e.g. one query embedding for several collections).
+pub fn fuse(fusion: Fusion, vector: Vec<Document>, keyword: Vec<Document>) -> Vec<Document> {
+    match fusion {
+        Fusion::Rrf(k) => reciprocal_rank_fusion(vec![vector, keyword], k),
+        Fusion::Weighted { vector_weight } => {
+            weighted(vector, keyword, vector_weight.clamp(0.0, 1.0))
+        }
+    }
+}
+
 impl HybridRetriever {
     /// Fuse `vector` and `keyword` with RRF (k = 60); 4 results by default.
     pub fn new(vector: Arc<dyn Retriever>, keyword: Arc<dyn Retriever>) -> Self {
@@ -149,10 +161,7 @@ impl HybridRetriever {
                 format!("both sides of hybrid retrieval failed: {a}"),
             ));
         }
-        let mut fused = match self.fusion {
-            Fusion::Rrf(k) => reciprocal_rank_fusion(vec![v, kw], k),
-            Fusion::Weighted { vector_weight } => weighted(v, kw, vector_weight.clamp(0.0, 1.0)),
-        };
+        let mut fused = fuse(self.fusion, v, kw);
         if let Some(min) = o
             .score_threshold
             .filter(|_| matches!(self.fusion, Fusion::Weighted { .. }))

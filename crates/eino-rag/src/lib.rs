@@ -2,8 +2,10 @@
 //! and the ingestion pipeline.
 //!
 //! - [`RecursiveSplitter`], [`MarkdownHeaderSplitter`], [`HtmlHeaderSplitter`]: chunking on
-//!   `text-splitter`, sizes in characters or any measure (e.g. tokens), deterministic chunk ids from the parent id.
-//! - [`VectorIndex`]: named collections, exact cosine search over a contiguous buffer,
+//!   `text-splitter`, sizes in characters or any measure (e.g. tokens), deterministic chunk ids from the parent id;
+//!   [`SemanticSplitter`] cuts where consecutive sentence embeddings differ most.
+//! - [`VectorIndex`]: named collections, exact cosine search over a contiguous buffer or
+//!   approximate search through an HNSW graph ([`HnswConfig`]) for large collections,
 //!   metadata filters, upsert/delete by id, persisted to a directory; [`VectorIndexer`] and
 //!   [`VectorRetriever`] make it an eino `Indexer` and `Retriever`.
 //!
@@ -44,7 +46,9 @@ pub mod splitter;
 
 #[cfg(feature = "bm25")]
 pub use bm25::{Bm25Index, Bm25Indexer, Bm25Retriever};
-pub use hybrid::{Fusion, HybridReport, HybridRetriever};
-pub use index::VectorIndex;
+pub use hybrid::{fuse, Fusion, HybridReport, HybridRetriever};
+pub use index::{HnswConfig, VectorIndex};
 pub use retrieve::{reorder_for_context, VectorIndexer, VectorRetriever};
-pub use splitter::{HtmlHeaderSplitter, MarkdownHeaderSplitter, RecursiveSplitter, Size};
+pub use splitter::{
+    HtmlHeaderSplitter, MarkdownHeaderSplitter, RecursiveSplitter, SemanticSplitter, Size,
+};

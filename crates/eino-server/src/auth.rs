@@ -156,28 +156,51 @@ impl Auth {
     }
 }
 
-/// Per-principal token buckets.
+/// Per-principal token buckets: in this process, or in Redis so replicas share them.
 #[derive(Clone)]
-pub struct Limiter {
-    inner: Arc<DefaultKeyedRateLimiter<String>>,
+pub enum Limiter {
+    /// In-process (governor's GCRA).
+    Local(Arc<DefaultKeyedRateLimiter<String>>),
+    /// In Redis, shared by every replica using it.
+    Shared {
+        /// The connection.
+        redis: crate::redis::Redis,
+        /// Time to refill one request.
+        interval: Duration,
+        /// Requests allowed at once.
+        burst: u32,
+    },
 }
 
 impl Limiter {
-    /// `None` when `requests_per_minute` is 0.
-    pub fn from_config(cfg: &LimitsConfig) -> Option<Self> {
+    /// `None` when `requests_per_minute` is 0; shared through `redis` when given.
+    pub fn from_config(cfg: &LimitsConfig, redis: Option<&crate::redis::Redis>) -> Option<Self> {
         let rpm = NonZeroU32::new(cfg.requests_per_minute)?;
         let burst = NonZeroU32::new(cfg.burst).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::per_minute(rpm).allow_burst(burst);
-        Some(Self {
-            inner: Arc::new(RateLimiter::keyed(quota)),
+        Some(match redis {
+            Some(r) => Self::Shared {
+                redis: r.clone(),
+                interval: Duration::from_secs(60) / rpm.get(),
+                burst: burst.get(),
+            },
+            None => Self::Local(Arc::new(RateLimiter::keyed(
+                Quota::per_minute(rpm).allow_burst(burst),
+            ))),
         })
     }
 
     /// Take one token for `key`, or say how long to wait.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        self.inner
-            .check_key(&key.to_string())
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    pub async fn check(&self, key: &str) -> Result<(), Duration> {
+        match self {
+            Self::Local(l) => l
+                .check_key(&key.to_string())
+                .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now())),
+            Self::Shared {
+                redis,
+                interval,
+                burst,
+            } => redis.take(key, *interval, *burst).await,
+        }
     }
 }
 
@@ -195,7 +218,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Err(e) => return e.into_response(),
     };
     if let Some(limiter) = &state.limiter {
-        if let Err(wait) = limiter.check(&format!("{}/{}", caller.tenant, caller.principal)) {
+        let key = format!("{}/{}", caller.tenant, caller.principal);
+        if let Err(wait) = limiter.check(&key).await {
             metrics::counter!("eino_rate_limited_total", "tenant" => caller.tenant.clone())
                 .increment(1);
             return ApiError::rate_limited(wait).into_response();

@@ -32,6 +32,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Response cache.
     pub cache: CacheConfig,
+    /// A Redis shared by replicas (rate limits and the response cache).
+    pub redis: RedisConfig,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }
@@ -286,6 +288,26 @@ impl Default for CacheConfig {
     }
 }
 
+/// `redis:` section: with a URL, rate limits and the response cache live in Redis (or
+/// Valkey), so every replica using it shares them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`; empty keeps limits and cache in process.
+    pub url: Option<String>,
+    /// Prefix of every key this deployment writes.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "eino:".into(),
+        }
+    }
+}
+
 /// `telemetry:` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -345,6 +367,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             cache: CacheConfig::default(),
+            redis: RedisConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -418,6 +441,14 @@ impl Config {
             .map_err(|e| ConfigError::new("server.addr", format!("{:?}: {e}", self.server.addr)))?;
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError::new("server.max_body_bytes", "must be > 0"));
+        }
+        if let Some(url) = &self.redis.url {
+            if !url.starts_with("redis://") && !url.starts_with("unix://") {
+                return Err(ConfigError::new(
+                    "redis.url",
+                    "must start with redis:// or unix:// (TLS, rediss://, is not built in)",
+                ));
+            }
         }
         for id in self
             .models
@@ -578,6 +609,7 @@ mod tests {
             ),
             ("store:\n  database_url: mysql://x\n", "store.database_url"),
             ("telemetry:\n  log_format: xml\n", "telemetry.log_format"),
+            ("redis:\n  url: http://cache:6379\n", "redis.url"),
         ];
         for (yaml, key) in cases {
             let f = file(yaml);

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod native;
 pub mod openai;
 pub mod openapi;
+pub mod redis;
 pub mod registry;
 pub mod resilience;
 pub mod runs;

@@ -392,7 +392,7 @@ pub async fn chat_completions(
     let cache = match (&state.cache, &target, req.stream) {
         (Some(c), Target::Model(_), false) => {
             let key = ResponseCache::key("chat", &caller.tenant, &raw);
-            if let Some(hit) = c.get(&key) {
+            if let Some(hit) = c.get(&key).await {
                 return Ok(cached(&hit, "chatcmpl"));
             }
             Some((c, key))
@@ -414,7 +414,7 @@ pub async fn chat_completions(
             "usage": usage_json(&msg),
         });
         if let Some((c, key)) = cache {
-            c.insert(key, body.clone());
+            c.insert(key, body.clone()).await;
         }
         let mut resp = Json(body).into_response();
         if let Ok(v) = HeaderValue::from_str(&run_id) {
@@ -487,8 +487,10 @@ pub async fn embeddings(
     RawJson(req, raw): RawJson<EmbeddingsRequest>,
 ) -> ApiResult<Response> {
     let key = ResponseCache::key("embeddings", &caller.tenant, &raw);
-    if let Some(hit) = state.cache.as_ref().and_then(|c| c.get(&key)) {
-        return Ok(cached(&hit, "emb"));
+    if let Some(c) = &state.cache {
+        if let Some(hit) = c.get(&key).await {
+            return Ok(cached(&hit, "emb"));
+        }
     }
     let Some(embedder) = state.registry.embedders.get(&req.model) else {
         return Err(
@@ -528,7 +530,7 @@ pub async fn embeddings(
         "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
     });
     if let Some(c) = &state.cache {
-        c.insert(key, body.clone());
+        c.insert(key, body.clone()).await;
     }
     Ok(Json(body).into_response())
 }

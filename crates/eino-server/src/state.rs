@@ -103,7 +103,11 @@ impl AppState {
         }
         let auth =
             Auth::from_config(&config.auth).map_err(|e| Error::invalid_input(e.to_string()))?;
-        let limiter = Limiter::from_config(&config.limits);
+        let redis = match &config.redis.url {
+            Some(url) => Some(crate::redis::Redis::connect(url, &config.redis.key_prefix).await?),
+            None => None,
+        };
+        let limiter = Limiter::from_config(&config.limits, redis.as_ref());
         static METRICS_HANDLER: std::sync::Once = std::sync::Once::new();
         METRICS_HANDLER.call_once(|| {
             eino::callbacks::append_global_handlers([
@@ -117,7 +121,7 @@ impl AppState {
                 crate::openai::raw_chain(id, Arc::new(FallbackModel::new(vec![m.clone()])))?,
             );
         }
-        let cache = crate::cache::ResponseCache::from_config(&config.cache);
+        let cache = crate::cache::ResponseCache::from_config(&config.cache, redis.as_ref());
         let runs = if config.telemetry.record_runs {
             crate::runs::RunWriter::spawn(store.clone())
         } else {

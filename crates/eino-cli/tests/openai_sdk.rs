@@ -129,3 +129,41 @@ fn keys_hash_prints_sha256() {
         "9f9f5111f7b27a781f1f1ddde5ebc2dd2b796bfc7365c9c28b548e564176929f"
     );
 }
+
+#[test]
+fn models_list_and_pull() {
+    let eino = |args: &[&str], models_dir: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eino"));
+        cmd.args(args);
+        if let Some(d) = models_dir {
+            cmd.env("EINO_MODELS_DIR", d);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "eino {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // An empty cache: both default models are missing, and the message says what to run.
+    let empty = tempfile::tempdir().unwrap();
+    let listed = eino(&["models", "list"], Some(empty.path()));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .all(|l| l.contains("\tmissing\t") && l.contains("eino models pull")),
+        "{listed}"
+    );
+    // The cache the other tests use (`pull` downloads only what no earlier test fetched;
+    // fetches race safely): it prints each model's directory, then `list` says cached.
+    let pulled = eino(&["models", "pull"], None);
+    for line in pulled.lines() {
+        let dir = line.split('\t').nth(1).unwrap();
+        assert!(Path::new(dir).is_dir(), "{line}");
+    }
+    let listed = eino(&["models", "list"], None);
+    assert_eq!(listed.matches("\tcached\t").count(), 2, "{listed}");
+}

@@ -57,19 +57,41 @@ struct Fields {
     content: Field,
     /// The whole document (metadata included) as JSON, returned on a hit.
     doc: Field,
+    /// The `source` metadata value, indexed so a source's chunks are found by one term
+    /// lookup instead of a scan. `None` in indexes written before it existed.
+    source: Option<Field>,
 }
 
-fn schema() -> (Schema, Fields) {
+impl Fields {
+    fn of(schema: &Schema) -> Result<Self> {
+        let field = |name: &str| {
+            schema.get_field(name).map_err(|_| {
+                Error::internal(format!("BM25 index without the {name} field: not ours"))
+            })
+        };
+        Ok(Self {
+            id: field("id")?,
+            content: field("content")?,
+            doc: field("doc")?,
+            source: schema.get_field(SOURCE_FIELD).ok(),
+        })
+    }
+}
+
+const SOURCE_FIELD: &str = "source";
+
+fn schema() -> Schema {
     let mut b = Schema::builder();
-    let id = b.add_text_field("id", STRING | STORED);
+    b.add_text_field("id", STRING | STORED);
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(ANALYZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
-    let content = b.add_text_field("content", text);
-    let doc = b.add_text_field("doc", STORED);
-    (b.build(), Fields { id, content, doc })
+    b.add_text_field("content", text);
+    b.add_text_field("doc", STORED);
+    b.add_text_field(SOURCE_FIELD, STRING);
+    b.build()
 }
 
 struct Collection {
@@ -98,7 +120,7 @@ impl Collection {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(tantivy_err("cannot open a BM25 index reader".into()))?;
-        let (_, fields) = schema();
+        let fields = Fields::of(&index.schema())?;
         Ok(Self {
             index,
             reader,
@@ -135,6 +157,10 @@ impl Collection {
         d.add_text(self.fields.id, &doc.id);
         d.add_text(self.fields.content, &doc.content);
         d.add_text(self.fields.doc, serde_json::to_string(&stored)?);
+        let source = doc.metadata.get(SOURCE_FIELD).and_then(Value::as_str);
+        if let (Some(f), Some(source)) = (self.fields.source, source) {
+            d.add_text(f, source);
+        }
         w.delete_term(Term::from_field_text(self.fields.id, &doc.id));
         w.add_document(d)
             .map_err(tantivy_err("cannot add to the BM25 index".into()))?;
@@ -153,11 +179,21 @@ impl Collection {
             .map_err(|e| Error::internal("BM25 stored document is corrupt").with_source(e))
     }
 
-    /// Every stored document matching `filter`, up to `limit`.
+    /// Every stored document matching `filter`, up to `limit`. A filter on one `source`
+    /// (a file's chunks: what ingestion asks) reads only that source's documents.
     fn scan(&self, filter: &Value, limit: usize) -> Result<Vec<Document>> {
         let searcher = self.reader.searcher();
+        let by_source = filter
+            .get(SOURCE_FIELD)
+            .and_then(Value::as_str)
+            .zip(self.fields.source)
+            .map(|(s, f)| TermQuery::new(Term::from_field_text(f, s), IndexRecordOption::Basic));
+        let candidates: &dyn Query = match &by_source {
+            Some(q) => q,
+            None => &AllQuery,
+        };
         let mut addrs: Vec<_> = searcher
-            .search(&AllQuery, &DocSetCollector)
+            .search(candidates, &DocSetCollector)
             .map_err(tantivy_err("cannot scan the BM25 index".into()))?
             .into_iter()
             .collect();
@@ -311,10 +347,16 @@ impl Bm25Index {
         let dir = MmapDirectory::open(path).map_err(|e| {
             Error::internal(format!("cannot open {}", path.display())).with_source(e)
         })?;
-        let index = Index::open_or_create(dir, schema().0).map_err(tantivy_err(format!(
-            "BM25 index {} is corrupt or from another schema",
-            path.display()
-        )))?;
+        let corrupt = || format!("BM25 index {} is corrupt", path.display());
+        // An existing index is opened with the schema it was written with (older ones lack
+        // the `source` field and fall back to scanning).
+        let exists = Index::exists(&dir).map_err(|e| Error::internal(corrupt()).with_source(e))?;
+        let index = if exists {
+            Index::open(dir).map_err(tantivy_err(corrupt()))?
+        } else {
+            Index::create(dir, schema(), tantivy::IndexSettings::default())
+                .map_err(tantivy_err(corrupt()))?
+        };
         Collection::new(index, language)
     }
 
@@ -339,7 +381,7 @@ impl Bm25Index {
             Some(dir) => {
                 Self::open_collection(&dir.join(format!("{name}{SUFFIX}")), self.language)?
             }
-            None => Collection::new(Index::create_in_ram(schema().0), self.language)?,
+            None => Collection::new(Index::create_in_ram(schema()), self.language)?,
         };
         let c = Arc::new(c);
         g.insert(name.to_string(), c.clone());
@@ -377,18 +419,26 @@ impl Bm25Index {
         let Some(c) = self.get(collection) else {
             return Ok(0);
         };
-        let searcher = c.reader.searcher();
-        let mut n = 0;
-        for id in ids {
-            let q = TermQuery::new(
-                Term::from_field_text(c.fields.id, id),
-                IndexRecordOption::Basic,
-            );
-            n += searcher
-                .search(&q, &tantivy::collector::Count)
-                .map_err(tantivy_err("BM25 lookup failed".into()))?
-                .min(1);
+        if ids.is_empty() {
+            return Ok(0);
         }
+        // How many exist: one query for all ids (ids are unique in the index).
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let any_of: Vec<(Occur, Box<dyn Query>)> = unique
+            .iter()
+            .map(|id| {
+                let t = Term::from_field_text(c.fields.id, id);
+                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::Basic));
+                (Occur::Should, q)
+            })
+            .collect();
+        let n = c
+            .reader
+            .searcher()
+            .search(&BooleanQuery::new(any_of), &tantivy::collector::Count)
+            .map_err(tantivy_err("BM25 lookup failed".into()))?;
         c.edit(|w, f| {
             for id in ids {
                 w.delete_term(Term::from_field_text(f.id, id));
@@ -596,6 +646,41 @@ mod tests {
     }
 
     #[test]
+    fn source_filters_use_the_indexed_source_and_old_indexes_still_work() {
+        let check = |ix: &Bm25Index| {
+            ix.upsert("kb", corpus()).unwrap();
+            let only_a = json!({"source": "a.txt"});
+            let found = ix.find_where("kb", &only_a, 10).unwrap();
+            assert_eq!(found.len(), 2);
+            assert!(found.iter().all(|d| d.metadata["source"] == "a.txt"));
+            // The rest of the filter still applies.
+            let none = json!({"source": "a.txt", "lang": "fr"});
+            assert!(ix.find_where("kb", &none, 10).unwrap().is_empty());
+            let fresh = vec![doc("5", "Foxes hunt at dusk", "a.txt")];
+            assert_eq!(ix.replace_where("kb", &only_a, fresh).unwrap(), 2);
+            assert_eq!(ix.len("kb"), 3);
+        };
+        check(&Bm25Index::in_memory());
+
+        // An index written before the `source` field existed opens and falls back to a scan.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("kb{SUFFIX}"));
+        std::fs::create_dir_all(&path).unwrap();
+        let mut b = Schema::builder();
+        b.add_text_field("id", STRING | STORED);
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        b.add_text_field("content", text);
+        b.add_text_field("doc", STORED);
+        Index::create_in_dir(&path, b.build()).unwrap();
+        let old = Bm25Index::open(dir.path()).unwrap();
+        check(&old);
+    }
+
+    #[test]
     fn ranks_by_bm25_with_stemming() {
         let ix = Bm25Index::in_memory();
         ix.upsert("kb", corpus()).unwrap();
@@ -661,7 +746,11 @@ mod tests {
             "3"
         );
 
-        assert_eq!(ix.delete("kb", &["1".into(), "nope".into()]).unwrap(), 1);
+        assert_eq!(
+            ix.delete("kb", &["1".into(), "1".into(), "nope".into()])
+                .unwrap(),
+            1
+        );
         assert_eq!(ix.len("kb"), 3);
         let replaced = ix
             .replace_where(

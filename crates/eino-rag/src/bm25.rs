@@ -31,7 +31,8 @@ use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, STORED, STRING,
+    Field, IndexRecordOption, Schema, SchemaBuilder, TextFieldIndexing, TextOptions, Value as _,
+    STORED, STRING,
 };
 use tantivy::tokenizer::{
     LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
@@ -80,7 +81,8 @@ impl Fields {
 
 const SOURCE_FIELD: &str = "source";
 
-fn schema() -> Schema {
+/// The fields of the first index version: id, analysed content, the stored document.
+fn schema_v1() -> SchemaBuilder {
     let mut b = Schema::builder();
     b.add_text_field("id", STRING | STORED);
     let text = TextOptions::default().set_indexing_options(
@@ -90,8 +92,26 @@ fn schema() -> Schema {
     );
     b.add_text_field("content", text);
     b.add_text_field("doc", STORED);
+    b
+}
+
+/// The schema new indexes get: version 1 plus the indexed `source`.
+fn schema() -> Schema {
+    let mut b = schema_v1();
     b.add_text_field(SOURCE_FIELD, STRING);
     b.build()
+}
+
+/// Documents containing any of `terms`.
+fn any_term(terms: impl IntoIterator<Item = Term>, option: IndexRecordOption) -> BooleanQuery {
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+        .into_iter()
+        .map(|t| {
+            let q: Box<dyn Query> = Box::new(TermQuery::new(t, option));
+            (Occur::Should, q)
+        })
+        .collect();
+    BooleanQuery::new(clauses)
 }
 
 struct Collection {
@@ -227,14 +247,7 @@ impl Collection {
         if terms.is_empty() {
             return Ok(None);
         }
-        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-            .into_iter()
-            .map(|t| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs));
-                (Occur::Should, q)
-            })
-            .collect();
-        Ok(Some(BooleanQuery::new(clauses)))
+        Ok(Some(any_term(terms, IndexRecordOption::WithFreqs)))
     }
 
     fn search(
@@ -426,18 +439,16 @@ impl Bm25Index {
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        let any_of: Vec<(Occur, Box<dyn Query>)> = unique
+        let terms = unique
             .iter()
-            .map(|id| {
-                let t = Term::from_field_text(c.fields.id, id);
-                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::Basic));
-                (Occur::Should, q)
-            })
-            .collect();
+            .map(|id| Term::from_field_text(c.fields.id, id));
         let n = c
             .reader
             .searcher()
-            .search(&BooleanQuery::new(any_of), &tantivy::collector::Count)
+            .search(
+                &any_term(terms, IndexRecordOption::Basic),
+                &tantivy::collector::Count,
+            )
             .map_err(tantivy_err("BM25 lookup failed".into()))?;
         c.edit(|w, f| {
             for id in ids {
@@ -666,16 +677,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("kb{SUFFIX}"));
         std::fs::create_dir_all(&path).unwrap();
-        let mut b = Schema::builder();
-        b.add_text_field("id", STRING | STORED);
-        let text = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(ANALYZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        );
-        b.add_text_field("content", text);
-        b.add_text_field("doc", STORED);
-        Index::create_in_dir(&path, b.build()).unwrap();
+        Index::create_in_dir(&path, schema_v1().build()).unwrap();
         let old = Bm25Index::open(dir.path()).unwrap();
         check(&old);
     }

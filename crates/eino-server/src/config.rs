@@ -81,6 +81,10 @@ pub enum ModelConfig {
         /// A GGUF file; default: the cached SmolLM2 (fetched if missing).
         #[serde(default)]
         path: Option<PathBuf>,
+        /// Or a GGUF file of a Hugging Face Hub repository (`hub.file` names it),
+        /// downloaded into the model cache at start.
+        #[serde(default)]
+        hub: Option<HubSource>,
         /// Inference threads (default: 1 on ≤ 2 cores).
         #[serde(default)]
         threads: Option<usize>,
@@ -130,6 +134,10 @@ pub enum EmbedderConfig {
         /// A directory with model.safetensors, config.json, tokenizer.json.
         #[serde(default)]
         path: Option<PathBuf>,
+        /// Or a Hugging Face Hub repository holding those three files (a BERT
+        /// sentence-transformer such as `sentence-transformers/all-MiniLM-L6-v2`).
+        #[serde(default)]
+        hub: Option<HubSource>,
     },
     /// An OpenAI-compatible embeddings endpoint.
     Openai {
@@ -142,6 +150,26 @@ pub enum EmbedderConfig {
         #[serde(default)]
         api_key_env: Option<String>,
     },
+}
+
+/// A model on the Hugging Face Hub (or a mirror), fetched into the model cache at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HubSource {
+    /// `owner/name`.
+    pub repo: String,
+    /// The GGUF file inside the repository (chat models only).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A branch, tag or commit (default `main`); a commit pins the files.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// The hub's base URL (default `$HF_ENDPOINT`, else `https://huggingface.co`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Environment variable holding an access token (default `HF_TOKEN`).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 /// An application: a model, a system prompt and optional knowledge bases.
@@ -338,12 +366,19 @@ impl Default for Config {
             "smollm2".to_string(),
             ModelConfig::Local {
                 path: None,
+                hub: None,
                 threads: None,
                 max_tokens: Some(256),
             },
         );
         let mut embedders = BTreeMap::new();
-        embedders.insert("minilm".to_string(), EmbedderConfig::Local { path: None });
+        embedders.insert(
+            "minilm".to_string(),
+            EmbedderConfig::Local {
+                path: None,
+                hub: None,
+            },
+        );
         let mut applications = BTreeMap::new();
         applications.insert(
             "assistant".to_string(),
@@ -379,6 +414,55 @@ pub fn valid_name(s: &str) -> bool {
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// The files of a BERT sentence-transformer repository that the local embedder reads.
+pub fn embedder_files() -> Vec<String> {
+    ["config.json", "tokenizer.json", "model.safetensors"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A local model comes from one place, and a hub chat model names its GGUF file.
+fn check_local_source(
+    key: &str,
+    path: &Option<PathBuf>,
+    hub: &Option<HubSource>,
+    chat: bool,
+) -> Result<(), ConfigError> {
+    let Some(hub) = hub else { return Ok(()) };
+    if path.is_some() {
+        return Err(ConfigError::new(
+            key,
+            "give either `path` or `hub`, not both",
+        ));
+    }
+    match (&hub.file, chat) {
+        (None, true) => {
+            return Err(ConfigError::new(
+                format!("{key}.hub.file"),
+                "name the GGUF file inside the repository",
+            ))
+        }
+        (Some(_), false) => {
+            return Err(ConfigError::new(
+                format!("{key}.hub.file"),
+                "an embedder reads the repository's config.json, tokenizer.json and \
+                 model.safetensors; remove `file`",
+            ))
+        }
+        _ => {}
+    }
+    let files = if chat {
+        hub.file.iter().cloned().collect()
+    } else {
+        embedder_files()
+    };
+    let mut model = eino_local::HubModel::new(hub.repo.clone(), files);
+    model.revision = hub.revision.clone();
+    model
+        .validate()
+        .map_err(|e| ConfigError::new(format!("{key}.hub"), e.message().to_string()))
 }
 
 impl Config {
@@ -472,6 +556,16 @@ impl Config {
                 format!("applications.{id}"),
                 "an application cannot have the id of a model",
             ));
+        }
+        for (id, m) in &self.models {
+            if let ModelConfig::Local { path, hub, .. } = m {
+                check_local_source(&format!("models.{id}"), path, hub, true)?;
+            }
+        }
+        for (id, e) in &self.embedders {
+            if let EmbedderConfig::Local { path, hub } = e {
+                check_local_source(&format!("embedders.{id}"), path, hub, false)?;
+            }
         }
         for (id, app) in &self.applications {
             for m in std::iter::once(&app.model).chain(&app.fallbacks) {
@@ -610,6 +704,26 @@ mod tests {
             ("store:\n  database_url: mysql://x\n", "store.database_url"),
             ("telemetry:\n  log_format: xml\n", "telemetry.log_format"),
             ("redis:\n  url: http://cache:6379\n", "redis.url"),
+            (
+                "models:\n  m:\n    provider: local\n    hub:\n      repo: a/b\n",
+                "models.m.hub.file",
+            ),
+            (
+                "models:\n  m:\n    provider: local\n    hub:\n      repo: nope\n      file: f.gguf\n",
+                "models.m.hub",
+            ),
+            (
+                "models:\n  m:\n    provider: local\n    path: m.gguf\n    hub:\n      repo: a/b\n      file: f.gguf\n",
+                "models.m",
+            ),
+            (
+                "embedders:\n  e:\n    provider: local\n    hub:\n      repo: a/b\n      file: x\n",
+                "embedders.e.hub.file",
+            ),
+            (
+                "embedders:\n  e:\n    provider: local\n    hub:\n      repo: a/b\n      revison: v1\n",
+                "embedders.e",
+            ),
         ];
         for (yaml, key) in cases {
             let f = file(yaml);

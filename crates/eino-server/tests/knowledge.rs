@@ -40,7 +40,10 @@ async fn server(dir: Option<std::path::PathBuf>) -> TestServer {
                 .insert("assistant".into(), common::app("echo", &[], &["*"]));
             c.embedders.insert(
                 "minilm".into(),
-                eino_server::config::EmbedderConfig::Local { path: None },
+                eino_server::config::EmbedderConfig::Local {
+                    path: None,
+                    hub: None,
+                },
             );
             if let Some(d) = dir {
                 c.server.data_dir = d;

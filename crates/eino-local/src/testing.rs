@@ -14,7 +14,7 @@
 //! let hub = HubStandIn::start().await;
 //! hub.serve("someone/tiny", "main", "config.json", b"{}".to_vec()).await;
 //! let opts = HubOptions { endpoint: Some(hub.endpoint()), token: None };
-//! let dir = ModelCache::new("/tmp/cache")
+//! let dir = ModelCache::new("model-cache")
 //!     .fetch_hub(&HubModel::new("someone/tiny", ["config.json"]), &opts)
 //!     .await?;
 //! assert!(dir.join("config.json").exists());

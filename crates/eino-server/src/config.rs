@@ -416,6 +416,15 @@ pub fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+impl HubSource {
+    /// The hub files `files` of this repository at its revision.
+    pub fn model(&self, files: Vec<String>) -> eino_local::HubModel {
+        let mut model = eino_local::HubModel::new(self.repo.clone(), files);
+        model.revision = self.revision.clone();
+        model
+    }
+}
+
 /// The files of a BERT sentence-transformer repository that the local embedder reads.
 pub fn embedder_files() -> Vec<String> {
     ["config.json", "tokenizer.json", "model.safetensors"]
@@ -458,9 +467,7 @@ fn check_local_source(
     } else {
         embedder_files()
     };
-    let mut model = eino_local::HubModel::new(hub.repo.clone(), files);
-    model.revision = hub.revision.clone();
-    model
+    hub.model(files)
         .validate()
         .map_err(|e| ConfigError::new(format!("{key}.hub"), e.message().to_string()))
 }

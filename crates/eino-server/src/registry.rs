@@ -8,8 +8,8 @@ use std::time::Duration;
 use eino::component::{ChatModel, Embedder};
 use eino::{Error, Result};
 use eino_local::{
-    GenerationConfig, HubModel, HubOptions, LocalChatModel, LocalOptions, MiniLmEmbedder,
-    ModelCache, ModelSpec, MINILM, SMOLLM2,
+    GenerationConfig, HubOptions, LocalChatModel, LocalOptions, MiniLmEmbedder, ModelCache,
+    ModelSpec, MINILM, SMOLLM2,
 };
 use eino_openai::anthropic::{AnthropicChatModel, AnthropicConfig};
 use eino_openai::{OpenAiChatModel, OpenAiConfig, OpenAiEmbedder};
@@ -26,12 +26,14 @@ pub struct Registry {
     pub embedders: BTreeMap<String, Arc<dyn Embedder>>,
 }
 
-fn key_from_env(id: &str, var: Option<&str>) -> Result<Option<String>> {
+/// The secret in environment variable `var` (if one is configured); `key` names the
+/// setting in the error when the variable is unset or empty.
+fn secret_from_env(key: &str, var: Option<&str>) -> Result<Option<String>> {
     let Some(var) = var else { return Ok(None) };
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Some(v)),
         _ => Err(Error::invalid_input(format!(
-            "models.{id}.api_key_env: environment variable {var} is not set"
+            "{key}: environment variable {var} is not set"
         ))),
     }
 }
@@ -44,16 +46,8 @@ async fn fetch_hub(
     hub: &HubSource,
     files: Vec<String>,
 ) -> Result<PathBuf> {
-    let token = match &hub.token_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| {
-            Error::invalid_input(format!(
-                "{key}.hub.token_env: environment variable {var} is not set"
-            ))
-        })?),
-        None => None,
-    };
-    let mut model = HubModel::new(hub.repo.clone(), files);
-    model.revision = hub.revision.clone();
+    let token = secret_from_env(&format!("{key}.hub.token_env"), hub.token_env.as_deref())?;
+    let model = hub.model(files);
     let opts = HubOptions {
         endpoint: hub.endpoint.clone(),
         token,
@@ -113,8 +107,10 @@ async fn chat_model(cache: &ModelCache, id: &str, cfg: &ModelConfig) -> Result<A
             timeout_secs,
             max_retries,
         } => {
-            let mut c = OpenAiConfig::new(model.clone())
-                .with_api_key(key_from_env(id, api_key_env.as_deref())?);
+            let mut c = OpenAiConfig::new(model.clone()).with_api_key(secret_from_env(
+                &format!("models.{id}.api_key_env"),
+                api_key_env.as_deref(),
+            )?);
             if let Some(u) = base_url {
                 c = c.with_base_url(u.clone());
             }
@@ -133,7 +129,8 @@ async fn chat_model(cache: &ModelCache, id: &str, cfg: &ModelConfig) -> Result<A
             max_tokens,
         } => {
             let mut c = AnthropicConfig::new(model.clone());
-            c.api_key = key_from_env(id, api_key_env.as_deref())?;
+            c.api_key =
+                secret_from_env(&format!("models.{id}.api_key_env"), api_key_env.as_deref())?;
             if let Some(u) = base_url {
                 c.base_url = u.clone();
             }
@@ -164,8 +161,10 @@ async fn embedder(cache: &ModelCache, id: &str, cfg: &EmbedderConfig) -> Result<
             base_url,
             api_key_env,
         } => {
-            let mut c = OpenAiConfig::new(model.clone())
-                .with_api_key(key_from_env(id, api_key_env.as_deref())?);
+            let mut c = OpenAiConfig::new(model.clone()).with_api_key(secret_from_env(
+                &format!("embedders.{id}.api_key_env"),
+                api_key_env.as_deref(),
+            )?);
             if let Some(u) = base_url {
                 c = c.with_base_url(u.clone());
             }

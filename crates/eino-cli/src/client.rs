@@ -50,6 +50,60 @@ fn parse_event(block: &str) -> (String, String) {
     (name, data)
 }
 
+/// Print a native chat event stream; returns the session id from `done`, or the waiting
+/// run from `interrupted`.
+async fn relay(resp: reqwest::Response) -> Result<(Option<String>, Option<Value>)> {
+    let mut bytes = resp.bytes_stream();
+    let mut buf = String::new();
+    let (mut session, mut waiting) = (None, None);
+    while let Some(chunk) = bytes.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (name, data) = parse_event(&block);
+            let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            match name.as_str() {
+                "delta" => {
+                    print!("{}", v["content"].as_str().unwrap_or(""));
+                    std::io::stdout().flush()?;
+                }
+                "done" => {
+                    println!();
+                    session = v["session_id"].as_str().map(str::to_string);
+                }
+                "interrupted" => {
+                    session = v["session_id"].as_str().map(str::to_string);
+                    waiting = Some(v);
+                }
+                "error" => eprintln!("\nerror: {}", v.pointer("/error/message").unwrap_or(&v)),
+                _ => {}
+            }
+        }
+    }
+    Ok((session, waiting))
+}
+
+/// Ask about each waiting tool call on the terminal; the `decisions` of a resume.
+fn ask(waiting: &Value) -> Result<Value> {
+    let mut decisions = serde_json::Map::new();
+    for p in waiting["pending"].as_array().into_iter().flatten() {
+        eprint!(
+            "The assistant wants to call {} with {}. Allow it? [y/N] ",
+            p["tool"].as_str().unwrap_or("?"),
+            p["arguments"]
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        let approved = matches!(answer.trim(), "y" | "Y" | "yes");
+        let id = p["call_id"]
+            .as_str()
+            .context("a pending call without an id")?;
+        decisions.insert(id.to_string(), json!({ "approved": approved }));
+    }
+    Ok(Value::Object(decisions))
+}
+
 /// `eino chat`.
 pub async fn chat(
     url: &str,
@@ -79,27 +133,24 @@ pub async fn chat(
                 .await?,
         )
         .await?;
-        let mut bytes = resp.bytes_stream();
-        let mut buf = String::new();
-        while let Some(chunk) = bytes.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk?));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                let (name, data) = parse_event(&block);
-                let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                match name.as_str() {
-                    "delta" => {
-                        print!("{}", v["content"].as_str().unwrap_or(""));
-                        std::io::stdout().flush()?;
-                    }
-                    "done" => {
-                        println!();
-                        session = v["session_id"].as_str().map(str::to_string);
-                    }
-                    "error" => eprintln!("\nerror: {}", v.pointer("/error/message").unwrap_or(&v)),
-                    _ => {}
-                }
-            }
+        let (mut sid, mut waiting) = relay(resp).await?;
+        // Tools that need approval stop the run until the user decides.
+        while let Some(w) = waiting.take() {
+            let run = w["run_id"]
+                .as_str()
+                .context("an interrupt without a run id")?;
+            let body = json!({ "decisions": ask(&w)?, "stream": true });
+            let resp = check(
+                http.post(format!("{url}/api/v1/runs/{run}/resume"))
+                    .json(&body)
+                    .send()
+                    .await?,
+            )
+            .await?;
+            (sid, waiting) = relay(resp).await?;
+        }
+        if sid.is_some() {
+            session = sid;
         }
     }
 }

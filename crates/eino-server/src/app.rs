@@ -1,45 +1,55 @@
-//! Applications: each is a compiled eino chain
-//! `retrieve → branch(rag | chat) → model`, the seed's "chain selection": a message whose
-//! knowledge bases hold relevant chunks goes the RAG way (context in the system prompt),
-//! anything else is answered as plain chat. The model node is a [`FallbackModel`], so an
-//! application degrades to its fallback models when the first one fails.
+//! Applications: each is a compiled eino graph, the seed's "chain selection":
+//!
+//! ```text
+//! agent: chat    retrieve ─┬─ rag  ─┬─ model ── end
+//!                          └─ chat ─┘
+//! agent: react   retrieve ── tools ── agent ── end
+//! ```
+//!
+//! `retrieve` searches the application's knowledge bases. An `agent: chat` application
+//! goes the `rag` way when relevant chunks were found (context in the system prompt) and
+//! the `chat` way otherwise; an `agent: react` application hands the conversation to a
+//! ReAct agent (the subgraph `agent`) over its tools, with the context, if any, in its
+//! system prompt. Model nodes are
+//! [`FallbackModel`]s, so an application degrades to its fallback models when the first
+//! one fails. The graph runs under the service's checkpoint store: a tool that needs
+//! approval interrupts the run, which resumes later from the checkpoint.
 
 use std::sync::{Arc, Mutex};
 
 use eino::component::ChatModel;
+use eino::component::{Tool, ToolOptions};
 use eino::compose::{
-    CallOption, Chain, ChainBranch, CompileOptions, Compiled, Context, Lambda, Topology,
+    Branch, CallOption, CheckpointRun, CheckpointStore, CompileOptions, Compiled, Context, Graph,
+    Lambda, ToolsNode, Topology, END, START,
 };
+use eino::flow::react::{ReactAgent, ReactConfig};
 use eino::schema::{Document, Message, Role};
 use eino::Result;
+use serde::{Deserialize, Serialize};
 
-use crate::config::AppConfig;
+use crate::config::{AgentKind, AppConfig};
 use crate::knowledge::Knowledge;
 use crate::resilience::FallbackModel;
+use crate::tools::CallerTenant;
 
 /// What an application runs on: the tenant and the conversation so far (history + new
 /// user message, without the system prompt).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AppInput {
     /// Whose knowledge bases to search.
     pub tenant: String,
     /// The conversation.
     pub messages: Vec<Message>,
 }
-eino::graph_value!(AppInput);
+eino::graph_value!(AppInput: serde);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Retrieved {
     messages: Vec<Message>,
     context: Vec<Document>,
 }
-eino::graph_value!(Retrieved);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Route {
-    Rag,
-    Chat,
-}
+eino::graph_value!(Retrieved: serde);
 
 /// Where a run's retrieved chunks are put for the response (`sources`).
 #[derive(Clone, Default)]
@@ -60,13 +70,15 @@ pub struct Application {
     /// Its configuration.
     pub config: AppConfig,
     graph: Compiled<AppInput, Message>,
+    interruptible: bool,
 }
 
 fn system(text: String) -> Message {
     Message::new(Role::System, text)
 }
 
-fn context_block(docs: &[Document]) -> String {
+/// Retrieved chunks as numbered, cited passages.
+pub(crate) fn context_block(docs: &[Document]) -> String {
     let mut out = String::new();
     for (i, d) in docs.iter().enumerate() {
         let source = d
@@ -79,14 +91,44 @@ fn context_block(docs: &[Document]) -> String {
     out
 }
 
+/// The prompt of the `rag`, `chat` and `tools` routes: the system prompt (with the
+/// context, when there is some), then the conversation.
+fn prompt(base: &str, r: Retrieved) -> Vec<Message> {
+    let text = if r.context.is_empty() {
+        base.to_string()
+    } else {
+        format!(
+            "{base}\n\nAnswer using the context below; cite sources as [n]. If the context \
+             does not contain the answer, say you do not know.\n\nContext:\n{}",
+            context_block(&r.context)
+        )
+    };
+    let head = (!text.trim().is_empty()).then(|| system(text.trim_start().to_string()));
+    head.into_iter().chain(r.messages).collect()
+}
+
+/// What an application is built from besides its configuration.
+pub struct AppParts {
+    /// Its model, with fallbacks.
+    pub model: FallbackModel,
+    /// The knowledge bases.
+    pub knowledge: Knowledge,
+    /// Its tools (`agent: react`), in configuration order.
+    pub tools: Vec<Arc<dyn Tool>>,
+    /// Where interrupted runs are saved; set when a tool needs approval (only then can a
+    /// run stop, so only then are runs checkpointed).
+    pub checkpoints: Option<Arc<dyn CheckpointStore>>,
+}
+
 impl Application {
     /// Compile the application's graph.
-    pub fn build(
-        id: &str,
-        config: AppConfig,
-        model: FallbackModel,
-        knowledge: Knowledge,
-    ) -> Result<Self> {
+    pub fn build(id: &str, config: AppConfig, parts: AppParts) -> Result<Self> {
+        let AppParts {
+            model,
+            knowledge,
+            tools,
+            checkpoints,
+        } = parts;
         let kbs = config.knowledge_bases.clone();
         let (top_k, min_score) = (config.top_k, config.min_score);
         let retrieve = Lambda::new().with_invoke(move |input: AppInput, ctx: Context| {
@@ -115,47 +157,58 @@ impl Application {
                 })
             }
         });
-        let prompt = config.system_prompt.clone().unwrap_or_default();
-        let rag_prompt = prompt.clone();
-        let rag = eino::compose::lambda(move |r: Retrieved| {
-            let base = rag_prompt.clone();
-            async move {
-                let text = format!(
-                    "{base}\n\nAnswer using the context below; cite sources as [n]. If the context \
-                     does not contain the answer, say you do not know.\n\nContext:\n{}",
-                    context_block(&r.context)
-                );
-                Ok(std::iter::once(system(text.trim_start().to_string()))
-                    .chain(r.messages)
-                    .collect::<Vec<_>>())
-            }
-        });
-        let chat = eino::compose::lambda(move |r: Retrieved| {
-            let base = prompt.clone();
-            async move {
-                let head = (!base.is_empty()).then(|| system(base));
-                Ok(head.into_iter().chain(r.messages).collect::<Vec<_>>())
-            }
-        });
-        let route = ChainBranch::new(|r: &Retrieved| {
-            Ok(if r.context.is_empty() {
-                Route::Chat
-            } else {
-                Route::Rag
+        let base = Arc::new(config.system_prompt.clone().unwrap_or_default());
+        let route_prompt = |base: Arc<String>| {
+            eino::compose::lambda(move |r: Retrieved| {
+                let base = base.clone();
+                async move { Ok(prompt(&base, r)) }
             })
-        })
-        .add(Route::Rag, rag)
-        .add(Route::Chat, chat);
+        };
         let model: Arc<dyn ChatModel> = Arc::new(model);
-        let graph = Chain::<AppInput, AppInput>::new()
-            .then_keyed("retrieve", retrieve)
-            .branch(route)
-            .then_keyed("model", model)
-            .compile_with(CompileOptions::default().with_name(id.to_string()))?;
+        let mut g = Graph::<AppInput, Message>::new();
+        let retrieve = g.add_node("retrieve", retrieve);
+        g.add_edge(START, retrieve);
+        if config.agent == AgentKind::React {
+            let with_tools = g.add_node("tools", route_prompt(base));
+            let agent = ReactAgent::new(
+                ReactConfig::new(model, ToolsNode::new(tools))
+                    .with_max_model_calls(config.max_model_calls),
+            )?;
+            let agent = g.add_node("agent", agent.graph().clone());
+            g.add_edge(retrieve, with_tools);
+            g.add_edge(with_tools, agent);
+            g.add_edge(agent, END);
+        } else {
+            let rag = g.add_node("rag", route_prompt(base.clone()));
+            let chat = g.add_node("chat", route_prompt(base));
+            let answer = g.add_node("model", model);
+            g.add_edge(rag, answer);
+            g.add_edge(chat, answer);
+            g.add_edge(answer, END);
+            let (to_rag, to_chat) = (rag.id(), chat.id());
+            g.add_branch(
+                retrieve,
+                Branch::new(move |r: &Retrieved| {
+                    Ok(if r.context.is_empty() {
+                        to_chat
+                    } else {
+                        to_rag
+                    })
+                }),
+            )
+            .to(rag)
+            .to(chat);
+        }
+        let mut opts = CompileOptions::default().with_name(id.to_string());
+        let interruptible = checkpoints.is_some();
+        if let Some(store) = checkpoints {
+            opts = opts.with_checkpoint_store(store);
+        }
         Ok(Self {
             id: id.to_string(),
             config,
-            graph,
+            graph: g.compile(opts)?,
+            interruptible,
         })
     }
 
@@ -179,7 +232,32 @@ impl Application {
     }
 }
 
-/// A context carrying the sources sink.
-pub fn context_with_sources(ctx: Context, sink: &SourcesSink) -> Context {
-    ctx.with_option(CallOption::lambda(sink.clone()))
+impl Application {
+    /// Whether a run can stop for a person's decision (a tool needs approval).
+    pub fn interruptible(&self) -> bool {
+        self.interruptible
+    }
+
+    /// The context of one run for `tenant`: a sink for the retrieved sources, the tenant
+    /// for the tools, and, in an interruptible application, `checkpoint` (a new run:
+    /// `CheckpointRun::new(run_id).force_new_run()`; a resumed one: its decisions).
+    pub fn run_context(
+        &self,
+        ctx: Context,
+        tenant: &str,
+        checkpoint: CheckpointRun,
+    ) -> (Context, SourcesSink) {
+        let sink = SourcesSink::default();
+        let mut tool_options = ToolOptions::default();
+        tool_options
+            .extensions
+            .insert(CallerTenant(tenant.to_string()));
+        let mut ctx = ctx
+            .with_option(CallOption::lambda(sink.clone()))
+            .with_option(CallOption::tools(tool_options));
+        if self.interruptible {
+            ctx = ctx.with_checkpoint(checkpoint);
+        }
+        (ctx, sink)
+    }
 }

@@ -24,6 +24,8 @@ pub struct Config {
     pub embedders: BTreeMap<String, EmbedderConfig>,
     /// Applications by id (a compiled graph each); also model ids of the API.
     pub applications: BTreeMap<String, AppConfig>,
+    /// Tools by name, for applications with `agent: react`.
+    pub tools: BTreeMap<String, crate::tools::ToolConfig>,
     /// Storage: SQLite under the data dir unless a database URL is given.
     pub store: StoreConfig,
     /// API keys and JWT. With neither, the server only listens on loopback.
@@ -199,6 +201,32 @@ pub struct AppConfig {
     /// Past messages of a session sent to the model.
     #[serde(default = "default_history")]
     pub history_messages: usize,
+    /// How messages are answered: `chat` (one model call, with knowledge-base context when
+    /// some is found) or `react` (a ReAct agent that may call `tools`).
+    #[serde(default)]
+    pub agent: AgentKind,
+    /// Tools the agent may call (names of the `tools:` section).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// `react`: model calls per message at most.
+    #[serde(default = "default_max_model_calls")]
+    pub max_model_calls: usize,
+}
+
+/// An application's agent type.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    /// Routed per message: RAG when the knowledge bases hold relevant chunks, else plain chat.
+    #[default]
+    Chat,
+    /// A ReAct agent over the application's tools (context from the knowledge bases, when
+    /// found, goes into its system prompt).
+    React,
+}
+
+fn default_max_model_calls() -> usize {
+    8
 }
 
 fn default_embedder() -> String {
@@ -391,6 +419,9 @@ impl Default for Config {
                 top_k: default_top_k(),
                 min_score: default_min_score(),
                 history_messages: default_history(),
+                agent: AgentKind::Chat,
+                tools: Vec::new(),
+                max_model_calls: default_max_model_calls(),
             },
         );
         Self {
@@ -398,6 +429,7 @@ impl Default for Config {
             models,
             embedders,
             applications,
+            tools: BTreeMap::new(),
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
@@ -592,12 +624,53 @@ impl Config {
                     format!("unknown embedder {:?}", app.embedder),
                 ));
             }
+            for t in &app.tools {
+                if !self.tools.contains_key(t) {
+                    return Err(ConfigError::new(
+                        format!("applications.{id}.tools"),
+                        format!(
+                            "unknown tool {t:?} (tools: {:?})",
+                            self.tools.keys().collect::<Vec<_>>()
+                        ),
+                    ));
+                }
+            }
+            match (app.agent, app.tools.is_empty()) {
+                (AgentKind::React, true) => {
+                    return Err(ConfigError::new(
+                        format!("applications.{id}.tools"),
+                        "a react agent needs at least one tool",
+                    ))
+                }
+                (AgentKind::Chat, false) => {
+                    return Err(ConfigError::new(
+                        format!("applications.{id}.agent"),
+                        "tools are called by a react agent: set `agent: react`",
+                    ))
+                }
+                _ => {}
+            }
+            if app.max_model_calls == 0 || app.max_model_calls > 100 {
+                return Err(ConfigError::new(
+                    format!("applications.{id}.max_model_calls"),
+                    "must be 1-100",
+                ));
+            }
             if app.top_k == 0 || app.top_k > 50 {
                 return Err(ConfigError::new(
                     format!("applications.{id}.top_k"),
                     "must be 1-50",
                 ));
             }
+        }
+        for (name, t) in &self.tools {
+            if !valid_name(name) || name.contains('.') {
+                return Err(ConfigError::new(
+                    format!("tools.{name}"),
+                    "tool names are 1-64 letters, digits, '-' or '_'",
+                ));
+            }
+            t.validate(name)?;
         }
         for (i, k) in self.auth.api_keys.iter().enumerate() {
             if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -196,6 +196,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(native::job))
         .route("/api/v1/jobs/{id}/events", get(native::job_events))
         .route("/api/v1/runs", get(native::list_runs))
+        .route("/api/v1/runs/interrupted", get(crate::interrupts::list))
+        .route(
+            "/api/v1/runs/interrupted/{id}",
+            get(crate::interrupts::get).delete(crate::interrupts::cancel),
+        )
+        .route("/api/v1/runs/{id}/resume", post(crate::interrupts::resume))
         .route("/api/v1/runs/{id}", get(native::get_run))
         .route("/api/v1/applications", get(native::list_apps))
         .route("/api/v1/applications/{id}/graph", get(native::app_graph))

@@ -43,7 +43,7 @@ pub struct ChatBody {
     max_tokens: Option<u32>,
 }
 
-fn sources_json(docs: &[Document]) -> Value {
+pub(crate) fn sources_json(docs: &[Document]) -> Value {
     Value::Array(
         docs.iter()
             .map(|d| {
@@ -129,8 +129,26 @@ pub async fn chat(
             .await?;
         Ok::<_, ApiError>(answer)
     };
+    let stopped = |e: eino::Error, run: RunGuard| {
+        let (state, tenant) = (state.clone(), caller.tenant.clone());
+        let stopped = crate::interrupts::Stopped {
+            run_id: &run_id,
+            app: &app_id,
+            session_id: Some(session.id.clone()),
+            user_message: Some(Message::user(body.message.clone())),
+        };
+        async move {
+            let saved = crate::interrupts::record(&state, &tenant, stopped, &e).await;
+            let _ = run.fail(e).await;
+            Ok(crate::interrupts::respond(&saved?, body.stream))
+        }
+    };
     if !body.stream {
-        let result = target.invoke(&caller.tenant, messages, ctx).await;
+        let result = target.invoke(&caller.tenant, messages, ctx, &run_id).await;
+        let result = match result {
+            Err(e) if e.kind() == eino::ErrorKind::Interrupted => return stopped(e, run).await,
+            other => other,
+        };
         let (answer, sources) = run.finish(result).await?;
         let answer = save_turn(answer).await?;
         return Ok(Json(json!({
@@ -139,8 +157,9 @@ pub async fn chat(
         }))
         .into_response());
     }
-    let (stream, sources) = match target.stream(&caller.tenant, messages, ctx).await {
+    let (stream, sources) = match target.stream(&caller.tenant, messages, ctx, &run_id).await {
         Ok(s) => s,
+        Err(e) if e.kind() == eino::ErrorKind::Interrupted => return stopped(e, run).await,
         Err(e) => return Err(run.fail(e).await),
     };
     let session_id = session.id.clone();
@@ -161,7 +180,7 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-fn limit(q: &ListQuery) -> u32 {
+pub(crate) fn limit(q: &ListQuery) -> u32 {
     q.limit.unwrap_or(50).clamp(1, 500)
 }
 

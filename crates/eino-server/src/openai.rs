@@ -10,12 +10,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use eino::component::{ChatModel, ChatOptions, EmbedOptions};
-use eino::compose::{CallOption, Chain, CompileOptions, Compiled, Context, Runnable};
+use eino::compose::{
+    CallOption, Chain, CheckpointRun, CompileOptions, Compiled, Context, Runnable,
+};
 use eino::schema::{Message, Part, Role, StreamReader, ToolCall, ToolChoice, ToolInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::{context_with_sources, AppInput, SourcesSink};
+use crate::app::{AppInput, SourcesSink};
 use crate::auth::Caller;
 use crate::cache::ResponseCache;
 use crate::error::{ApiError, ApiResult};
@@ -279,7 +281,7 @@ pub(crate) fn tool_calls_json(calls: &[ToolCall], with_index: bool) -> Value {
 /// What will answer a request: an application or a raw model.
 pub enum Target {
     /// An application (its graph).
-    App(crate::app::Application),
+    App(Arc<crate::app::Application>),
     /// A raw model (tools bound) in a one-node chain, so callbacks and traces see it.
     Model(Compiled<Vec<Message>, Message>),
 }
@@ -318,47 +320,53 @@ pub(crate) fn raw_chain(
         .compile_with(CompileOptions::default().with_name(id.to_string()))
 }
 
-/// An application call's input, and the context whose sink collects its sources.
+/// An application call's input, and the context whose sink collects its sources (and,
+/// for an interruptible application, the checkpoint of run `run_id`).
 fn app_call(
+    app: &crate::app::Application,
     tenant: &str,
     messages: Vec<Message>,
     ctx: Context,
+    run_id: &str,
 ) -> (AppInput, Context, SourcesSink) {
-    let sink = SourcesSink::default();
     let input = AppInput {
         tenant: tenant.to_string(),
         messages,
     };
-    (input, context_with_sources(ctx, &sink), sink)
+    let checkpoint = CheckpointRun::new(run_id).force_new_run();
+    let (ctx, sink) = app.run_context(ctx, tenant, checkpoint);
+    (input, ctx, sink)
 }
 
 impl Target {
-    /// Answer in one piece.
+    /// Answer in one piece (as run `run_id`).
     pub async fn invoke(
         &self,
         tenant: &str,
         messages: Vec<Message>,
         ctx: Context,
+        run_id: &str,
     ) -> eino::Result<(Message, Vec<eino::schema::Document>)> {
         match self {
             Target::App(app) => {
-                let (input, ctx, sink) = app_call(tenant, messages, ctx);
+                let (input, ctx, sink) = app_call(app, tenant, messages, ctx, run_id);
                 Ok((app.invoke(input, &ctx).await?, sink.take()))
             }
             Target::Model(c) => Ok((c.invoke(messages, &ctx).await?, Vec::new())),
         }
     }
 
-    /// Answer as a stream; the sources are known before the first chunk.
+    /// Answer as a stream (as run `run_id`); the sources are known before the first chunk.
     pub async fn stream(
         &self,
         tenant: &str,
         messages: Vec<Message>,
         ctx: Context,
+        run_id: &str,
     ) -> eino::Result<(StreamReader<Message>, Vec<eino::schema::Document>)> {
         match self {
             Target::App(app) => {
-                let (input, ctx, sink) = app_call(tenant, messages, ctx);
+                let (input, ctx, sink) = app_call(app, tenant, messages, ctx, run_id);
                 Ok((app.stream(input, &ctx).await?, sink.take()))
             }
             Target::Model(c) => Ok((c.stream(messages, &ctx).await?, Vec::new())),
@@ -406,7 +414,13 @@ pub async fn chat_completions(
     let created = crate::store::now_ms() / 1000;
     let model = req.model.clone();
     if !req.stream {
-        let result = target.invoke(&caller.tenant, messages, ctx).await;
+        let result = target.invoke(&caller.tenant, messages, ctx, &run_id).await;
+        let result = match result {
+            Err(e) if e.kind() == eino::ErrorKind::Interrupted => {
+                return Err(interrupted(&state, &caller, &req.model, &run_id, e, run).await)
+            }
+            other => other,
+        };
         let (msg, _) = run.finish(result).await?;
         let body = json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -423,8 +437,11 @@ pub async fn chat_completions(
         return Ok(resp);
     }
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-    let (stream, _) = match target.stream(&caller.tenant, messages, ctx).await {
+    let (stream, _) = match target.stream(&caller.tenant, messages, ctx, &run_id).await {
         Ok(s) => s,
+        Err(e) if e.kind() == eino::ErrorKind::Interrupted => {
+            return Err(interrupted(&state, &caller, &req.model, &run_id, e, run).await)
+        }
         Err(e) => return Err(run.fail(e).await),
     };
     let head = SseHead { id, created, model };
@@ -433,6 +450,37 @@ pub async fn chat_completions(
             .keep_alive(KeepAlive::default())
             .into_response(),
     )
+}
+
+/// An application run stopped for approval: recorded (no session: the OpenAI API has
+/// none), and a 409 naming the run and where to resume it.
+async fn interrupted(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    run_id: &str,
+    e: eino::Error,
+    run: RunGuard,
+) -> ApiError {
+    let stopped = crate::interrupts::Stopped {
+        run_id,
+        app,
+        session_id: None,
+        user_message: None,
+    };
+    let saved = crate::interrupts::record(state, &caller.tenant, stopped, &e).await;
+    let _ = run.fail(e).await;
+    match saved {
+        Ok(r) => {
+            let tools: Vec<&str> = r.pending.iter().map(|p| p.tool.as_str()).collect();
+            ApiError::conflict(format!(
+                "run {run_id} waits for approval of {tools:?}: decide with \
+                 POST /api/v1/runs/{run_id}/resume"
+            ))
+            .with_code("interrupted")
+        }
+        Err(e) => e,
+    }
 }
 
 /// A cached body with a fresh id and time, marked `x-eino-cache: hit`.

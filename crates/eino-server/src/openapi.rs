@@ -67,6 +67,26 @@ pub const ENDPOINTS: &[(&str, &str, &str)] = &[
         "/api/v1/runs/{id}",
         "A run's trace: nodes, timings, inputs/outputs, tokens",
     ),
+    (
+        "get",
+        "/api/v1/runs/interrupted",
+        "Runs waiting for a decision (tool approvals)",
+    ),
+    (
+        "get",
+        "/api/v1/runs/interrupted/{id}",
+        "One waiting run and its pending tool calls",
+    ),
+    (
+        "delete",
+        "/api/v1/runs/interrupted/{id}",
+        "Give up a waiting run (its checkpoint is removed)",
+    ),
+    (
+        "post",
+        "/api/v1/runs/{id}/resume",
+        "Resume a waiting run with a decision per pending call; SSE with stream=true",
+    ),
     ("get", "/api/v1/applications", "List applications"),
     (
         "get",

@@ -10,7 +10,7 @@ use eino_rag::{Bm25Index, VectorIndex};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Application;
+use crate::app::{AppParts, Application};
 use crate::auth::{Auth, Limiter};
 use crate::config::Config;
 use crate::knowledge::Knowledge;
@@ -26,14 +26,14 @@ pub struct AppState {
     /// Models and embedders.
     pub registry: Arc<Registry>,
     /// Applications by id.
-    pub apps: Arc<BTreeMap<String, Application>>,
+    pub apps: Arc<BTreeMap<String, Arc<Application>>>,
     /// Sessions, knowledge bases, runs.
     pub store: Arc<dyn Store>,
     /// The background writer of run traces.
     pub runs: crate::runs::RunWriter,
     /// Raw models as one-node chains (no tools bound), compiled once.
     pub raw_models: Arc<BTreeMap<String, Compiled<Vec<Message>, Message>>>,
-    /// Checkpoints of interrupted runs (SQLite under the data dir; not yet in PostgreSQL).
+    /// Checkpoints of interrupted runs, in the store's database.
     pub checkpoints: Arc<dyn CheckpointStore>,
     /// Knowledge bases.
     pub knowledge: Knowledge,
@@ -60,12 +60,19 @@ impl AppState {
             Error::invalid_input(format!("server.data_dir {}: {e}", data.display())).with_source(e)
         })?;
         let db = data.join("eino.db");
-        let store: Arc<dyn Store> = match &config.store.database_url {
-            Some(url) => Arc::new(PostgresStore::connect(url, config.store.max_connections).await?),
-            None => Arc::new(SqliteStore::open(&db)?),
-        };
-        let checkpoints: Arc<dyn CheckpointStore> =
-            Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?);
+        // Checkpoints live in the same database as everything else, so with PostgreSQL any
+        // replica resumes a run another one interrupted.
+        let (store, checkpoints): (Arc<dyn Store>, Arc<dyn CheckpointStore>) =
+            match &config.store.database_url {
+                Some(url) => {
+                    let pg = PostgresStore::connect(url, config.store.max_connections).await?;
+                    (Arc::new(pg.clone()), Arc::new(pg))
+                }
+                None => (
+                    Arc::new(SqliteStore::open(&db)?),
+                    Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?),
+                ),
+            };
         let (index, keywords) = {
             let (dir, kw_dir) = (data.join("index"), data.join("keywords"));
             tokio::task::spawn_blocking(move || -> Result<_> {
@@ -83,6 +90,7 @@ impl AppState {
             .and_then(|id| registry.embedders.get(&id).cloned());
         let knowledge =
             Knowledge::new(store.clone(), index, kb_embedder).with_keyword_index(keywords);
+        let tools = crate::tools::build_all(&config.tools, &knowledge)?;
         let mut apps = BTreeMap::new();
         for (id, app) in &config.applications {
             let chain = std::iter::once(&app.model)
@@ -93,13 +101,15 @@ impl AppState {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let built = Application::build(
-                id,
-                app.clone(),
-                FallbackModel::new(chain),
-                knowledge.clone(),
-            )?;
-            apps.insert(id.clone(), built);
+            let interruptible = app.tools.iter().any(|t| config.tools[t].approval);
+            let parts = AppParts {
+                model: FallbackModel::new(chain),
+                knowledge: knowledge.clone(),
+                tools: app.tools.iter().map(|t| tools[t].clone()).collect(),
+                checkpoints: interruptible.then(|| checkpoints.clone()),
+            };
+            let built = Application::build(id, app.clone(), parts)?;
+            apps.insert(id.clone(), Arc::new(built));
         }
         let auth =
             Auth::from_config(&config.auth).map_err(|e| Error::invalid_input(e.to_string()))?;

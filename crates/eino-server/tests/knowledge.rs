@@ -188,7 +188,7 @@ async fn upload_search_answer_with_sources_and_persist() {
         .iter()
         .map(|n| n["name"].as_str().unwrap().to_string())
         .collect();
-    assert!(names.iter().any(|n| n.contains("Rag")), "{names:?}");
+    assert!(names.iter().any(|n| n == "rag"), "{names:?}");
     // An unrelated question goes the plain-chat way.
     let (_, plain) = s
         .post("/api/v1/chat", json!({"message": "zzzz qqqq"}))
@@ -304,4 +304,60 @@ async fn upload_errors_are_json_4xx() {
     assert_eq!(r.status(), 400);
     assert!(r.json::<Value>().await.unwrap()["error"]["message"].is_string());
     assert_eq!(s.get("/api/v1/jobs/nope").await.0, 404);
+}
+
+#[tokio::test]
+async fn a_knowledge_search_tool_reads_the_callers_knowledge_bases() {
+    use eino_server::config::AgentKind;
+    use eino_server::tools::{KnowledgeSearchConfig, ToolConfig};
+    let e = minilm().await;
+    let model = common::agent::ToolUser::default();
+    let s = TestServer::start(
+        |c| {
+            c.embedders.insert(
+                "minilm".into(),
+                eino_server::config::EmbedderConfig::Local {
+                    path: None,
+                    hub: None,
+                },
+            );
+            c.models.insert("tooluser".into(), c.models["echo"].clone());
+            c.tools.insert(
+                "docs".into(),
+                ToolConfig {
+                    description: "Search the user's documents".into(),
+                    parameters: None,
+                    approval: false,
+                    http: None,
+                    knowledge_search: Some(KnowledgeSearchConfig {
+                        knowledge_bases: vec!["*".into()],
+                        top_k: 2,
+                    }),
+                },
+            );
+            let mut app = common::app("tooluser", &[], &[]);
+            app.agent = AgentKind::React;
+            app.tools = vec!["docs".into()];
+            c.applications.insert("researcher".into(), app);
+        },
+        move |r| {
+            r.embedders.insert("minilm".into(), e);
+            r.insert_model("tooluser", Arc::new(model));
+        },
+    )
+    .await;
+    s.post("/api/v1/knowledge-bases", json!({"name": "kb"}))
+        .await;
+    let st = upload(&s, "kb", &["nested/page.html", "rust.md"]).await;
+    assert_eq!(st["state"], "done", "{st}");
+    let (status, out) = s
+        .post(
+            "/api/v1/chat",
+            json!({"app": "researcher", "message": "docs which city is the capital of Germany?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let text = out["message"]["content"].as_str().unwrap();
+    assert!(text.starts_with("tool said: [1] (page.html)"), "{text}");
+    assert!(text.contains("Berlin"), "{text}");
 }

@@ -61,7 +61,7 @@ async fn completion_shape_usage_and_run_header() {
         "{names:?}"
     );
     assert!(
-        names.iter().any(|n| n.contains("Chat")),
+        names.contains(&"chat") && !names.contains(&"rag"),
         "plain-chat route: {names:?}"
     );
 }

@@ -7,7 +7,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use eino::schema::Message;
-use eino_server::store::{KbDocument, PostgresStore, RunRecord, SqliteStore, Store};
+use eino_server::store::{
+    InterruptedRun, KbDocument, PendingCall, PostgresStore, RunRecord, SqliteStore, Store,
+};
 
 async fn sessions_are_per_tenant_and_turns_atomic(s: &dyn Store) {
     let a = s.create_session("t1", "assistant").await.unwrap();
@@ -131,10 +133,55 @@ async fn runs_in_batches(s: &dyn Store) {
     s.ping().await.unwrap();
 }
 
+async fn interrupted_runs_are_claimed_once(s: &dyn Store) {
+    let waiting = |id: &str, at: i64| InterruptedRun {
+        id: id.into(),
+        app: "agent".into(),
+        session_id: Some("s1".into()),
+        user_message: Some(Message::user("pay")),
+        created_at: at,
+        pending: vec![PendingCall {
+            call_id: "call_0".into(),
+            tool: "pay".into(),
+            arguments: serde_json::json!({"invoice": "inv-7"}),
+            path: vec!["agent".into(), "tools".into()],
+        }],
+    };
+    s.put_interrupted("t", &waiting("i1", 1)).await.unwrap();
+    s.put_interrupted("t", &waiting("i2", 2)).await.unwrap();
+    s.put_interrupted("u", &waiting("i3", 3)).await.unwrap();
+    // Replacing keeps one row.
+    s.put_interrupted("t", &waiting("i1", 4)).await.unwrap();
+    let ids: Vec<String> = s
+        .list_interrupted("t", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["i1", "i2"]);
+    assert_eq!(
+        s.interrupted("t", "i2").await.unwrap(),
+        Some(waiting("i2", 2))
+    );
+    assert!(s.interrupted("u", "i2").await.unwrap().is_none());
+    assert!(s.take_interrupted("u", "i2").await.unwrap().is_none());
+    // Of concurrent claims exactly one wins.
+    let claims =
+        futures_util::future::join_all((0..6).map(|_| s.take_interrupted("t", "i2"))).await;
+    let won = claims
+        .into_iter()
+        .filter(|c| matches!(c, Ok(Some(_))))
+        .count();
+    assert_eq!(won, 1);
+    assert!(s.interrupted("t", "i2").await.unwrap().is_none());
+}
+
 async fn contract(s: &dyn Store) {
     sessions_are_per_tenant_and_turns_atomic(s).await;
     knowledge_bases_and_documents(s).await;
     runs_in_batches(s).await;
+    interrupted_runs_are_claimed_once(s).await;
 }
 
 #[tokio::test]
@@ -300,4 +347,38 @@ async fn the_server_keeps_sessions_in_postgres() {
     // The rows are in PostgreSQL, not in the data dir's SQLite file.
     let direct = PostgresStore::connect(&pg.url, 1).await.unwrap();
     assert_eq!(direct.messages("default", sid, 10).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn approvals_interrupt_and_resume_runs_in_postgres() {
+    use common::agent::{approval_flow, server, ToolUser, Webhooks};
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = pg.url.clone();
+    let hooks = Webhooks::start().await;
+    let model = ToolUser::default();
+    let s = server(&hooks, &model, move |c| c.store.database_url = Some(url)).await;
+    approval_flow(&s, &hooks, &model).await;
+    // The checkpoints were in PostgreSQL: another replica (a second server on the same
+    // database) resumes a run the first one interrupted.
+    let (_, out) = s
+        .post(
+            "/api/v1/chat",
+            serde_json::json!({"app": "agent", "message": "pay"}),
+        )
+        .await;
+    let id = out["run_id"].as_str().unwrap().to_string();
+    let direct = PostgresStore::connect(&pg.url, 1).await.unwrap();
+    use eino::compose::CheckpointStore;
+    assert!(direct.list().await.unwrap().contains(&id));
+    let url = pg.url.clone();
+    let other = server(&hooks, &model, move |c| c.store.database_url = Some(url)).await;
+    let (status, done) = other
+        .post(
+            &format!("/api/v1/runs/{id}/resume"),
+            serde_json::json!({"decisions": {"call_0": {"approved": true}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["message"]["content"], "tool said: paid inv-7");
+    assert!(!direct.list().await.unwrap().contains(&id));
 }

@@ -282,3 +282,108 @@ async fn a_tool_can_interrupt_the_agent_and_resume() {
     let out = agent.generate(vec![], &ctx).await.unwrap();
     assert_eq!(out.content, "Invoice inv-7 is paid.");
 }
+
+/// Asks for approval on its first call; re-run, it reads the caller's decision from
+/// [`eino::component::ToolOptions::resume_data`].
+struct Approved;
+
+impl Tool for Approved {
+    fn info(&self) -> eino::schema::ToolInfo {
+        eino::schema::ToolInfo::new("pay", "Pay an invoice", json!({"type": "object"}))
+    }
+    fn call<'a>(
+        &'a self,
+        arguments: &'a str,
+        options: &'a eino::component::ToolOptions,
+    ) -> futures_util::future::BoxFuture<'a, eino::Result<String>> {
+        Box::pin(async move {
+            if !options.is_resumed() {
+                return Err(Error::interrupt(json!({ "approve": arguments })));
+            }
+            #[derive(serde::Deserialize)]
+            struct Decision {
+                approved: bool,
+            }
+            Ok(match options.resume_data::<Decision>() {
+                Some(Decision { approved: true }) => format!("paid {arguments}"),
+                Some(_) => "the user denied the payment".to_string(),
+                None => "no decision was given".to_string(),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_tool_call_reads_its_own_resume_data() {
+    let script = vec![
+        call_msg(
+            "",
+            &[
+                ("1", "pay", r#"{"q":"inv-7"}"#),
+                ("2", "search", r#"{"q":"x"}"#),
+            ],
+        ),
+        call_msg("", &[("3", "pay", r#"{"q":"inv-8"}"#)]),
+        Message::assistant("done", vec![]),
+    ];
+    let model = ScriptedModel::new(script);
+    let searches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s2 = searches.clone();
+    let search: Arc<dyn Tool> = Arc::new(tool_fn("search", "Search", move |a: Q| {
+        s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok(format!("results for {}", a.q)) }
+    }));
+    let agent = ReactAgent::with_options(
+        ReactConfig::new(
+            Arc::new(model.clone()),
+            ToolsNode::new([Arc::new(Approved) as Arc<dyn Tool>, search]),
+        ),
+        CompileOptions::default().with_checkpoint_store(Arc::new(MemoryCheckpointStore::new())),
+    )
+    .unwrap();
+    let ctx = Context::new().with_checkpoint(CheckpointRun::new("r"));
+    let e = agent
+        .generate(vec![Message::user("pay")], &ctx)
+        .await
+        .unwrap_err();
+    let info = e.interrupt_info().unwrap();
+    assert_eq!(info.interrupt_paths(), [vec!["tools".to_string()]]);
+    assert_eq!(
+        info.rerun_info["tools"]["rerun_info"]["1"]["approve"],
+        r#"{"q":"inv-7"}"#
+    );
+    // Call 1 is denied; the finished search is not run again.
+    let ctx = Context::new().with_checkpoint(
+        CheckpointRun::new("r")
+            .resume_with(
+                ["tools"],
+                json!({"1": {"approved": false}, "9": {"approved": true}}),
+            )
+            .unwrap(),
+    );
+    let e = agent.generate(vec![], &ctx).await.unwrap_err();
+    assert_eq!(searches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The next round's call interrupts afresh: the old decision is not reused.
+    let info = e.interrupt_info().unwrap();
+    assert!(info.rerun_info["tools"]["rerun_info"]["3"].is_object());
+    let ctx = Context::new().with_checkpoint(
+        CheckpointRun::new("r")
+            .resume_with(["tools"], json!({"3": {"approved": true}}))
+            .unwrap(),
+    );
+    assert_eq!(agent.generate(vec![], &ctx).await.unwrap().content, "done");
+    let seen = model.received.lock().unwrap();
+    let answers: Vec<&str> = seen[2]
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "the user denied the payment",
+            "results for x",
+            r#"paid {"q":"inv-8"}"#
+        ]
+    );
+}

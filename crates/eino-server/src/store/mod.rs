@@ -3,6 +3,7 @@
 //! default; every query takes the tenant, so one tenant's rows are invisible to another.
 
 mod postgres;
+mod postgres_checkpoints;
 mod sqlite;
 
 use eino::schema::Message;
@@ -81,6 +82,36 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// A tool call waiting for a person's decision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PendingCall {
+    /// The tool call id (the key of its decision when resuming).
+    pub call_id: String,
+    /// The tool.
+    pub tool: String,
+    /// The model's arguments.
+    pub arguments: serde_json::Value,
+    /// The node path of the tools node that holds the call (where resume data goes).
+    pub path: Vec<String>,
+}
+
+/// A run stopped for outside input; its checkpoint (same id) is in the checkpoint store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InterruptedRun {
+    /// Run id and checkpoint id.
+    pub id: String,
+    /// The application.
+    pub app: String,
+    /// The session the answer belongs to, if any.
+    pub session_id: Option<String>,
+    /// The user message of the turn, stored with the answer once the run completes.
+    pub user_message: Option<Message>,
+    /// Unix milliseconds of the (latest) interrupt.
+    pub created_at: i64,
+    /// The calls waiting for a decision.
+    pub pending: Vec<PendingCall>,
+}
+
 /// Where the service keeps its data.
 pub trait Store: Send + Sync {
     /// A new session of `app`.
@@ -155,6 +186,33 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<RunRecord>>>;
     /// One run.
     fn run<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<RunRecord>>>;
+
+    /// Save (or replace) an interrupted run.
+    fn put_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        run: &'a InterruptedRun,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The tenant's interrupted runs, newest first.
+    fn list_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<InterruptedRun>>>;
+    /// One interrupted run.
+    fn interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>>;
+    /// Remove an interrupted run and return it, atomically: of two callers resuming the
+    /// same run, one gets it.
+    fn take_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>>;
+
     /// Whether the store answers (for `/ready`).
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
 }
@@ -162,7 +220,8 @@ pub trait Store: Send + Sync {
 /// Schema versions, applied in order by both stores (SQLite records the count in
 /// `PRAGMA user_version`, PostgreSQL in `eino_schema`). Plain SQL both accept: `BIGINT`
 /// is SQLite's integer affinity.
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     tenant TEXT NOT NULL, id TEXT NOT NULL, app TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
@@ -184,7 +243,14 @@ CREATE TABLE runs (
     PRIMARY KEY (tenant, id));
 CREATE INDEX runs_by_time ON runs (tenant, started_at);
 CREATE INDEX sessions_by_time ON sessions (tenant, updated_at);
-"#];
+"#,
+    r#"
+CREATE TABLE interrupted_runs (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, created_at BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE INDEX interrupted_by_time ON interrupted_runs (tenant, created_at);
+"#,
+];
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {

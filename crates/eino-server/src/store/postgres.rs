@@ -7,14 +7,14 @@ use eino::{Error, ErrorKind, Result};
 use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
 
-use super::{now_ms, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
+use super::{now_ms, InterruptedRun, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
 
 use super::MIGRATIONS;
 
 /// An arbitrary constant: the advisory lock id of eino's migrations.
 const MIGRATION_LOCK: i64 = 0x6569_6e6f_6d69_6772;
 
-fn pg(e: tokio_postgres::Error) -> Error {
+pub(super) fn pg(e: tokio_postgres::Error) -> Error {
     let transient = e.is_closed()
         || e.code().is_some_and(|c| {
             let c = c.code();
@@ -33,7 +33,7 @@ fn pg(e: tokio_postgres::Error) -> Error {
     Error::new(kind, format!("database: {e}")).with_source(e)
 }
 
-fn pool_err(e: deadpool_postgres::PoolError) -> Error {
+pub(super) fn pool_err(e: deadpool_postgres::PoolError) -> Error {
     Error::new(ErrorKind::Transient, format!("database pool: {e}")).with_source(e)
 }
 
@@ -44,7 +44,7 @@ fn json_err(e: serde_json::Error) -> Error {
 /// Sessions, knowledge bases and runs in PostgreSQL.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -100,6 +100,9 @@ impl PostgresStore {
         for sql in &MIGRATIONS[done..] {
             tx.batch_execute(sql).await.map_err(pg)?;
         }
+        tx.batch_execute(super::postgres_checkpoints::SCHEMA)
+            .await
+            .map_err(pg)?;
         let v = MIGRATIONS.len() as i64;
         tx.execute("DELETE FROM eino_schema", &[])
             .await
@@ -110,8 +113,27 @@ impl PostgresStore {
         tx.commit().await.map_err(pg)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_err)
+    }
+
+    /// The interrupted run a one-row `sql` (tenant, id) returns.
+    fn interrupted_row<'a>(
+        &'a self,
+        sql: &'static str,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
+        Box::pin(async move {
+            let row = self
+                .client()
+                .await?
+                .query_opt(sql, &[&tenant, &id])
+                .await
+                .map_err(pg)?;
+            row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
+                .transpose()
+        })
     }
 }
 
@@ -465,6 +487,72 @@ impl Store for PostgresStore {
             row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
                 .transpose()
         })
+    }
+
+    fn put_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        run: &'a InterruptedRun,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let body = serde_json::to_string(run).map_err(json_err)?;
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO interrupted_runs (tenant, id, created_at, body) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET created_at = excluded.created_at, body = excluded.body",
+                    &[&tenant, &run.id, &run.created_at, &body],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn list_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<InterruptedRun>>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT body FROM interrupted_runs WHERE tenant = $1 \
+                     ORDER BY created_at DESC, id LIMIT $2",
+                    &[&tenant, &i64::from(limit)],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
+                .collect()
+        })
+    }
+
+    fn interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
+        self.interrupted_row(
+            "SELECT body FROM interrupted_runs WHERE tenant = $1 AND id = $2",
+            tenant,
+            id,
+        )
+    }
+
+    fn take_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
+        self.interrupted_row(
+            "DELETE FROM interrupted_runs WHERE tenant = $1 AND id = $2 RETURNING body",
+            tenant,
+            id,
+        )
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {

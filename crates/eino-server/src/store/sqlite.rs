@@ -9,7 +9,7 @@ use eino::{Error, ErrorKind, Result};
 use futures_util::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_ms, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
+use super::{now_ms, InterruptedRun, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
 
 use super::MIGRATIONS;
 
@@ -429,6 +429,84 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()
+                .map_err(db)?;
+            body.map(|b| serde_json::from_str(&b).map_err(json_err))
+                .transpose()
+        })
+    }
+
+    fn put_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        run: &'a InterruptedRun,
+    ) -> BoxFuture<'a, Result<()>> {
+        let row = serde_json::to_string(run)
+            .map_err(json_err)
+            .map(|body| (tenant.to_string(), run.id.clone(), run.created_at, body));
+        self.with(move |c| {
+            let (tenant, id, at, body) = row?;
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO interrupted_runs (tenant, id, created_at, body) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![tenant, id, at, body]))
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn list_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<InterruptedRun>>> {
+        let tenant = tenant.to_string();
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT body FROM interrupted_runs WHERE tenant = ?1 \
+                     ORDER BY created_at DESC, id LIMIT ?2",
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map(params![tenant, limit], |r| r.get::<_, String>(0))
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for body in rows {
+                out.push(serde_json::from_str(&body.map_err(db)?).map_err(json_err)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.with(move |c| {
+            let body: Option<String> = c
+                .prepare_cached("SELECT body FROM interrupted_runs WHERE tenant = ?1 AND id = ?2")
+                .and_then(|mut st| st.query_row(params![tenant, id], |r| r.get(0)).optional())
+                .map_err(db)?;
+            body.map(|b| serde_json::from_str(&b).map_err(json_err))
+                .transpose()
+        })
+    }
+
+    fn take_interrupted<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.with(move |c| {
+            let body: Option<String> = c
+                .prepare_cached(
+                    "DELETE FROM interrupted_runs WHERE tenant = ?1 AND id = ?2 RETURNING body",
+                )
+                .and_then(|mut st| st.query_row(params![tenant, id], |r| r.get(0)).optional())
                 .map_err(db)?;
             body.map(|b| serde_json::from_str(&b).map_err(json_err))
                 .transpose()

@@ -170,6 +170,9 @@ pub fn app(model: &str, fallbacks: &[&str], kbs: &[&str]) -> AppConfig {
         top_k: 3,
         min_score: 0.3,
         history_messages: 20,
+        agent: Default::default(),
+        tools: Vec::new(),
+        max_model_calls: 8,
     }
 }
 
@@ -311,3 +314,5 @@ pub fn sse(body: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+pub mod agent;

@@ -20,6 +20,33 @@ pub struct ToolOptions {
     pub extensions: Extensions,
 }
 
+/// Set by a [`ToolsNode`](crate::compose::ToolsNode) in the options of a call that
+/// interrupted before and now re-runs: the data the caller resumed it with.
+///
+/// Tools do not see the run's [`Context`](crate::compose::Context), so this is how a tool
+/// that asked for outside input (an approval, a human's answer) reads it. The caller
+/// resumes the tools node with a JSON object keyed by tool call id
+/// (`CheckpointRun::resume_with(path, json!({"call_1": ...}))`); each re-run call gets its
+/// own entry, `None` when the object has none for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResume {
+    /// This call's resume data.
+    pub data: Option<serde_json::Value>,
+}
+
+impl ToolOptions {
+    /// True if this call interrupted before and is now re-running.
+    pub fn is_resumed(&self) -> bool {
+        self.extensions.get::<ToolResume>().is_some()
+    }
+
+    /// The data this re-run call was resumed with, if any and if it fits `T`.
+    pub fn resume_data<T: DeserializeOwned>(&self) -> Option<T> {
+        let data = self.extensions.get::<ToolResume>()?.data.clone()?;
+        serde_json::from_value(data).ok()
+    }
+}
+
 /// A tool. `call` is required; streaming tools also override `stream` (the default streams
 /// the whole result as one chunk).
 pub trait Tool: Send + Sync {

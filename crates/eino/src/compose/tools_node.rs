@@ -17,7 +17,7 @@ use super::runnable::Runnable;
 use super::value::concat_typed;
 use super::Context;
 use crate::callbacks::{ActiveCall, ComponentKind, RunInfo};
-use crate::component::{Tool, ToolOptions};
+use crate::component::{Tool, ToolOptions, ToolResume};
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{Message, Role, StreamReader, ToolCall, ToolInfo};
 
@@ -304,7 +304,7 @@ impl ToolsNode {
             Resolved::Answered(text) => return Ok(text),
             Resolved::Tool(input, tool) => (input, tool),
         };
-        let options = tool_options(ctx);
+        let options = tool_options(ctx, &call.id);
         let next = InvokeNext {
             rest: &self.middlewares,
             tool,
@@ -326,7 +326,7 @@ impl ToolsNode {
             Resolved::Answered(text) => return Ok(StreamReader::once(text)),
             Resolved::Tool(input, tool) => (input, tool),
         };
-        let options = tool_options(ctx);
+        let options = tool_options(ctx, &call.id);
         let next = StreamNext {
             rest: &self.middlewares,
             tool,
@@ -524,11 +524,21 @@ fn start_tool_call(ctx: &Context, tool: &dyn Tool, input: &ToolInput) -> Option<
     Some(cbs.start(&info, &input.arguments))
 }
 
-fn tool_options(ctx: &Context) -> ToolOptions {
-    ctx.options::<ToolOptions>()
+/// The call's options; in a resumed node (only calls that did not finish run again), with
+/// the call's entry of the resume data as [`ToolResume`].
+fn tool_options(ctx: &Context, call_id: &str) -> ToolOptions {
+    let mut options = ctx
+        .options::<ToolOptions>()
         .last()
         .cloned()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if ctx.is_resumed() {
+        let data = ctx
+            .resume_data::<serde_json::Map<String, serde_json::Value>>()
+            .and_then(|mut m| m.remove(call_id));
+        options.extensions.insert(ToolResume { data });
+    }
+    options
 }
 
 fn tool_message(call: &ToolCall, text: String) -> Message {

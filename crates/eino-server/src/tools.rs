@@ -1,0 +1,462 @@
+//! Tools configured for applications (`tools:` in the configuration, named by an
+//! application's `tools:` list):
+//!
+//! - `http`: a webhook. The model's JSON arguments are POSTed to the URL; the response body
+//!   is what the model reads. Secrets for headers come from environment variables.
+//! - `knowledge_search`: a search of the caller's knowledge bases (agentic RAG).
+//!
+//! Any tool can require `approval`: its call then interrupts the run, which is saved as a
+//! checkpoint and listed by `GET /api/v1/runs/interrupted` until someone approves or
+//! denies it (`POST /api/v1/runs/{id}/resume`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eino::component::{Tool, ToolOptions};
+use eino::schema::ToolInfo;
+use eino::{Error, ErrorKind, Result};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::ConfigError;
+use crate::knowledge::Knowledge;
+
+/// One tool of the `tools:` section: a description, what runs it (exactly one of `http`
+/// and `knowledge_search`) and whether a person must approve each call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    /// When and why the model should call it.
+    pub description: String,
+    /// JSON Schema (an object schema) of the arguments; required for `http` tools.
+    #[serde(default)]
+    pub parameters: Option<Value>,
+    /// Each call waits for a person's decision (the run is interrupted and resumable).
+    #[serde(default)]
+    pub approval: bool,
+    /// Call a webhook.
+    #[serde(default)]
+    pub http: Option<HttpToolConfig>,
+    /// Search knowledge bases.
+    #[serde(default)]
+    pub knowledge_search: Option<KnowledgeSearchConfig>,
+}
+
+/// A webhook tool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpToolConfig {
+    /// `http://` or `https://` URL the arguments are POSTed to (as JSON).
+    pub url: String,
+    /// Fixed request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Headers whose values are read from environment variables at start (header → variable).
+    #[serde(default)]
+    pub secret_headers: BTreeMap<String, String>,
+    /// Deadline of one call (default 30 s).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// A knowledge-search tool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeSearchConfig {
+    /// Knowledge bases searched (`*` for all of the caller's).
+    #[serde(default = "all_kbs")]
+    pub knowledge_bases: Vec<String>,
+    /// Chunks returned.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+}
+
+fn all_kbs() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_top_k() -> usize {
+    4
+}
+
+/// Longest tool answer handed to the model; longer webhook bodies are cut (and say so).
+const MAX_ANSWER_BYTES: usize = 32 * 1024;
+
+impl ToolConfig {
+    /// Check the entry `tools.<name>`; the error names the key.
+    pub fn validate(&self, name: &str) -> std::result::Result<(), ConfigError> {
+        let key = format!("tools.{name}");
+        if self.description.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.description"),
+                "describe when the model should call the tool",
+            ));
+        }
+        if let Some(p) = &self.parameters {
+            if p.get("type").and_then(Value::as_str) != Some("object") {
+                return Err(ConfigError::new(
+                    format!("{key}.parameters"),
+                    "must be a JSON Schema with \"type\": \"object\"",
+                ));
+            }
+        }
+        match (&self.http, &self.knowledge_search) {
+            (Some(h), None) => {
+                if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+                    return Err(ConfigError::new(
+                        format!("{key}.http.url"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                if self.parameters.is_none() {
+                    return Err(ConfigError::new(
+                        format!("{key}.parameters"),
+                        "an http tool needs the JSON Schema of its arguments",
+                    ));
+                }
+                if h.timeout_secs == Some(0) {
+                    return Err(ConfigError::new(
+                        format!("{key}.http.timeout_secs"),
+                        "must be > 0",
+                    ));
+                }
+                Ok(())
+            }
+            (None, Some(k)) => {
+                if k.top_k == 0 || k.top_k > 50 {
+                    return Err(ConfigError::new(
+                        format!("{key}.knowledge_search.top_k"),
+                        "must be 1-50",
+                    ));
+                }
+                if self.parameters.is_some() {
+                    return Err(ConfigError::new(
+                        format!("{key}.parameters"),
+                        "a knowledge_search tool takes {\"query\": string}; remove `parameters`",
+                    ));
+                }
+                Ok(())
+            }
+            _ => Err(ConfigError::new(
+                key,
+                "give exactly one of `http` and `knowledge_search`",
+            )),
+        }
+    }
+}
+
+/// The caller's tenant, put into every tool call's options by the server, so tools that
+/// read per-tenant data (knowledge search) see only the caller's.
+#[derive(Debug, Clone)]
+pub struct CallerTenant(pub String);
+
+/// Build every configured tool. Secret headers are read from the environment now, so a
+/// missing variable stops the start naming the tool.
+pub fn build_all(
+    configs: &BTreeMap<String, ToolConfig>,
+    knowledge: &Knowledge,
+) -> Result<BTreeMap<String, Arc<dyn Tool>>> {
+    let mut out = BTreeMap::new();
+    for (name, c) in configs {
+        let tool: Arc<dyn Tool> = match (&c.http, &c.knowledge_search) {
+            (Some(h), _) => Arc::new(HttpTool::new(name, c, h)?),
+            (None, Some(k)) => Arc::new(KnowledgeSearchTool {
+                info: ToolInfo::new(
+                    name.clone(),
+                    c.description.clone(),
+                    json!({
+                        "type": "object",
+                        "properties": { "query": { "type": "string", "description": "What to look up" } },
+                        "required": ["query"],
+                    }),
+                ),
+                knowledge: knowledge.clone(),
+                config: k.clone(),
+            }),
+            (None, None) => {
+                return Err(Error::invalid_input(format!(
+                    "tools.{name}: give exactly one of `http` and `knowledge_search`"
+                )))
+            }
+        };
+        let tool = if c.approval {
+            Arc::new(ApprovalGate { inner: tool })
+        } else {
+            tool
+        };
+        out.insert(name.clone(), tool);
+    }
+    Ok(out)
+}
+
+/// A webhook: POST the arguments, answer with the response body.
+struct HttpTool {
+    info: ToolInfo,
+    url: String,
+    headers: reqwest::header::HeaderMap,
+    client: reqwest::Client,
+}
+
+impl HttpTool {
+    fn new(name: &str, c: &ToolConfig, h: &HttpToolConfig) -> Result<Self> {
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+        let bad = |what: String| Error::invalid_input(format!("tools.{name}.http: {what}"));
+        let mut headers = HeaderMap::new();
+        let secrets = h.secret_headers.iter().map(|(k, var)| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| (k, v))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "secret_headers.{k}: environment variable {var} is not set"
+                    ))
+                })
+        });
+        let fixed = h.headers.iter().map(|(k, v)| Ok((k, v.clone())));
+        for pair in fixed.chain(secrets) {
+            let (k, v) = pair?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| bad(format!("header {k:?}: {e}")))?;
+            let mut value =
+                HeaderValue::from_str(&v).map_err(|e| bad(format!("header {k:?}: {e}")))?;
+            value.set_sensitive(h.secret_headers.contains_key(k));
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(h.timeout_secs.unwrap_or(30)))
+            .build()
+            .map_err(|e| {
+                Error::internal(format!("tools.{name}: HTTP client: {e}")).with_source(e)
+            })?;
+        Ok(Self {
+            info: ToolInfo::new(
+                name,
+                c.description.clone(),
+                c.parameters
+                    .clone()
+                    .unwrap_or_else(|| json!({"type": "object"})),
+            ),
+            url: h.url.clone(),
+            headers,
+            client,
+        })
+    }
+}
+
+/// Cut `text` to at most `max` bytes on a character boundary, saying so.
+fn cap(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str("\n[answer cut]");
+    text
+}
+
+impl Tool for HttpTool {
+    fn info(&self) -> ToolInfo {
+        self.info.clone()
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "HttpTool".into()
+    }
+
+    fn call<'a>(&'a self, arguments: &'a str, _: &'a ToolOptions) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let name = &self.info.name;
+            let resp = self
+                .client
+                .post(&self.url)
+                .headers(self.headers.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(arguments.to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    let kind = if e.is_timeout() {
+                        ErrorKind::Timeout
+                    } else {
+                        ErrorKind::Transient
+                    };
+                    Error::new(kind, format!("tool {name}: request failed: {e}")).with_source(e)
+                })?;
+            let status = resp.status();
+            let body = resp.text().await.map_err(|e| {
+                Error::new(
+                    ErrorKind::Transient,
+                    format!("tool {name}: reading the answer: {e}"),
+                )
+                .with_source(e)
+            })?;
+            if !status.is_success() {
+                let kind = if status.is_server_error() || status.as_u16() == 429 {
+                    ErrorKind::Transient
+                } else {
+                    ErrorKind::InvalidInput
+                };
+                return Err(Error::new(
+                    kind,
+                    format!("tool {name}: HTTP {status}: {}", cap(body, 512)),
+                ));
+            }
+            Ok(cap(body, MAX_ANSWER_BYTES))
+        })
+    }
+}
+
+/// Search the caller's knowledge bases.
+struct KnowledgeSearchTool {
+    info: ToolInfo,
+    knowledge: Knowledge,
+    config: KnowledgeSearchConfig,
+}
+
+#[derive(Deserialize)]
+struct Query {
+    query: String,
+}
+
+impl Tool for KnowledgeSearchTool {
+    fn info(&self) -> ToolInfo {
+        self.info.clone()
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "KnowledgeSearchTool".into()
+    }
+
+    fn call<'a>(
+        &'a self,
+        arguments: &'a str,
+        options: &'a ToolOptions,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let q: Query = serde_json::from_str(arguments).map_err(|e| {
+                Error::invalid_input(format!("expected {{\"query\": string}}: {e}")).with_source(e)
+            })?;
+            let tenant = options
+                .extensions
+                .get::<CallerTenant>()
+                .ok_or_else(|| Error::internal("knowledge search without a caller tenant"))?;
+            let docs = self
+                .knowledge
+                .search(
+                    &tenant.0,
+                    &self.config.knowledge_bases,
+                    &q.query,
+                    self.config.top_k,
+                    0.0,
+                )
+                .await?;
+            if docs.is_empty() {
+                return Ok("No matching passages.".into());
+            }
+            Ok(crate::app::context_block(&docs))
+        })
+    }
+}
+
+/// A person's answer to an approval request (`POST /api/v1/runs/{id}/resume`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// Run the call (true) or not.
+    pub approved: bool,
+    /// Why not, told to the model.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Interrupts before every call of `inner` until a [`Decision`] for it arrives.
+struct ApprovalGate {
+    inner: Arc<dyn Tool>,
+}
+
+impl Tool for ApprovalGate {
+    fn info(&self) -> ToolInfo {
+        self.inner.info()
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        self.inner.type_name()
+    }
+
+    fn call<'a>(
+        &'a self,
+        arguments: &'a str,
+        options: &'a ToolOptions,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            match options.resume_data::<Decision>() {
+                Some(Decision { approved: true, .. }) => self.inner.call(arguments, options).await,
+                Some(Decision { reason, .. }) => Ok(format!(
+                    "The user did not approve this call{}. Do not call it again; tell the user.",
+                    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                )),
+                None => {
+                    let args: Value =
+                        serde_json::from_str(arguments).unwrap_or(Value::String(arguments.into()));
+                    Err(Error::interrupt(json!({
+                        "approval": { "tool": self.inner.info().name, "arguments": args }
+                    })))
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(url: &str) -> ToolConfig {
+        ToolConfig {
+            description: "d".into(),
+            parameters: Some(json!({"type": "object"})),
+            approval: false,
+            http: Some(HttpToolConfig {
+                url: url.into(),
+                headers: BTreeMap::new(),
+                secret_headers: BTreeMap::new(),
+                timeout_secs: None,
+            }),
+            knowledge_search: None,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let err = |c: ToolConfig| c.validate("t").unwrap_err().to_string();
+        assert!(err(http("ftp://x")).contains("tools.t.http.url"));
+        let mut c = http("http://x");
+        c.parameters = None;
+        assert!(err(c).contains("tools.t.parameters"));
+        let mut c = http("http://x");
+        c.parameters = Some(json!({"type": "string"}));
+        assert!(err(c).contains("tools.t.parameters"));
+        let mut c = http("http://x");
+        c.knowledge_search = Some(KnowledgeSearchConfig {
+            knowledge_bases: all_kbs(),
+            top_k: 4,
+        });
+        assert!(err(c).contains("exactly one"));
+        let mut c = http("http://x");
+        c.description = " ".into();
+        assert!(err(c).contains("tools.t.description"));
+        http("https://x").validate("t").unwrap();
+    }
+
+    #[test]
+    fn long_answers_are_cut_on_a_char_boundary() {
+        assert_eq!(cap("short".into(), 10), "short");
+        let cut = cap("ééééé".into(), 5);
+        assert_eq!(cut, "éé\n[answer cut]");
+    }
+}

@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// How long shutdown waits for open streams.
     pub shutdown_grace_secs: u64,
+    /// Serve the web UI at `/ui/`.
+    pub web_ui: bool,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 300,
             cors_origins: Vec::new(),
             shutdown_grace_secs: 30,
+            web_ui: true,
         }
     }
 }

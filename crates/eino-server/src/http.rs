@@ -215,6 +215,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi));
+    let open = if cfg.web_ui {
+        open.merge(crate::ui::routes())
+    } else {
+        open
+    };
     let mut app = api
         .merge(open)
         .fallback(not_found)

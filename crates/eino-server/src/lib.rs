@@ -43,3 +43,4 @@ pub mod state;
 pub mod store;
 pub mod tools;
 pub mod trace;
+pub mod ui;

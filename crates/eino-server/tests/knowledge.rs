@@ -8,8 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
-use eino_local::{LocalOptions, MiniLmEmbedder};
+use common::{minilm, TestServer};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -17,19 +16,6 @@ fn fixture(name: &str) -> Vec<u8> {
         .join("../eino-rag/tests/fixtures/docs")
         .join(name);
     std::fs::read(p).unwrap()
-}
-
-async fn minilm() -> Arc<MiniLmEmbedder> {
-    static E: tokio::sync::OnceCell<Arc<MiniLmEmbedder>> = tokio::sync::OnceCell::const_new();
-    E.get_or_init(|| async {
-        Arc::new(
-            MiniLmEmbedder::load_default(LocalOptions::default())
-                .await
-                .unwrap(),
-        )
-    })
-    .await
-    .clone()
 }
 
 async fn server(dir: Option<std::path::PathBuf>) -> TestServer {

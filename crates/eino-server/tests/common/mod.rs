@@ -160,6 +160,21 @@ impl ChatModel for Flaky {
     }
 }
 
+/// The real local MiniLM embedder, loaded once per test binary.
+pub async fn minilm() -> Arc<eino_local::MiniLmEmbedder> {
+    static E: tokio::sync::OnceCell<Arc<eino_local::MiniLmEmbedder>> =
+        tokio::sync::OnceCell::const_new();
+    E.get_or_init(|| async {
+        Arc::new(
+            eino_local::MiniLmEmbedder::load_default(eino_local::LocalOptions::default())
+                .await
+                .unwrap(),
+        )
+    })
+    .await
+    .clone()
+}
+
 pub fn app(model: &str, fallbacks: &[&str], kbs: &[&str]) -> AppConfig {
     AppConfig {
         model: model.into(),

@@ -115,24 +115,6 @@ enum KeysAction {
     },
 }
 
-fn init_logs(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(&config.telemetry.log_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.telemetry.log_format == "json" {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn serve(
     addr: Option<String>,
     config: Option<PathBuf>,
@@ -146,7 +128,7 @@ async fn serve(
         cfg.server.data_dir = d;
     }
     cfg.validate()?;
-    init_logs(&cfg);
+    let telemetry = eino_server::telemetry::init(&cfg.telemetry)?;
     let addr: std::net::SocketAddr = cfg.server.addr.parse().context("server.addr")?;
     eino_server::http::check_bind(addr, cfg.auth_enabled())
         .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -159,6 +141,7 @@ async fn serve(
     tracing::info!(%addr, "eino is listening");
     eprintln!("eino is listening on http://{addr} (OpenAI-compatible API at http://{addr}/v1)");
     eino_server::http::serve(listener, state, shutdown_signal()).await?;
+    telemetry.flush();
     Ok(())
 }
 

@@ -378,6 +378,8 @@ pub struct TelemetryConfig {
     /// Keep run traces for `/api/v1/runs` (one row per request, written in batches off the
     /// request path; about a third of the CPU of a plain proxied request).
     pub record_runs: bool,
+    /// Export traces to an OpenTelemetry collector (OTLP/HTTP).
+    pub otlp: Option<crate::telemetry::OtlpConfig>,
 }
 
 impl Default for TelemetryConfig {
@@ -386,6 +388,7 @@ impl Default for TelemetryConfig {
             log_format: "json".into(),
             log_level: "info".into(),
             record_runs: true,
+            otlp: None,
         }
     }
 }
@@ -694,6 +697,9 @@ impl Config {
                 "telemetry.log_format",
                 "must be json or text",
             ));
+        }
+        if let Some(o) = &self.telemetry.otlp {
+            o.validate()?;
         }
         if let Some(url) = &self.store.database_url {
             if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {

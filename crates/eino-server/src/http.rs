@@ -68,17 +68,26 @@ pub fn parse_traceparent(v: &str) -> Option<(String, String)> {
     Some((parts[1].to_string(), parts[2].to_string()))
 }
 
+/// Runs inside the request span: with OTLP export the ids are the exported span's (which
+/// continues the caller's trace, see `make_span`), otherwise the caller's trace id (or a
+/// new one) and a new span id. The trace id goes into the span's logs either way.
 async fn trace_context(mut req: Request, next: Next) -> Response {
     let incoming = req
         .headers()
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_traceparent);
-    let ctx = TraceContext {
-        trace_id: incoming
+    let span = tracing::Span::current();
+    let (trace_id, span_id) = crate::telemetry::span_ids(&span).unwrap_or_else(|| {
+        let trace = incoming
             .as_ref()
-            .map_or_else(|| random_hex(16), |(t, _)| t.clone()),
-        span_id: random_hex(8),
+            .map_or_else(|| random_hex(16), |(t, _)| t.clone());
+        (trace, random_hex(8))
+    });
+    span.record("trace_id", trace_id.as_str());
+    let ctx = TraceContext {
+        trace_id,
+        span_id,
         parent_span_id: incoming.map(|(_, s)| s),
     };
     let out = format!("00-{}-{}-01", ctx.trace_id, ctx.span_id);
@@ -226,21 +235,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(middleware::from_fn(crate::metrics::track))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let trace_id = req
-                .extensions()
-                .get::<TraceContext>()
-                .map_or("", |t| t.trace_id.as_str());
-            // The path only: query strings can carry personal data.
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(),
-                    request_id = %request_id, trace_id = %trace_id, tenant = tracing::field::Empty)
-        }))
         .layer(middleware::from_fn(trace_context))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -263,6 +259,21 @@ pub fn router(state: AppState) -> Router {
         app = app.layer(c);
     }
     app.with_state(state)
+}
+
+/// The request's span. The path only: query strings can carry personal data. With OTLP
+/// export it continues the caller's `traceparent`.
+fn make_span(req: &Request) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!("http", otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        otel.kind = "server", method = %req.method(), path = %req.uri().path(),
+        request_id = %request_id, trace_id = tracing::field::Empty, tenant = tracing::field::Empty);
+    crate::telemetry::continue_trace(&span, req.headers());
+    span
 }
 
 /// Refuse to listen beyond loopback when no authentication is configured.

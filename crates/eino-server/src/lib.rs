@@ -41,6 +41,7 @@ pub mod runs;
 mod sse;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tools;
 pub mod trace;
 pub mod ui;

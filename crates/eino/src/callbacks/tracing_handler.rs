@@ -40,8 +40,14 @@ impl TracingHandler {
     fn open(info: &RunInfo, parent: Option<&ScopeValue>) -> Span {
         let parent = parent.and_then(|p| p.downcast_ref::<Span>()).cloned();
         let op = operation_name(info.component);
+        // The outermost call joins whatever span is current (a server's request span), so
+        // a run shows up inside the trace of the request that started it.
+        let parent_id = match &parent {
+            Some(p) => p.id(),
+            None => Span::current().id(),
+        };
         let span = tracing::info_span!(
-            parent: parent.as_ref().and_then(|p| p.id()),
+            parent: parent_id,
             "gen_ai",
             otel.name = %format_args!("{op} {}", info.name),
             gen_ai.operation.name = op,

@@ -4,8 +4,9 @@
 //! upsert and delete by id, safe under many readers and one writer, and optionally
 //! persisted to a directory so a restarted process keeps its collections.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use eino::schema::Document;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod hnsw;
+mod upkeep;
 pub(crate) use hnsw::dot;
 use hnsw::Graph;
 pub use hnsw::HnswConfig;
@@ -231,8 +233,12 @@ pub struct VectorIndex {
     collections: Arc<RwLock<HashMap<String, Collection>>>,
     dir: Option<PathBuf>,
     hnsw: Option<Arc<HnswConfig>>,
-    /// Collections whose graph is being built in the background.
-    building: Arc<Mutex<HashSet<String>>>,
+    /// Background graph builds (running, and failed ones waiting to be retried).
+    building: Arc<Mutex<upkeep::Builds>>,
+    /// Numbers every change, taken under the write lock: the order of the changes.
+    changes: Arc<AtomicU64>,
+    /// The newest change on disk per collection; held while a file is written.
+    written: Arc<Mutex<upkeep::Written>>,
 }
 
 /// Create `dir` if needed and list the collections stored in it: `(name, path)` of every
@@ -315,24 +321,37 @@ impl VectorIndex {
         self.collections.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(&self, name: &str, c: Option<&Stored>) -> Result<()> {
+    /// The number of a change; call with the write lock held.
+    fn next_change(&self) -> u64 {
+        self.changes.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Write the snapshot of change `seq` (or remove the file for `None`), unless a newer
+    /// change of the collection is already on disk.
+    fn persist(&self, name: &str, seq: u64, c: Option<&Stored>) -> Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if written.is_stale(name, seq) {
+            return Ok(());
+        }
         let path = dir.join(format!("{name}.collection.json"));
         match c {
             None => {
                 let _ = std::fs::remove_file(&path);
-                Ok(())
             }
             Some(c) => {
                 let tmp = dir.join(format!(".{name}.tmp"));
                 let bytes = serde_json::to_vec(c)?;
                 std::fs::write(&tmp, bytes)
                     .map_err(io(format!("cannot write {}", tmp.display())))?;
-                std::fs::rename(&tmp, &path).map_err(io(format!("cannot write {}", path.display())))
+                std::fs::rename(&tmp, &path)
+                    .map_err(io(format!("cannot write {}", path.display())))?;
             }
         }
+        written.record(name, seq);
+        Ok(())
     }
 
     /// Collection names, sorted.
@@ -367,8 +386,9 @@ impl VectorIndex {
             c.upsert(doc, v);
         }
         let snapshot = self.dir.is_some().then(|| c.stored());
+        let seq = self.next_change();
         drop(g);
-        self.persist(collection, snapshot.as_ref())
+        self.persist(collection, seq, snapshot.as_ref())
     }
 
     /// Delete documents by id; returns how many existed.
@@ -379,8 +399,9 @@ impl VectorIndex {
         };
         let n = ids.iter().filter(|id| c.delete(id)).count();
         let snapshot = self.dir.is_some().then(|| c.stored());
+        let seq = self.next_change();
         drop(g);
-        self.persist(collection, snapshot.as_ref())?;
+        self.persist(collection, seq, snapshot.as_ref())?;
         Ok(n)
     }
 
@@ -451,15 +472,19 @@ impl VectorIndex {
             c.upsert(doc, v);
         }
         let snapshot = self.dir.is_some().then(|| c.stored());
+        let seq = self.next_change();
         drop(g);
-        self.persist(collection, snapshot.as_ref())?;
+        self.persist(collection, seq, snapshot.as_ref())?;
         Ok(doomed.len())
     }
 
     /// Drop a whole collection.
     pub fn drop_collection(&self, collection: &str) -> Result<bool> {
-        let existed = self.write().remove(collection).is_some();
-        self.persist(collection, None)?;
+        let (existed, seq) = {
+            let mut g = self.write();
+            (g.remove(collection).is_some(), self.next_change())
+        };
+        self.persist(collection, seq, None)?;
         Ok(existed)
     }
 
@@ -584,26 +609,37 @@ impl VectorIndex {
     }
 
     fn build_in_background(&self, collection: &str) {
-        let mut building = self.building.lock().unwrap_or_else(|p| p.into_inner());
-        if !building.insert(collection.to_string()) {
+        let started = self
+            .building
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_start(collection, std::time::Instant::now());
+        if !started {
             return;
         }
-        drop(building);
         let (index, name) = (self.clone(), collection.to_string());
+        let finish = move |index: &VectorIndex, name: &str, ok: bool| {
+            let mut b = index.building.lock().unwrap_or_else(|p| p.into_inner());
+            b.finish(name, ok, std::time::Instant::now());
+        };
         let spawned = std::thread::Builder::new()
             .name("eino-hnsw-build".into())
             .spawn(move || {
-                match index.build_hnsw(&name) {
-                    Ok(_) => tracing::info!(collection = %name, "HNSW graph built"),
-                    Err(e) => tracing::error!(collection = %name, error = %e, "HNSW build failed"),
-                }
-                let mut b = index.building.lock().unwrap_or_else(|p| p.into_inner());
-                b.remove(&name);
+                let ok = match index.build_hnsw(&name) {
+                    Ok(_) => {
+                        tracing::info!(collection = %name, "HNSW graph built");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(collection = %name, error = %e, "HNSW build failed; exact search goes on, retried later");
+                        false
+                    }
+                };
+                finish(&index, &name, ok);
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the HNSW build thread");
-            let mut b = self.building.lock().unwrap_or_else(|p| p.into_inner());
-            b.remove(collection);
+            finish(self, collection, false);
         }
     }
 

@@ -18,9 +18,21 @@ use crate::registry::Registry;
 use crate::resilience::FallbackModel;
 use crate::store::{PostgresStore, SqliteStore, Store};
 
-/// Everything a handler needs. Cheap to clone.
+/// Everything a handler needs: one pointer to the [`SharedState`], so the per-request
+/// clones (axum clones the state for every handler and middleware) touch one reference
+/// count instead of one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The state's parts.
+pub struct SharedState {
     /// The configuration it was built from.
     pub config: Arc<Config>,
     /// Models and embedders.
@@ -137,7 +149,7 @@ impl AppState {
         } else {
             crate::runs::RunWriter::disabled()
         };
-        Ok(Self {
+        Ok(Self(Arc::new(SharedState {
             config: Arc::new(config),
             registry: Arc::new(registry),
             apps: Arc::new(apps),
@@ -152,6 +164,6 @@ impl AppState {
             metrics: crate::metrics::install(),
             started_unix: crate::store::now_ms() / 1000,
             shutdown: CancellationToken::new(),
-        })
+        })))
     }
 }

@@ -7,3 +7,7 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The service's API suites again, every test server on its own throwaway PostgreSQL
+# (tests/common/pg.rs) instead of SQLite: both stores pass the same suites.
+EINO_TEST_STORE=postgres cargo test -p eino-server \
+    --test native_api --test openai_api --test tools --test knowledge --test resilience

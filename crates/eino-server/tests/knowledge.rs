@@ -18,7 +18,8 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
-async fn server(dir: Option<std::path::PathBuf>) -> TestServer {
+/// A server with the real embedder; `dir` and `database` keep the data of an earlier one.
+async fn server(dir: Option<std::path::PathBuf>, database: Option<String>) -> TestServer {
     let e = minilm().await;
     TestServer::start(
         move |c| {
@@ -33,6 +34,9 @@ async fn server(dir: Option<std::path::PathBuf>) -> TestServer {
             );
             if let Some(d) = dir {
                 c.server.data_dir = d;
+            }
+            if database.is_some() {
+                c.store.database_url = database;
             }
         },
         move |r| {
@@ -76,7 +80,7 @@ async fn upload(s: &TestServer, kb: &str, files: &[&str]) -> Value {
 #[tokio::test]
 async fn upload_search_answer_with_sources_and_persist() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(Some(dir.path().to_path_buf())).await;
+    let mut s = server(Some(dir.path().to_path_buf()), None).await;
     assert_eq!(
         s.post("/api/v1/knowledge-bases", json!({"name": "docs"}))
             .await
@@ -206,10 +210,13 @@ async fn upload_search_answer_with_sources_and_persist() {
     // Another tenant does not see the knowledge base (no auth here: tenants come from
     // keys, tested in native_api; the store query is per tenant, checked in its unit tests).
     let session = plain["session_id"].as_str().unwrap().to_string();
+    // In the PostgreSQL pass the database outlives the first server.
+    let pg = s.pg.take();
+    let database = pg.as_ref().map(|p| p.url.clone());
     drop(s);
 
     // A new process on the same data dir keeps the knowledge base, its chunks and sessions.
-    let s = server(Some(dir.path().to_path_buf())).await;
+    let s = server(Some(dir.path().to_path_buf()), database).await;
     let (_, hits) = s
         .post(
             "/api/v1/knowledge-bases/docs/search",
@@ -256,7 +263,7 @@ async fn upload_search_answer_with_sources_and_persist() {
 
 #[tokio::test]
 async fn upload_errors_are_json_4xx() {
-    let s = server(None).await;
+    let s = server(None, None).await;
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("a.txt"),

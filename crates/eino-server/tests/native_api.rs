@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{sse, TestServer};
-use eino_server::auth::hash_key;
-use eino_server::config::{ApiKeyConfig, Config, JwtConfig};
+use common::{sse, with_keys, TestServer};
+use eino_server::config::JwtConfig;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -98,19 +97,6 @@ async fn native_chat_rejects_bad_input() {
         )
         .await;
     assert_eq!(status, 400, "a session belongs to one application: {out}");
-}
-
-fn with_keys(cfg: &mut Config) {
-    for (key, tenant) in [
-        ("key-of-alice-0123456789", "alice"),
-        ("key-of-bob-0123456789", "bob"),
-    ] {
-        cfg.auth.api_keys.push(ApiKeyConfig {
-            sha256: hash_key(key),
-            tenant: tenant.into(),
-            name: None,
-        });
-    }
 }
 
 #[tokio::test]

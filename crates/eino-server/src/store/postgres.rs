@@ -5,6 +5,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use eino::schema::Message;
 use eino::{Error, ErrorKind, Result};
 use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::{now_ms, InterruptedRun, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
@@ -117,23 +119,32 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_err)
     }
 
-    /// The interrupted run a one-row `sql` (tenant, id) returns.
-    fn interrupted_row<'a>(
-        &'a self,
-        sql: &'static str,
-        tenant: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
-        Box::pin(async move {
-            let row = self
-                .client()
-                .await?
-                .query_opt(sql, &[&tenant, &id])
-                .await
-                .map_err(pg)?;
-            row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
-                .transpose()
-        })
+    /// The JSON bodies (first column) of the rows `sql` returns, decoded.
+    async fn json_rows<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<T>> {
+        let rows = self.client().await?.query(sql, params).await.map_err(pg)?;
+        rows.iter()
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
+            .collect()
+    }
+
+    /// The JSON body of the row `sql` returns, if there is one.
+    async fn json_row<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<T>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(sql, params)
+            .await
+            .map_err(pg)?;
+        row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
+            .transpose()
     }
 }
 
@@ -241,19 +252,12 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> BoxFuture<'a, Result<Vec<Message>>> {
         Box::pin(async move {
-            let rows = self
-                .client()
-                .await?
-                .query(
-                    "SELECT body FROM (SELECT seq, body FROM messages WHERE tenant = $1 AND session_id = $2 \
-                     ORDER BY seq DESC LIMIT $3) t ORDER BY seq",
-                    &[&tenant, &id, &i64::from(limit)],
-                )
-                .await
-                .map_err(pg)?;
-            rows.iter()
-                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
-                .collect()
+            self.json_rows(
+                "SELECT body FROM (SELECT seq, body FROM messages WHERE tenant = $1 AND session_id = $2 \
+                 ORDER BY seq DESC LIMIT $3) t ORDER BY seq",
+                &[&tenant, &id, &i64::from(limit)],
+            )
+            .await
         })
     }
 
@@ -458,34 +462,21 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> BoxFuture<'a, Result<Vec<RunRecord>>> {
         Box::pin(async move {
-            let rows = self
-                .client()
-                .await?
-                .query(
-                    "SELECT body FROM runs WHERE tenant = $1 ORDER BY started_at DESC, id LIMIT $2",
-                    &[&tenant, &i64::from(limit)],
-                )
-                .await
-                .map_err(pg)?;
-            rows.iter()
-                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
-                .collect()
+            self.json_rows(
+                "SELECT body FROM runs WHERE tenant = $1 ORDER BY started_at DESC, id LIMIT $2",
+                &[&tenant, &i64::from(limit)],
+            )
+            .await
         })
     }
 
     fn run<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<RunRecord>>> {
         Box::pin(async move {
-            let row = self
-                .client()
-                .await?
-                .query_opt(
-                    "SELECT body FROM runs WHERE tenant = $1 AND id = $2",
-                    &[&tenant, &id],
-                )
-                .await
-                .map_err(pg)?;
-            row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
-                .transpose()
+            self.json_row(
+                "SELECT body FROM runs WHERE tenant = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await
         })
     }
 
@@ -515,19 +506,12 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> BoxFuture<'a, Result<Vec<InterruptedRun>>> {
         Box::pin(async move {
-            let rows = self
-                .client()
-                .await?
-                .query(
-                    "SELECT body FROM interrupted_runs WHERE tenant = $1 \
-                     ORDER BY created_at DESC, id LIMIT $2",
-                    &[&tenant, &i64::from(limit)],
-                )
-                .await
-                .map_err(pg)?;
-            rows.iter()
-                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(json_err))
-                .collect()
+            self.json_rows(
+                "SELECT body FROM interrupted_runs WHERE tenant = $1 \
+                 ORDER BY created_at DESC, id LIMIT $2",
+                &[&tenant, &i64::from(limit)],
+            )
+            .await
         })
     }
 
@@ -536,11 +520,13 @@ impl Store for PostgresStore {
         tenant: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
-        self.interrupted_row(
-            "SELECT body FROM interrupted_runs WHERE tenant = $1 AND id = $2",
-            tenant,
-            id,
-        )
+        Box::pin(async move {
+            self.json_row(
+                "SELECT body FROM interrupted_runs WHERE tenant = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await
+        })
     }
 
     fn take_interrupted<'a>(
@@ -548,11 +534,13 @@ impl Store for PostgresStore {
         tenant: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
-        self.interrupted_row(
-            "DELETE FROM interrupted_runs WHERE tenant = $1 AND id = $2 RETURNING body",
-            tenant,
-            id,
-        )
+        Box::pin(async move {
+            self.json_row(
+                "DELETE FROM interrupted_runs WHERE tenant = $1 AND id = $2 RETURNING body",
+                &[&tenant, &id],
+            )
+            .await
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {

@@ -8,6 +8,7 @@ use eino::schema::Message;
 use eino::{Error, ErrorKind, Result};
 use futures_util::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
 
 use super::{now_ms, InterruptedRun, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
 
@@ -37,6 +38,37 @@ fn db(e: rusqlite::Error) -> Error {
 
 fn json_err(e: serde_json::Error) -> Error {
     Error::internal(format!("stored row is not valid JSON: {e}")).with_source(e)
+}
+
+/// The JSON bodies (first column) of the rows `sql` returns, decoded.
+fn json_rows<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>> {
+    let mut st = c.prepare_cached(sql).map_err(db)?;
+    let rows = st
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for body in rows {
+        out.push(serde_json::from_str(&body.map_err(db)?).map_err(json_err)?);
+    }
+    Ok(out)
+}
+
+/// The JSON body of the row `sql` returns, if there is one.
+fn json_row<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>> {
+    let body: Option<String> = c
+        .prepare_cached(sql)
+        .and_then(|mut st| st.query_row(params, |r| r.get(0)).optional())
+        .map_err(db)?;
+    body.map(|b| serde_json::from_str(&b).map_err(json_err))
+        .transpose()
 }
 
 impl SqliteStore {
@@ -197,20 +229,12 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Message>>> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.with(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT body FROM (SELECT seq, body FROM messages WHERE tenant = ?1 AND session_id = ?2 \
-                     ORDER BY seq DESC LIMIT ?3) ORDER BY seq",
-                )
-                .map_err(db)?;
-            let rows = st
-                .query_map(params![tenant, id, limit], |r| r.get::<_, String>(0))
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for body in rows {
-                out.push(serde_json::from_str(&body.map_err(db)?).map_err(json_err)?);
-            }
-            Ok(out)
+            json_rows(
+                c,
+                "SELECT body FROM (SELECT seq, body FROM messages WHERE tenant = ?1 AND session_id = ?2 \
+                 ORDER BY seq DESC LIMIT ?3) ORDER BY seq",
+                params![tenant, id, limit],
+            )
         })
     }
 
@@ -403,35 +427,22 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<RunRecord>>> {
         let tenant = tenant.to_string();
         self.with(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT body FROM runs WHERE tenant = ?1 ORDER BY started_at DESC, id LIMIT ?2",
-                )
-                .map_err(db)?;
-            let rows = st
-                .query_map(params![tenant, limit], |r| r.get::<_, String>(0))
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for body in rows {
-                out.push(serde_json::from_str(&body.map_err(db)?).map_err(json_err)?);
-            }
-            Ok(out)
+            json_rows(
+                c,
+                "SELECT body FROM runs WHERE tenant = ?1 ORDER BY started_at DESC, id LIMIT ?2",
+                params![tenant, limit],
+            )
         })
     }
 
     fn run<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<RunRecord>>> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.with(move |c| {
-            let body: Option<String> = c
-                .query_row(
-                    "SELECT body FROM runs WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db)?;
-            body.map(|b| serde_json::from_str(&b).map_err(json_err))
-                .transpose()
+            json_row(
+                c,
+                "SELECT body FROM runs WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+            )
         })
     }
 
@@ -462,20 +473,12 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<InterruptedRun>>> {
         let tenant = tenant.to_string();
         self.with(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT body FROM interrupted_runs WHERE tenant = ?1 \
-                     ORDER BY created_at DESC, id LIMIT ?2",
-                )
-                .map_err(db)?;
-            let rows = st
-                .query_map(params![tenant, limit], |r| r.get::<_, String>(0))
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for body in rows {
-                out.push(serde_json::from_str(&body.map_err(db)?).map_err(json_err)?);
-            }
-            Ok(out)
+            json_rows(
+                c,
+                "SELECT body FROM interrupted_runs WHERE tenant = ?1 \
+                 ORDER BY created_at DESC, id LIMIT ?2",
+                params![tenant, limit],
+            )
         })
     }
 
@@ -486,12 +489,11 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.with(move |c| {
-            let body: Option<String> = c
-                .prepare_cached("SELECT body FROM interrupted_runs WHERE tenant = ?1 AND id = ?2")
-                .and_then(|mut st| st.query_row(params![tenant, id], |r| r.get(0)).optional())
-                .map_err(db)?;
-            body.map(|b| serde_json::from_str(&b).map_err(json_err))
-                .transpose()
+            json_row(
+                c,
+                "SELECT body FROM interrupted_runs WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+            )
         })
     }
 
@@ -502,14 +504,11 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<InterruptedRun>>> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.with(move |c| {
-            let body: Option<String> = c
-                .prepare_cached(
-                    "DELETE FROM interrupted_runs WHERE tenant = ?1 AND id = ?2 RETURNING body",
-                )
-                .and_then(|mut st| st.query_row(params![tenant, id], |r| r.get(0)).optional())
-                .map_err(db)?;
-            body.map(|b| serde_json::from_str(&b).map_err(json_err))
-                .transpose()
+            json_row(
+                c,
+                "DELETE FROM interrupted_runs WHERE tenant = ?1 AND id = ?2 RETURNING body",
+                params![tenant, id],
+            )
         })
     }
 

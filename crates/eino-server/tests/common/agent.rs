@@ -332,30 +332,22 @@ pub async fn approval_flow(s: &TestServer, hooks: &Webhooks, model: &ToolUser) {
     // Streaming: the first round runs, the approval stops the stream with an event; the
     // streamed resume ends with `done`.
     let body = s
-        .http
-        .post(s.url("/api/v1/chat"))
-        .json(&json!({"app": "agent", "message": "weather pay", "stream": true}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .post_text(
+            "/api/v1/chat",
+            json!({"app": "agent", "message": "weather pay", "stream": true}),
+        )
+        .await;
     let events = sse(&body);
     assert_eq!(events.len(), 1, "{body}");
     assert_eq!(events[0].0, "interrupted");
     let stopped: Value = serde_json::from_str(&events[0].1).unwrap();
     let id = stopped["run_id"].as_str().unwrap().to_string();
     let body = s
-        .http
-        .post(s.url(&format!("/api/v1/runs/{id}/resume")))
-        .json(&json!({"decisions": {"call_1": {"approved": true}}, "stream": true}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .post_text(
+            &format!("/api/v1/runs/{id}/resume"),
+            json!({"decisions": {"call_1": {"approved": true}}, "stream": true}),
+        )
+        .await;
     let events = sse(&body);
     let (name, done) = events.last().unwrap();
     assert_eq!(name, "done", "{body}");

@@ -175,6 +175,20 @@ pub async fn minilm() -> Arc<eino_local::MiniLmEmbedder> {
     .clone()
 }
 
+/// API keys `key-of-alice-0123456789` (tenant `alice`) and `key-of-bob-0123456789` (`bob`).
+pub fn with_keys(cfg: &mut Config) {
+    for (key, tenant) in [
+        ("key-of-alice-0123456789", "alice"),
+        ("key-of-bob-0123456789", "bob"),
+    ] {
+        cfg.auth.api_keys.push(eino_server::config::ApiKeyConfig {
+            sha256: eino_server::auth::hash_key(key),
+            tenant: tenant.into(),
+            name: None,
+        });
+    }
+}
+
 pub fn app(model: &str, fallbacks: &[&str], kbs: &[&str]) -> AppConfig {
     AppConfig {
         model: model.into(),
@@ -210,6 +224,8 @@ pub struct TestServer {
     pub flaky: Flaky,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The server's PostgreSQL, in the PostgreSQL pass.
+    pub pg: Option<pg::Postgres>,
 }
 
 impl TestServer {
@@ -232,6 +248,16 @@ impl TestServer {
         cfg.applications
             .insert("resilient".into(), app("flaky", &["echo"], &[]));
         tweak(&mut cfg);
+        // The second pass of scripts/test.sh runs the same suites on PostgreSQL.
+        let pg = if pg::requested() && cfg.store.database_url.is_none() {
+            let pg = tokio::task::spawn_blocking(pg::Postgres::start)
+                .await
+                .unwrap();
+            cfg.store.database_url = Some(pg.url.clone());
+            Some(pg)
+        } else {
+            None
+        };
         cfg.validate().unwrap();
         let echo = Echo::default();
         let flaky = Flaky::default();
@@ -263,6 +289,7 @@ impl TestServer {
             flaky,
             shutdown: Some(tx),
             task: Some(task),
+            pg,
         }
     }
 
@@ -284,6 +311,12 @@ impl TestServer {
             .unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POST `body` and read the answer as text (an SSE stream, say).
+    pub async fn post_text(&self, path: &str, body: serde_json::Value) -> String {
+        let r = self.http.post(self.url(path)).json(&body).send().await;
+        r.unwrap().text().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
@@ -331,3 +364,4 @@ pub fn sse(body: &str) -> Vec<(String, String)> {
 }
 
 pub mod agent;
+pub mod pg;

@@ -8,6 +8,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 # The service's API suites again, every test server on its own throwaway PostgreSQL
-# (tests/common/pg.rs) instead of SQLite: both stores pass the same suites.
-EINO_TEST_STORE=postgres cargo test -p eino-server \
+# (tests/common/pg.rs) instead of SQLite: both stores pass the same suites. `--workspace`
+# keeps the first pass's feature set, so the test binaries are reused, not rebuilt.
+EINO_TEST_STORE=postgres cargo test --workspace \
     --test native_api --test openai_api --test tools --test knowledge --test resilience

@@ -313,6 +313,9 @@ pub struct LimitsConfig {
     pub requests_per_minute: u32,
     /// Requests allowed at once above the steady rate.
     pub burst: u32,
+    /// Runs waiting for an approval longer than this are dropped with their checkpoints
+    /// (default a week); 0 keeps them forever.
+    pub interrupted_run_ttl_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -320,6 +323,7 @@ impl Default for LimitsConfig {
         Self {
             requests_per_minute: 0,
             burst: 10,
+            interrupted_run_ttl_secs: 7 * 24 * 3600,
         }
     }
 }

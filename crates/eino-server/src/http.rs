@@ -297,6 +297,7 @@ pub async fn serve(
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let token = state.shutdown.clone();
     let runs = state.runs.clone();
+    crate::interrupts::spawn_expiry(state.clone());
     let app = router(state);
     let signal_token = token.clone();
     // Small SSE writes must leave at once, not wait for Nagle's algorithm.

@@ -12,6 +12,10 @@
 //! A resume first claims the record (removes it atomically), so of two concurrent resumes
 //! one runs and the other gets 409. If the resumed run fails (not interrupts), the record
 //! is put back: its checkpoint is still there, so it can be resumed again.
+//!
+//! Runs nobody decides on expire after `limits.interrupted_run_ttl_secs` (a week by
+//! default): [`expire`] drops them with their checkpoints, and the server runs it in the
+//! background.
 
 use std::collections::BTreeMap;
 
@@ -126,6 +130,55 @@ pub(crate) async fn record(
     state.store.put_interrupted(tenant, &run).await?;
     metrics::counter!("eino_runs_interrupted_total", "app" => run.app.clone()).increment(1);
     Ok(run)
+}
+
+/// Drop the runs that have waited since before `now_ms - ttl`, with their checkpoints;
+/// returns how many. A checkpoint that cannot be removed is logged and left behind
+/// (nothing reaches it without its record).
+pub async fn expire(
+    state: &AppState,
+    now_ms: i64,
+    ttl: std::time::Duration,
+) -> eino::Result<usize> {
+    let cutoff = now_ms.saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    let ids = state.store.expire_interrupted(cutoff).await?;
+    for id in &ids {
+        if let Err(e) = state.checkpoints.delete(id).await {
+            tracing::warn!(run = %id, error = %e, "cannot remove the checkpoint of an expired run");
+        }
+    }
+    if !ids.is_empty() {
+        metrics::counter!("eino_runs_expired_total").increment(ids.len() as u64);
+        tracing::info!(
+            runs = ids.len(),
+            "expired runs that waited too long for a decision"
+        );
+    }
+    Ok(ids.len())
+}
+
+/// Run [`expire`] every tenth of the TTL (at most every 10 minutes) until shutdown.
+pub(crate) fn spawn_expiry(state: AppState) {
+    let ttl = std::time::Duration::from_secs(state.config.limits.interrupted_run_ttl_secs);
+    if ttl.is_zero() {
+        return;
+    }
+    let every = (ttl / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(600),
+    );
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+            if let Err(e) = expire(&state, now_ms(), ttl).await {
+                tracing::warn!(error = %e, "cannot expire waiting runs");
+            }
+        }
+    });
 }
 
 /// `GET /api/v1/runs/interrupted`.

@@ -175,6 +175,12 @@ async fn interrupted_runs_are_claimed_once(s: &dyn Store) {
         .count();
     assert_eq!(won, 1);
     assert!(s.interrupted("t", "i2").await.unwrap().is_none());
+    // Expiry: every tenant's runs recorded before the cut-off, and only those.
+    assert_eq!(s.expire_interrupted(4).await.unwrap(), ["i3"]);
+    assert!(s.list_interrupted("u", 10).await.unwrap().is_empty());
+    assert_eq!(s.list_interrupted("t", 10).await.unwrap().len(), 1);
+    assert_eq!(s.expire_interrupted(5).await.unwrap(), ["i1"]);
+    assert!(s.expire_interrupted(5).await.unwrap().is_empty());
 }
 
 async fn contract(s: &dyn Store) {

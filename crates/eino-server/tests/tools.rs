@@ -148,3 +148,45 @@ async fn a_missing_secret_stops_the_start_naming_the_tool() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn runs_nobody_decides_on_expire_with_their_checkpoints() {
+    let hooks = Webhooks::start().await;
+    let model = ToolUser::default();
+    let s = server(&hooks, &model, |_| {}).await;
+    let (status, out) = s
+        .post("/api/v1/chat", json!({"app": "agent", "message": "pay"}))
+        .await;
+    assert_eq!(status, 202, "{out}");
+    let id = out["run_id"].as_str().unwrap().to_string();
+    let ttl = std::time::Duration::from_secs(3600);
+    let now = eino_server::store::now_ms();
+    // Not yet: it waited less than the TTL.
+    assert_eq!(
+        eino_server::interrupts::expire(&s.state, now, ttl)
+            .await
+            .unwrap(),
+        0
+    );
+    let (status, _) = s.get(&format!("/api/v1/runs/interrupted/{id}")).await;
+    assert_eq!(status, 200);
+    // Two hours later it is gone, checkpoint included.
+    let later = now + 2 * 3600 * 1000;
+    assert_eq!(
+        eino_server::interrupts::expire(&s.state, later, ttl)
+            .await
+            .unwrap(),
+        1
+    );
+    let (status, _) = s.get(&format!("/api/v1/runs/interrupted/{id}")).await;
+    assert_eq!(status, 404);
+    assert!(!s.state.checkpoints.list().await.unwrap().contains(&id));
+    let (status, _) = s
+        .post(
+            &format!("/api/v1/runs/{id}/resume"),
+            json!({"decisions": {"call_0": {"approved": true}}}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(hooks.pay_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

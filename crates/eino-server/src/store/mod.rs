@@ -205,6 +205,8 @@ pub trait Store: Send + Sync {
         tenant: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<InterruptedRun>>>;
+    /// Remove every tenant's interrupted runs recorded before `before_ms`; returns their ids.
+    fn expire_interrupted(&self, before_ms: i64) -> BoxFuture<'_, Result<Vec<String>>>;
     /// Remove an interrupted run and return it, atomically: of two callers resuming the
     /// same run, one gets it.
     fn take_interrupted<'a>(

@@ -529,6 +529,21 @@ impl Store for PostgresStore {
         })
     }
 
+    fn expire_interrupted(&self, before_ms: i64) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "DELETE FROM interrupted_runs WHERE created_at < $1 RETURNING id",
+                    &[&before_ms],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     fn take_interrupted<'a>(
         &'a self,
         tenant: &'a str,

@@ -497,6 +497,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn expire_interrupted(&self, before_ms: i64) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached("DELETE FROM interrupted_runs WHERE created_at < ?1 RETURNING id")
+                .map_err(db)?;
+            let ids = st
+                .query_map(params![before_ms], |r| r.get::<_, String>(0))
+                .map_err(db)?;
+            ids.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+        })
+    }
+
     fn take_interrupted<'a>(
         &'a self,
         tenant: &'a str,

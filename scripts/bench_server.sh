@@ -2,7 +2,8 @@
 # Load benchmark of the server against a fake OpenAI-compatible upstream on loopback:
 # requests/s and latency (wrk --latency, 64 connections) calling the upstream directly and
 # through `eino serve` (non-streaming and streaming), then idle RSS and peak RSS with 1000
-# concurrent streaming requests. Installs wrk (Debian) if missing.
+# concurrent streaming requests. Installs wrk (Debian) if missing. RECORD_RUNS=false turns run
+# traces off, RECORD_RUNS_SAMPLE=0.1 keeps a tenth of the successful ones.
 #   bash scripts/bench_server.sh            # prints `name value unit` lines
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ models:
   up: { provider: openai, model: fake, base_url: "http://$UP/v1", max_retries: 0 }
 embedders: {}
 applications: {}
-telemetry: { log_level: warn, record_runs: ${RECORD_RUNS:-true} }
+telemetry: { log_level: warn, record_runs: ${RECORD_RUNS:-true}, record_runs_sample: ${RECORD_RUNS_SAMPLE:-1.0} }
 YAML
 target/release/eino serve --config "$TMP/eino.yaml" --addr $SRV --data-dir "$TMP/data" 2>/dev/null & PIDS+=($!)
 EINO_PID=$!

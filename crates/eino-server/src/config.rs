@@ -382,6 +382,9 @@ pub struct TelemetryConfig {
     /// Keep run traces for `/api/v1/runs` (one row per request, written in batches off the
     /// request path; about a third of the CPU of a plain proxied request).
     pub record_runs: bool,
+    /// Share of successful runs whose traces are kept (0–1). Failed, interrupted and
+    /// cancelled runs are always kept (without node details when outside the sample).
+    pub record_runs_sample: f64,
     /// Export traces to an OpenTelemetry collector (OTLP/HTTP).
     pub otlp: Option<crate::telemetry::OtlpConfig>,
 }
@@ -392,6 +395,7 @@ impl Default for TelemetryConfig {
             log_format: "json".into(),
             log_level: "info".into(),
             record_runs: true,
+            record_runs_sample: 1.0,
             otlp: None,
         }
     }
@@ -702,6 +706,12 @@ impl Config {
                 "must be json or text",
             ));
         }
+        if !(0.0..=1.0).contains(&self.telemetry.record_runs_sample) {
+            return Err(ConfigError::new(
+                "telemetry.record_runs_sample",
+                "must be between 0 and 1",
+            ));
+        }
         if let Some(o) = &self.telemetry.otlp {
             o.validate()?;
         }
@@ -796,6 +806,18 @@ mod tests {
             ),
             ("store:\n  database_url: mysql://x\n", "store.database_url"),
             ("telemetry:\n  log_format: xml\n", "telemetry.log_format"),
+            (
+                "telemetry:\n  record_runs_sample: 1.5\n",
+                "telemetry.record_runs_sample",
+            ),
+            (
+                "telemetry:\n  otlp:\n    endpoint: collector:4318\n",
+                "telemetry.otlp.endpoint",
+            ),
+            (
+                "applications:\n  a:\n    model: smollm2\n    agent: react\n",
+                "applications.a.tools",
+            ),
             ("redis:\n  url: http://cache:6379\n", "redis.url"),
             (
                 "models:\n  m:\n    provider: local\n    hub:\n      repo: a/b\n",

@@ -6,6 +6,10 @@
 //! a few large commits instead of one per request. Readers of `/api/v1/runs` flush first,
 //! so a client reads its own runs. Under overload (more than the queue holds) traces are
 //! dropped and counted in `eino_runs_dropped_total`, never the answers.
+//!
+//! With `telemetry.record_runs_sample` below 1, a successful run outside the sample is
+//! not traced at all (no callbacks, no row); a failed, interrupted or cancelled one is
+//! still recorded, without its nodes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +34,8 @@ pub struct RunGuard {
     clock: Instant,
     tracer: RunTracer,
     writer: RunWriter,
+    /// Traced (callbacks and a row whatever the outcome).
+    sampled: bool,
     done: bool,
 }
 
@@ -43,6 +49,8 @@ enum Msg {
 pub struct RunWriter {
     tx: mpsc::Sender<Msg>,
     enabled: bool,
+    /// Share of successful runs kept.
+    sample: f64,
 }
 
 /// Traces queued at most; beyond, new ones are dropped (and counted).
@@ -61,11 +69,16 @@ impl RunWriter {
                 }
             }
         });
-        Self { tx, enabled: false }
+        Self {
+            tx,
+            enabled: false,
+            sample: 0.0,
+        }
     }
 
-    /// Start the writer task on the current runtime.
-    pub fn spawn(store: Arc<dyn Store>) -> Self {
+    /// Start the writer task on the current runtime, keeping the share `sample` (0–1) of
+    /// successful runs.
+    pub fn spawn(store: Arc<dyn Store>, sample: f64) -> Self {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         tokio::spawn(async move {
             let mut runs = Vec::with_capacity(BATCH);
@@ -92,7 +105,25 @@ impl RunWriter {
                 }
             }
         });
-        Self { tx, enabled: true }
+        Self {
+            tx,
+            enabled: true,
+            sample,
+        }
+    }
+
+    /// Whether the run `id` (a random UUID) is in the sample: its first 8 bytes, read as a
+    /// fraction, below the share.
+    fn samples(&self, id: &uuid::Uuid) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        if self.sample >= 1.0 {
+            return true;
+        }
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&id.as_bytes()[..8]);
+        (u64::from_le_bytes(head) as f64 / u64::MAX as f64) < self.sample
     }
 
     /// Queue a trace; never waits.
@@ -117,8 +148,10 @@ impl RunWriter {
 impl RunGuard {
     /// Start recording a run of `app` for `caller`.
     pub fn start(state: &AppState, caller: &Caller, app: &str, session_id: Option<String>) -> Self {
+        let id = uuid::Uuid::new_v4();
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            sampled: state.runs.samples(&id),
+            id: id.to_string(),
             tenant: caller.tenant.clone(),
             app: app.to_string(),
             session_id,
@@ -135,9 +168,9 @@ impl RunGuard {
         &self.id
     }
 
-    /// A context that records this run's callbacks (a bare one when runs are not kept).
+    /// A context that records this run's callbacks (a bare one when the run is not traced).
     pub fn context(&self) -> Context {
-        if self.writer.enabled {
+        if self.sampled {
             Context::new().with_callbacks(Arc::new(self.tracer.clone()))
         } else {
             Context::new()
@@ -160,7 +193,9 @@ impl RunGuard {
             error,
         };
         metrics::counter!("eino_runs_total", "app" => self.app.clone(), "status" => status.to_string()).increment(1);
-        self.writer.record(self.tenant.clone(), record);
+        if self.sampled || status != "ok" {
+            self.writer.record(self.tenant.clone(), record);
+        }
     }
 
     /// Record the result and turn an error into an API error.
@@ -203,6 +238,7 @@ impl Drop for RunGuard {
             clock: self.clock,
             tracer: self.tracer.clone(),
             writer: self.writer.clone(),
+            sampled: self.sampled,
             done: true,
         };
         rt.spawn(async move {

@@ -145,7 +145,7 @@ impl AppState {
         }
         let cache = crate::cache::ResponseCache::from_config(&config.cache, redis.as_ref());
         let runs = if config.telemetry.record_runs {
-            crate::runs::RunWriter::spawn(store.clone())
+            crate::runs::RunWriter::spawn(store.clone(), config.telemetry.record_runs_sample)
         } else {
             crate::runs::RunWriter::disabled()
         };

@@ -496,3 +496,35 @@ async fn graceful_shutdown_lets_an_open_stream_finish() {
     // New connections are refused after shutdown.
     assert!(s.http.get(s.url("/health")).send().await.is_err());
 }
+
+#[tokio::test]
+async fn run_sampling_keeps_failures_and_drops_unsampled_successes() {
+    let s = TestServer::start(|c| c.telemetry.record_runs_sample = 0.0, |_| {}).await;
+    let (status, ok) = s.post("/api/v1/chat", json!({"message": "hello"})).await;
+    assert_eq!(status, 200, "{ok}");
+    s.flaky
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, _) = s
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "flaky", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(status, 502);
+    let (_, runs) = s.get("/api/v1/runs").await;
+    let runs = runs["data"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (runs[0]["app"].as_str(), runs[0]["status"].as_str()),
+        (Some("flaky"), Some("error"))
+    );
+    let (status, _) = s
+        .get(&format!("/api/v1/runs/{}", ok["run_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        status, 404,
+        "a successful run outside the sample is not kept"
+    );
+    // Everything is in the sample at 1 (the default): see sessions_keep_history_and_commit_turns.
+}

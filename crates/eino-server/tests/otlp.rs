@@ -94,6 +94,7 @@ async fn spans_continue_the_callers_trace_and_reach_the_collector() {
         log_format: "json".into(),
         log_level: "info".into(),
         record_runs: true,
+        record_runs_sample: 1.0,
         otlp: Some(OtlpConfig {
             endpoint: url,
             protocol: OtlpProtocol::HttpProtobuf,

@@ -132,6 +132,20 @@ pub(crate) async fn record(
     Ok(run)
 }
 
+/// A run stopped for approval: record it, then close its trace as interrupted. The error
+/// is the recording's (the trace is closed either way).
+pub(crate) async fn stop(
+    state: &AppState,
+    tenant: &str,
+    stopped: Stopped<'_>,
+    e: eino::Error,
+    run: RunGuard,
+) -> ApiResult<InterruptedRun> {
+    let saved = record(state, tenant, stopped, &e).await;
+    let _ = run.fail(e).await;
+    saved
+}
+
 /// Drop the runs that have waited since before `now_ms - ttl`, with their checkpoints;
 /// returns how many. A checkpoint that cannot be removed is logged and left behind
 /// (nothing reaches it without its record).
@@ -385,8 +399,7 @@ impl AfterResume {
             session_id: self.waiting.session_id.clone(),
             user_message: self.waiting.user_message.clone(),
         };
-        let again = record(&self.state, &self.tenant, stopped, &e).await;
-        let _ = run.fail(e).await;
-        Ok(respond(&again?, stream))
+        let again = stop(&self.state, &self.tenant, stopped, e, run).await?;
+        Ok(respond(&again, stream))
     }
 }

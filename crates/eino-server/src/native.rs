@@ -138,9 +138,8 @@ pub async fn chat(
             user_message: Some(Message::user(body.message.clone())),
         };
         async move {
-            let saved = crate::interrupts::record(&state, &tenant, stopped, &e).await;
-            let _ = run.fail(e).await;
-            Ok(crate::interrupts::respond(&saved?, body.stream))
+            let saved = crate::interrupts::stop(&state, &tenant, stopped, e, run).await?;
+            Ok(crate::interrupts::respond(&saved, body.stream))
         }
     };
     if !body.stream {

@@ -468,9 +468,7 @@ async fn interrupted(
         session_id: None,
         user_message: None,
     };
-    let saved = crate::interrupts::record(state, &caller.tenant, stopped, &e).await;
-    let _ = run.fail(e).await;
-    match saved {
+    match crate::interrupts::stop(state, &caller.tenant, stopped, e, run).await {
         Ok(r) => {
             let tools: Vec<&str> = r.pending.iter().map(|p| p.tool.as_str()).collect();
             ApiError::conflict(format!(

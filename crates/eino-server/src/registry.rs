@@ -26,16 +26,21 @@ pub struct Registry {
     pub embedders: BTreeMap<String, Arc<dyn Embedder>>,
 }
 
-/// The secret in environment variable `var` (if one is configured); `key` names the
-/// setting in the error when the variable is unset or empty.
-fn secret_from_env(key: &str, var: Option<&str>) -> Result<Option<String>> {
-    let Some(var) = var else { return Ok(None) };
+/// The secret in environment variable `var`; `key` names the setting in the error when
+/// the variable is unset or empty. Shared by API keys, hub tokens, tool headers and
+/// collector headers.
+pub(crate) fn secret_var(key: &str, var: &str) -> Result<String> {
     match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        Ok(v) if !v.is_empty() => Ok(v),
         _ => Err(Error::invalid_input(format!(
             "{key}: environment variable {var} is not set"
         ))),
     }
+}
+
+/// [`secret_var`] for a setting that may name no variable.
+fn secret_from_env(key: &str, var: Option<&str>) -> Result<Option<String>> {
+    var.map(|v| secret_var(key, v)).transpose()
 }
 
 /// Download a hub model's `files` into the model cache (or find them there); the

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer as _;
 
 use crate::config::TelemetryConfig;
 
@@ -173,21 +174,12 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry> {
     Ok(Telemetry { provider })
 }
 
-use tracing_subscriber::Layer as _;
-
 fn tracer_provider(o: &OtlpConfig) -> Result<SdkTracerProvider> {
     let bad = |what: String| Error::invalid_input(format!("telemetry.otlp: {what}"));
     let mut headers = HashMap::new();
     for (header, var) in &o.headers_env {
-        let value = std::env::var(var)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                bad(format!(
-                    "headers_env.{header}: environment variable {var} is not set"
-                ))
-            })?;
-        headers.insert(header.clone(), value);
+        let key = format!("telemetry.otlp.headers_env.{header}");
+        headers.insert(header.clone(), crate::registry::secret_var(&key, var)?);
     }
     let protocol = match o.protocol {
         OtlpProtocol::HttpProtobuf => opentelemetry_otlp::Protocol::HttpBinary,

@@ -204,15 +204,8 @@ impl HttpTool {
         let bad = |what: String| Error::invalid_input(format!("tools.{name}.http: {what}"));
         let mut headers = HeaderMap::new();
         let secrets = h.secret_headers.iter().map(|(k, var)| {
-            std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|v| (k, v))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "secret_headers.{k}: environment variable {var} is not set"
-                    ))
-                })
+            let key = format!("tools.{name}.http.secret_headers.{k}");
+            crate::registry::secret_var(&key, var).map(|v| (k, v))
         });
         let fixed = h.headers.iter().map(|(k, v)| Ok((k, v.clone())));
         for pair in fixed.chain(secrets) {

@@ -239,7 +239,7 @@ impl Application {
     }
 
     /// The context of one run for `tenant`: a sink for the retrieved sources, the tenant
-    /// for the tools, and, in an interruptible application, `checkpoint` (a new run:
+    /// for the tools (of an agent), and, in an interruptible application, `checkpoint` (a new run:
     /// `CheckpointRun::new(run_id).force_new_run()`; a resumed one: its decisions).
     pub fn run_context(
         &self,
@@ -248,13 +248,15 @@ impl Application {
         checkpoint: CheckpointRun,
     ) -> (Context, SourcesSink) {
         let sink = SourcesSink::default();
-        let mut tool_options = ToolOptions::default();
-        tool_options
-            .extensions
-            .insert(CallerTenant(tenant.to_string()));
-        let mut ctx = ctx
-            .with_option(CallOption::lambda(sink.clone()))
-            .with_option(CallOption::tools(tool_options));
+        let mut ctx = ctx.with_option(CallOption::lambda(sink.clone()));
+        // Only agents call tools: chat applications skip building the options per request.
+        if self.config.agent == AgentKind::React {
+            let mut tool_options = ToolOptions::default();
+            tool_options
+                .extensions
+                .insert(CallerTenant(tenant.to_string()));
+            ctx = ctx.with_option(CallOption::tools(tool_options));
+        }
         if self.interruptible {
             ctx = ctx.with_checkpoint(checkpoint);
         }

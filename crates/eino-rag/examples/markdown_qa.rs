@@ -18,8 +18,8 @@ use eino_local::{LocalChatModel, LocalOptions, MiniLmEmbedder};
 use eino_rag::ingest::Ingestor;
 use eino_rag::load::DirLoader;
 use eino_rag::{
-    reorder_for_context, Bm25Index, Bm25Retriever, HybridRetriever, MarkdownHeaderSplitter,
-    VectorIndex, VectorRetriever,
+    reorder_for_context, Bm25Index, Bm25Retriever, HybridRetriever, LocalChunks,
+    MarkdownHeaderSplitter, VectorIndex, VectorRetriever,
 };
 
 #[tokio::main]
@@ -41,10 +41,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ingestor = Ingestor::new(
         Arc::new(MarkdownHeaderSplitter::new(600)),
         embedder.clone(),
-        vectors.clone(),
+        LocalChunks::new(vectors.clone()).with_keywords(keywords.clone()),
         "docs",
-    )?
-    .with_keyword_index(keywords.clone())?;
+    )?;
     let loaded = DirLoader::new().include("**/*.md")?.load_dir(&dir).await?;
     for e in &loaded.errors {
         eprintln!("skipped {}: {}", e.path.display(), e.error);

@@ -11,10 +11,10 @@ use eino::component::{Embedder, TransformOptions, Transformer};
 use eino::compose::{lambda, Chain, Compiled, Context, Runnable};
 use eino::schema::Document;
 use eino::Result;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::chunks::ChunkStore;
 use crate::load::keys;
-use crate::VectorIndex;
 
 /// Counters of one ingestion, sent after every step; totals grow as documents are split.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -110,7 +110,7 @@ impl Tracker {
     }
 }
 
-/// Splits, embeds and indexes documents into one collection of a [`VectorIndex`].
+/// Splits, embeds and indexes documents into one collection of a [`ChunkStore`].
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -142,16 +142,8 @@ impl Tracker {
 /// ```
 pub struct Ingestor {
     chain: Compiled<Work, Work>,
-    index: VectorIndex,
-    keyword: Option<KeywordIndex>,
+    chunks: Arc<dyn ChunkStore>,
     collection: String,
-    // The chain's parts, kept to rebuild it with a keyword index.
-    #[cfg_attr(not(feature = "bm25"), allow(dead_code))]
-    splitter: Arc<dyn Transformer>,
-    #[cfg_attr(not(feature = "bm25"), allow(dead_code))]
-    embedder: Arc<dyn Embedder>,
-    #[cfg_attr(not(feature = "bm25"), allow(dead_code))]
-    batch: usize,
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -162,71 +154,50 @@ impl std::fmt::Debug for Ingestor {
     }
 }
 
-fn source_filter(source: &str) -> Value {
-    json!({ keys::SOURCE: source })
-}
-
 impl Ingestor {
-    /// An ingestor into `collection` of `index`, embedding 32 chunks per call.
+    /// An ingestor into `collection` of `chunks` (a [`VectorIndex`](crate::VectorIndex),
+    /// a [`LocalChunks`](crate::LocalChunks) with its keyword index, or any other
+    /// [`ChunkStore`]), embedding 32 chunks per call.
     pub fn new(
         splitter: Arc<dyn Transformer>,
         embedder: Arc<dyn Embedder>,
-        index: VectorIndex,
+        chunks: impl ChunkStore + 'static,
         collection: impl Into<String>,
     ) -> Result<Self> {
-        Self::with_batch_size(splitter, embedder, index, collection, 32)
+        Self::with_batch_size(splitter, embedder, chunks, collection, 32)
     }
 
     /// As [`Ingestor::new`], embedding `batch` chunks per embedder call.
     pub fn with_batch_size(
         splitter: Arc<dyn Transformer>,
         embedder: Arc<dyn Embedder>,
-        index: VectorIndex,
+        chunks: impl ChunkStore + 'static,
         collection: impl Into<String>,
         batch: usize,
     ) -> Result<Self> {
         let collection = collection.into();
-        let batch = batch.max(1);
+        let chunks: Arc<dyn ChunkStore> = Arc::new(chunks);
         Ok(Self {
-            chain: Self::chain(&splitter, &embedder, &index, None, &collection, batch)?,
-            index,
-            keyword: None,
+            chain: Self::chain(
+                splitter,
+                embedder,
+                chunks.clone(),
+                &collection,
+                batch.max(1),
+            )?,
+            chunks,
             collection,
-            splitter,
-            embedder,
-            batch,
         })
     }
 
-    /// Also keep the chunks in the same collection of a BM25 keyword index, so a
-    /// [`HybridRetriever`](crate::HybridRetriever) can search both. The keyword side is
-    /// written first: if it fails, the vector side (whose hashes decide what is current)
-    /// keeps the old version and the next ingestion retries both.
-    #[cfg(feature = "bm25")]
-    pub fn with_keyword_index(mut self, keyword: crate::Bm25Index) -> Result<Self> {
-        self.chain = Self::chain(
-            &self.splitter,
-            &self.embedder,
-            &self.index,
-            Some(keyword.clone()),
-            &self.collection,
-            self.batch,
-        )?;
-        self.keyword = Some(keyword);
-        Ok(self)
-    }
-
-    /// The chain; with a `keyword` index, its copy of the chunks is written just before the
-    /// vector index's.
+    /// The chain: split, embed, then replace the source's chunks in the store.
     fn chain(
-        splitter: &Arc<dyn Transformer>,
-        embedder: &Arc<dyn Embedder>,
-        index: &VectorIndex,
-        keyword: Option<KeywordIndex>,
+        splitter: Arc<dyn Transformer>,
+        embedder: Arc<dyn Embedder>,
+        chunks: Arc<dyn ChunkStore>,
         collection: &str,
         batch: usize,
     ) -> Result<Compiled<Work, Work>> {
-        let (splitter, embedder) = (splitter.clone(), embedder.clone());
         let split = lambda(move |mut w: Work| {
             let splitter = splitter.clone();
             async move {
@@ -249,9 +220,9 @@ impl Ingestor {
                 Ok(w)
             }
         });
-        let (idx, col) = (index.clone(), collection.to_string());
+        let col = collection.to_string();
         let store = lambda(move |mut w: Work| {
-            let (index, collection, keyword) = (idx.clone(), col.clone(), keyword.clone());
+            let (chunks, collection) = (chunks.clone(), col.clone());
             async move {
                 let mut items = Vec::with_capacity(w.chunks.len());
                 for (mut chunk, v) in std::mem::take(&mut w.chunks)
@@ -269,11 +240,7 @@ impl Ingestor {
                     items.push((chunk, v));
                 }
                 w.indexed = items.len();
-                if let Some(k) = &keyword {
-                    let chunks = items.iter().map(|(d, _)| d.clone()).collect();
-                    replace_keywords(k, &collection, &w.source, chunks)?;
-                }
-                w.removed = index.replace_where(&collection, &source_filter(&w.source), items)?;
+                w.removed = chunks.replace_source(&collection, &w.source, items).await?;
                 let n = w.indexed;
                 w.tracker.update(|p| p.chunks_done += n);
                 Ok(w)
@@ -328,7 +295,7 @@ impl Ingestor {
             docs,
         } in groups
         {
-            let outcome = if self.is_current(&source, hash.as_deref()) {
+            let outcome = if self.is_current(&source, hash.as_deref()).await {
                 Outcome::Unchanged
             } else {
                 let work = Work {
@@ -369,51 +336,25 @@ impl Ingestor {
         IngestReport { outcomes, progress }
     }
 
-    fn is_current(&self, source: &str, hash: Option<&str>) -> bool {
+    /// Whether `source` is stored with this `hash`. A store that cannot answer counts as
+    /// "changed": the source is then ingested again rather than skipped.
+    async fn is_current(&self, source: &str, hash: Option<&str>) -> bool {
         let Some(hash) = hash else { return false };
-        let stored = self
-            .index
-            .find_where(&self.collection, &source_filter(source), 1);
-        stored
-            .first()
-            .and_then(|d| d.metadata.get(keys::CONTENT_HASH))
-            .and_then(Value::as_str)
-            == Some(hash)
+        match self.chunks.source_hash(&self.collection, source).await {
+            Ok(stored) => stored.as_deref() == Some(hash),
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "cannot read the stored content hash");
+                false
+            }
+        }
     }
 
     /// Remove every chunk of `source`; returns how many were removed.
-    pub fn remove_source(&self, source: &str) -> Result<usize> {
-        if let Some(k) = &self.keyword {
-            replace_keywords(k, &self.collection, source, Vec::new())?;
-        }
-        self.index
-            .delete_where(&self.collection, &source_filter(source))
+    pub async fn remove_source(&self, source: &str) -> Result<usize> {
+        self.chunks
+            .replace_source(&self.collection, source, Vec::new())
+            .await
     }
-}
-
-/// The keyword index an ingestor can also write; without the `bm25` feature there is
-/// none, and the type has no values.
-#[cfg(feature = "bm25")]
-type KeywordIndex = crate::Bm25Index;
-#[cfg(not(feature = "bm25"))]
-#[derive(Clone)]
-enum KeywordIndex {}
-
-/// Replace the keyword index's chunks of `source` with `chunks` (none: delete them).
-#[cfg(feature = "bm25")]
-fn replace_keywords(
-    k: &KeywordIndex,
-    collection: &str,
-    source: &str,
-    chunks: Vec<Document>,
-) -> Result<()> {
-    k.replace_where(collection, &source_filter(source), chunks)
-        .map(drop)
-}
-
-#[cfg(not(feature = "bm25"))]
-fn replace_keywords(k: &KeywordIndex, _: &str, _: &str, _: Vec<Document>) -> Result<()> {
-    match *k {}
 }
 
 /// The documents of one source, ingested (and replaced) together.

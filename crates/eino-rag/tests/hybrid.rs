@@ -9,7 +9,7 @@ use eino::component::{RetrieveOptions, Retriever};
 use eino_rag::ingest::{Ingestor, Outcome};
 use eino_rag::load::DirLoader;
 use eino_rag::{
-    Bm25Index, Bm25Retriever, Fusion, HybridRetriever, RecursiveSplitter, VectorIndex,
+    Bm25Index, Bm25Retriever, Fusion, HybridRetriever, LocalChunks, RecursiveSplitter, VectorIndex,
     VectorRetriever,
 };
 
@@ -28,11 +28,9 @@ async fn ingest_into_both_indexes_and_search_hybrid() {
     let ingestor = Ingestor::new(
         Arc::new(RecursiveSplitter::new(160)),
         embedder.clone(),
-        vectors.clone(),
+        LocalChunks::new(vectors.clone()).with_keywords(keywords.clone()),
         "kb",
     )
-    .unwrap()
-    .with_keyword_index(keywords.clone())
     .unwrap();
     let report = DirLoader::new().load_dir(fixtures()).await.unwrap();
     assert!(
@@ -92,7 +90,7 @@ async fn ingest_into_both_indexes_and_search_hybrid() {
 
     // Removing a source removes it from both sides.
     let rust_md = fixtures().join("rust.md").to_string_lossy().into_owned();
-    let removed = ingestor.remove_source(&rust_md).unwrap();
+    let removed = ingestor.remove_source(&rust_md).await.unwrap();
     assert!(removed > 0);
     assert_eq!(keywords.len("kb"), vectors.len("kb"));
     assert!(bm25

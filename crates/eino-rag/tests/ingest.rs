@@ -124,7 +124,7 @@ async fn unchanged_sources_are_skipped_and_changed_ones_replaced() {
         stored[0].metadata[keys::CONTENT_HASH],
         eino_rag::load::content_hash(b"Now only this.")
     );
-    assert_eq!(ingestor.remove_source("a.txt").unwrap(), 1);
+    assert_eq!(ingestor.remove_source("a.txt").await.unwrap(), 1);
     assert_eq!(index.len("kb"), 1);
 }
 

@@ -254,6 +254,11 @@ pub struct StoreConfig {
     pub database_url: Option<String>,
     /// PostgreSQL: pooled connections per replica.
     pub max_connections: usize,
+    /// PostgreSQL: keep the knowledge bases' chunks in the database (pgvector for the
+    /// vectors, full-text search for keywords), so every replica searches what any of them
+    /// ingested. `false` keeps them in the in-process indexes under the data dir (one
+    /// replica only). Without a database URL the chunks are always in-process.
+    pub chunks_in_database: bool,
 }
 
 impl Default for StoreConfig {
@@ -261,6 +266,7 @@ impl Default for StoreConfig {
         Self {
             database_url: None,
             max_connections: 16,
+            chunks_in_database: true,
         }
     }
 }

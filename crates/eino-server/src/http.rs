@@ -298,6 +298,7 @@ pub async fn serve(
     let token = state.shutdown.clone();
     let runs = state.runs.clone();
     crate::interrupts::spawn_expiry(state.clone());
+    crate::knowledge::spawn_job_sweep(state.store.clone(), state.shutdown.clone());
     let app = router(state);
     let signal_token = token.clone();
     // Small SSE writes must leave at once, not wait for Nagle's algorithm.

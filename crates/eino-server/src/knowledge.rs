@@ -1,34 +1,33 @@
-//! Knowledge bases: per-tenant collections of the in-process indexes (vectors, and BM25
-//! keywords beside them), ingestion jobs with progress, and hybrid search.
+//! Knowledge bases: per-tenant collections of chunks in a [`ChunkStore`] (the in-process
+//! vector and BM25 indexes, or PostgreSQL with pgvector when every replica must see the
+//! same chunks), ingestion jobs with progress, and hybrid search.
+//!
+//! A job's status lives in the replica running it (a watch, for streaming) and in the
+//! store (written as it changes, at most twice a second): any replica answers a poll, and
+//! one that is not running the job streams it by reading the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use eino::component::{EmbedOptions, Embedder};
 use eino::schema::Document;
 use eino::{Error, Result};
 use eino_rag::ingest::{Ingestor, Outcome, Progress};
 use eino_rag::load::keys;
-use eino_rag::{fuse, Bm25Index, Fusion, MarkdownHeaderSplitter, VectorIndex};
-use serde::Serialize;
+use eino_rag::{fuse, ChunkStore, Fusion, MarkdownHeaderSplitter};
+use futures_util::Stream;
 use tokio::sync::watch;
 
+pub use crate::store::JobStatus;
 use crate::store::{now_ms, KbDocument, Store};
 
-/// An ingestion job's state, as polled or streamed by clients.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct JobStatus {
-    /// Job id.
-    pub id: String,
-    /// The knowledge base.
-    pub kb: String,
-    /// `running`, `done` or `failed`.
-    pub state: String,
-    /// Counters.
-    pub progress: Progress,
-    /// Per file, when done.
-    pub outcomes: Vec<(String, Outcome)>,
-}
+/// How often a job's status is written to the store while it runs, and how often a
+/// replica streaming another one's job reads it.
+const JOB_SYNC: Duration = Duration::from_millis(500);
+
+/// Finished jobs are kept this long in the store, then swept.
+pub const JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct Job {
     tenant: String,
@@ -39,9 +38,9 @@ struct Job {
 #[derive(Clone)]
 pub struct Knowledge {
     store: Arc<dyn Store>,
-    index: VectorIndex,
-    keywords: Option<Bm25Index>,
+    chunks: Arc<dyn ChunkStore>,
     embedder: Option<Arc<dyn Embedder>>,
+    /// The jobs running in this replica.
     jobs: Arc<Mutex<HashMap<String, Job>>>,
 }
 
@@ -64,25 +63,19 @@ fn collection(tenant: &str, kb: &str) -> String {
 }
 
 impl Knowledge {
-    /// Knowledge bases in `index`, embedded with `embedder` (none: knowledge bases are off).
+    /// Knowledge bases whose chunks are in `chunks`, embedded with `embedder` (none:
+    /// knowledge bases are off), their records and jobs in `store`.
     pub fn new(
         store: Arc<dyn Store>,
-        index: VectorIndex,
+        chunks: Arc<dyn ChunkStore>,
         embedder: Option<Arc<dyn Embedder>>,
     ) -> Self {
         Self {
             store,
-            index,
-            keywords: None,
+            chunks,
             embedder,
             jobs: Arc::default(),
         }
-    }
-
-    /// Also index every chunk in `keywords` (BM25) and search both sides, fused.
-    pub fn with_keyword_index(mut self, keywords: Bm25Index) -> Self {
-        self.keywords = Some(keywords);
-        self
     }
 
     fn embedder(&self) -> Result<Arc<dyn Embedder>> {
@@ -92,102 +85,62 @@ impl Knowledge {
     }
 
     fn ingestor(&self, tenant: &str, kb: &str) -> Result<Ingestor> {
-        let ingestor = Ingestor::new(
+        Ingestor::new(
             Arc::new(MarkdownHeaderSplitter::new(800).with_overlap(100)),
             self.embedder()?,
-            self.index.clone(),
+            self.chunks.clone(),
             collection(tenant, kb),
-        )?;
-        match &self.keywords {
-            Some(k) => ingestor.with_keyword_index(k.clone()),
-            None => Ok(ingestor),
-        }
+        )
     }
 
-    /// Start ingesting `files` into `kb`; returns the job id at once. Parse errors are
-    /// per-file outcomes, never a failed request.
-    pub fn start_ingest(&self, tenant: &str, kb: &str, files: Vec<Upload>) -> Result<String> {
+    /// Start ingesting `files` into `kb`; returns the job id once the job is recorded.
+    /// Parse errors are per-file outcomes, never a failed request.
+    pub async fn start_ingest(&self, tenant: &str, kb: &str, files: Vec<Upload>) -> Result<String> {
         let ingestor = self.ingestor(tenant, kb)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = watch::channel(JobStatus {
+        let first = JobStatus {
             id: id.clone(),
             kb: kb.to_string(),
             state: "running".into(),
             progress: Progress::default(),
             outcomes: Vec::new(),
-        });
+        };
+        self.store.put_job(tenant, &first).await?;
+        let (tx, rx) = watch::channel(first);
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).insert(
             id.clone(),
             Job {
                 tenant: tenant.to_string(),
-                status: rx,
+                status: rx.clone(),
             },
         );
+        tokio::spawn(self.clone().sync_job(tenant.to_string(), rx));
         let (store, tenant, kb) = (self.store.clone(), tenant.to_string(), kb.to_string());
         tokio::spawn(async move {
-            let tx = Arc::new(tx);
-            let mut docs = Vec::new();
-            let mut failed = Vec::new();
-            for f in files {
-                let ext = std::path::Path::new(&f.name)
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .unwrap_or("")
-                    .to_string();
-                match eino_rag::load::parse_file_bytes(&f.bytes, &ext, &f.name) {
-                    Ok(d) => docs.extend(d),
-                    Err(e) => failed.push((
-                        f.name,
-                        Outcome::Failed {
-                            error: e.to_string(),
-                        },
-                    )),
-                }
-            }
-            let sizes: HashMap<String, (String, u64)> = docs
-                .iter()
-                .map(|d| {
-                    let get = |k: &str| d.metadata.get(k).cloned().unwrap_or_default();
-                    (
-                        d.id.clone(),
-                        (
-                            get(keys::CONTENT_HASH).as_str().unwrap_or("").to_string(),
-                            get(keys::BYTES).as_u64().unwrap_or(0),
-                        ),
-                    )
-                })
-                .collect();
-            let sink = tx.clone();
-            let report = ingestor
-                .ingest(docs, move |p| {
-                    sink.send_modify(|s| s.progress = p.clone());
-                })
-                .await;
-            for (source, outcome) in &report.outcomes {
+            let report = ingest_files(&ingestor, files, &tx).await;
+            for (source, outcome, hash, bytes) in &report {
                 let chunks = match outcome {
                     Outcome::Added { chunks } | Outcome::Replaced { chunks, .. } => *chunks as u64,
                     _ => continue,
                 };
-                let (hash, bytes) = sizes.get(source).cloned().unwrap_or_default();
                 let doc = KbDocument {
                     source: source.clone(),
-                    content_hash: hash,
+                    content_hash: hash.clone(),
                     chunks,
-                    bytes,
+                    bytes: *bytes,
                     updated_at: now_ms(),
                 };
                 if let Err(e) = store.put_document(&tenant, &kb, &doc).await {
                     tracing::error!(error = %e, %source, "cannot record an ingested document");
                 }
             }
-            let mut outcomes = report.outcomes;
-            outcomes.extend(failed);
+            let outcomes: Vec<(String, Outcome)> =
+                report.into_iter().map(|(s, o, _, _)| (s, o)).collect();
             let all_failed = !outcomes.is_empty()
                 && outcomes
                     .iter()
                     .all(|(_, o)| matches!(o, Outcome::Failed { .. }));
             tx.send_modify(|s| {
-                s.progress = report.progress.clone();
                 s.outcomes = outcomes;
                 s.state = if all_failed { "failed" } else { "done" }.into();
             });
@@ -195,33 +148,101 @@ impl Knowledge {
         Ok(id)
     }
 
-    /// A job's status watch, if it belongs to `tenant`.
-    pub fn job(&self, tenant: &str, id: &str) -> Option<watch::Receiver<JobStatus>> {
+    /// Write a running job's status to the store as it changes (at most every
+    /// [`JOB_SYNC`]) until it ends; then this replica forgets it and the store answers.
+    async fn sync_job(self, tenant: String, mut rx: watch::Receiver<JobStatus>) {
+        loop {
+            let ended = rx.changed().await.is_err();
+            let status = rx.borrow_and_update().clone();
+            let done = ended || status.state != "running";
+            // A failed write is retried with the next change; the final one a few times,
+            // since after it this replica no longer holds the status.
+            let mut tries = if done { 5 } else { 1 };
+            while tries > 0 {
+                match self.store.put_job(&tenant, &status).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(job = %status.id, error = %e, "cannot record a job's status");
+                        tries -= 1;
+                        if tries > 0 {
+                            tokio::time::sleep(JOB_SYNC).await;
+                        }
+                    }
+                }
+            }
+            if done {
+                if tries > 0 {
+                    self.jobs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&status.id);
+                }
+                return;
+            }
+            tokio::time::sleep(JOB_SYNC).await;
+        }
+    }
+
+    fn local_job(&self, tenant: &str, id: &str) -> Option<watch::Receiver<JobStatus>> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         jobs.get(id)
             .filter(|j| j.tenant == tenant)
             .map(|j| j.status.clone())
     }
 
-    /// Remove a document's chunks.
-    pub fn remove_document(&self, tenant: &str, kb: &str, source: &str) -> Result<usize> {
-        let (col, filter) = (
-            collection(tenant, kb),
-            serde_json::json!({ keys::SOURCE: source }),
-        );
-        if let Some(k) = &self.keywords {
-            k.delete_where(&col, &filter)?;
+    /// A job's status, if it belongs to `tenant`: from this replica while it runs here,
+    /// else from the store.
+    pub async fn job(&self, tenant: &str, id: &str) -> Result<Option<JobStatus>> {
+        if let Some(rx) = self.local_job(tenant, id) {
+            return Ok(Some(rx.borrow().clone()));
         }
-        self.index.delete_where(&col, &filter)
+        self.store.job(tenant, id).await
+    }
+
+    /// A job's statuses as they change, the final one last; `None` if there is no such job
+    /// of `tenant`.
+    pub async fn job_updates(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<impl Stream<Item = JobStatus> + Send + 'static>> {
+        let source = match self.local_job(tenant, id) {
+            Some(rx) => Updates::Local(rx),
+            None => match self.store.job(tenant, id).await? {
+                Some(first) => Updates::Stored {
+                    store: self.store.clone(),
+                    tenant: tenant.to_string(),
+                    last: first,
+                },
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(futures_util::stream::unfold(
+            (source, true, false),
+            |(source, first, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let (status, source) = source.next(first).await?;
+                let done = status.state != "running";
+                Some((status, (source, false, done)))
+            },
+        )))
+    }
+
+    /// Remove a document's chunks; returns how many there were.
+    pub async fn remove_document(&self, tenant: &str, kb: &str, source: &str) -> Result<usize> {
+        self.chunks
+            .replace_source(&collection(tenant, kb), source, Vec::new())
+            .await
     }
 
     /// Drop a knowledge base's chunks.
-    pub fn drop_kb(&self, tenant: &str, kb: &str) -> Result<()> {
-        let col = collection(tenant, kb);
-        if let Some(k) = &self.keywords {
-            k.drop_collection(&col)?;
-        }
-        self.index.drop_collection(&col).map(|_| ())
+    pub async fn drop_kb(&self, tenant: &str, kb: &str) -> Result<()> {
+        self.chunks
+            .drop_collection(&collection(tenant, kb))
+            .await
+            .map(drop)
     }
 
     /// The best `k` chunks for `query` over `kbs` (`*`: all of the tenant's), best first.
@@ -251,11 +272,13 @@ impl Knowledge {
         } else {
             kbs.to_vec()
         };
-        let cols: Vec<(String, String)> = names
-            .into_iter()
-            .map(|n| (collection(tenant, &n), n))
-            .filter(|(c, _)| !self.index.is_empty(c))
-            .collect();
+        let mut cols: Vec<(String, String)> = Vec::with_capacity(names.len());
+        for n in names {
+            let c = collection(tenant, &n);
+            if !self.chunks.is_empty(&c).await? {
+                cols.push((c, n));
+            }
+        }
         if cols.is_empty() || query.trim().is_empty() {
             return Ok(Vec::new());
         }
@@ -267,7 +290,7 @@ impl Knowledge {
             .ok_or_else(|| Error::internal("embedder returned no vector"))?;
         let mut hits = Vec::new();
         for (c, name) in cols {
-            let vector = self.index.search(&c, &v, k * 2, None, Some(min_score))?;
+            let vector = self.chunks.search(&c, &v, k * 2, Some(min_score)).await?;
             // The vector side is the relevance gate (applications route on "anything
             // found"); keyword hits only join a knowledge base that passed it.
             let keyword = if vector.is_empty() {
@@ -292,19 +315,159 @@ impl Knowledge {
 
     /// The keyword side of a search; `None` without a keyword index or when it fails.
     async fn keyword_hits(&self, col: &str, query: &str, k: usize) -> Option<Vec<Document>> {
-        let index = self.keywords.clone()?;
-        let (col, query) = (col.to_string(), query.to_string());
-        let found = tokio::task::spawn_blocking(move || index.search(&col, &query, k, None, None))
-            .await
-            .map_err(|e| Error::internal(format!("keyword search task: {e}")));
-        match found {
-            Ok(Ok(hits)) => Some(hits),
-            Ok(Err(e)) | Err(e) => {
+        match self.chunks.keyword_search(col, query, k).await {
+            Ok(hits) => hits,
+            Err(e) => {
                 tracing::warn!(error = %e, "keyword search failed; vector hits only");
                 None
             }
         }
     }
+}
+
+/// Remove the store's jobs older than [`JOB_RETENTION`], hourly, until `shutdown`.
+pub(crate) fn spawn_job_sweep(
+    store: Arc<dyn Store>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let cutoff = now_ms() - i64::try_from(JOB_RETENTION.as_millis()).unwrap_or(i64::MAX);
+            match store.expire_jobs(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "removed old ingestion jobs"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove old ingestion jobs"),
+            }
+        }
+    });
+}
+
+/// Where a job's updates come from: this replica's watch, or the store.
+enum Updates {
+    Local(watch::Receiver<JobStatus>),
+    Stored {
+        store: Arc<dyn Store>,
+        tenant: String,
+        last: JobStatus,
+    },
+}
+
+impl Updates {
+    /// The current status (`first`) or the next different one; `None` when there is none
+    /// to come (the job vanished).
+    async fn next(self, first: bool) -> Option<(JobStatus, Self)> {
+        match self {
+            Updates::Local(mut rx) => {
+                if !first && rx.changed().await.is_err() {
+                    // The job task is gone; its last value is final.
+                    let s = rx.borrow().clone();
+                    return (s.state != "running").then_some((s, Updates::Local(rx)));
+                }
+                let s = rx.borrow_and_update().clone();
+                Some((s, Updates::Local(rx)))
+            }
+            Updates::Stored {
+                store,
+                tenant,
+                last,
+            } => {
+                if first {
+                    let s = last.clone();
+                    return Some((
+                        s,
+                        Updates::Stored {
+                            store,
+                            tenant,
+                            last,
+                        },
+                    ));
+                }
+                loop {
+                    tokio::time::sleep(JOB_SYNC).await;
+                    match store.job(&tenant, &last.id).await {
+                        Ok(Some(s)) if s != last => {
+                            return Some((
+                                s.clone(),
+                                Updates::Stored {
+                                    store,
+                                    tenant,
+                                    last: s,
+                                },
+                            ))
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => return None,
+                        // A store hiccup: the stream waits for it rather than ending early.
+                        Err(e) => tracing::warn!(job = %last.id, error = %e, "cannot read a job"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parse and ingest `files`, sending progress to `tx`; returns per source its outcome,
+/// content hash and size (parse failures included).
+async fn ingest_files(
+    ingestor: &Ingestor,
+    files: Vec<Upload>,
+    tx: &watch::Sender<JobStatus>,
+) -> Vec<(String, Outcome, String, u64)> {
+    let mut docs = Vec::new();
+    let mut failed = Vec::new();
+    for f in files {
+        let ext = std::path::Path::new(&f.name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_string();
+        match eino_rag::load::parse_file_bytes(&f.bytes, &ext, &f.name) {
+            Ok(d) => docs.extend(d),
+            Err(e) => failed.push((
+                f.name,
+                Outcome::Failed {
+                    error: e.to_string(),
+                },
+                String::new(),
+                f.bytes.len() as u64,
+            )),
+        }
+    }
+    let sizes: HashMap<String, (String, u64)> = docs
+        .iter()
+        .map(|d| {
+            let get = |k: &str| d.metadata.get(k).cloned().unwrap_or_default();
+            (
+                d.id.clone(),
+                (
+                    get(keys::CONTENT_HASH).as_str().unwrap_or("").to_string(),
+                    get(keys::BYTES).as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect();
+    let sink = tx.clone();
+    let report = ingestor
+        .ingest(docs, move |p| {
+            sink.send_modify(|s| s.progress = p.clone());
+        })
+        .await;
+    tx.send_modify(|s| s.progress = report.progress.clone());
+    let mut out: Vec<_> = report
+        .outcomes
+        .into_iter()
+        .map(|(source, outcome)| {
+            let (hash, bytes) = sizes.get(&source).cloned().unwrap_or_default();
+            (source, outcome, hash, bytes)
+        })
+        .collect();
+    out.extend(failed);
+    out
 }
 
 #[cfg(test)]

@@ -293,7 +293,7 @@ pub async fn delete_kb(
             "knowledge base {name:?} does not exist"
         )));
     }
-    state.knowledge.drop_kb(&caller.tenant, &name)?;
+    state.knowledge.drop_kb(&caller.tenant, &name).await?;
     Ok(Json(json!({ "deleted": true })))
 }
 
@@ -344,7 +344,10 @@ pub async fn upload(
             "no file parts in the upload (use -F file=@path)",
         ));
     }
-    let job = state.knowledge.start_ingest(&caller.tenant, &name, files)?;
+    let job = state
+        .knowledge
+        .start_ingest(&caller.tenant, &name, files)
+        .await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(json!({ "job_id": job })),
@@ -381,7 +384,8 @@ pub async fn delete_document(
     }
     let chunks = state
         .knowledge
-        .remove_document(&caller.tenant, &name, &source)?;
+        .remove_document(&caller.tenant, &name, &source)
+        .await?;
     Ok(Json(json!({ "deleted": true, "chunks": chunks })))
 }
 
@@ -417,17 +421,17 @@ pub async fn search(
     Ok(Json(json!({ "data": sources_json(&hits) })))
 }
 
-/// `GET /api/v1/jobs/{id}`: an ingestion job's status.
+/// `GET /api/v1/jobs/{id}`: an ingestion job's status (from any replica).
 pub async fn job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let rx = state
+    let status = state
         .knowledge
         .job(&caller.tenant, &id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
-    let status = rx.borrow().clone();
     Ok(Json(json!(status)))
 }
 
@@ -437,11 +441,12 @@ pub async fn job_events(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>> {
-    let rx = state
+    let updates = state
         .knowledge
-        .job(&caller.tenant, &id)
+        .job_updates(&caller.tenant, &id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
-    let stream = tokio_stream_of(rx).map(|s| {
+    let stream = updates.map(|s| {
         let name = if s.state == "running" {
             "progress"
         } else {
@@ -450,25 +455,6 @@ pub async fn job_events(
         Ok(Event::default().event(name).data(json!(s).to_string()))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
-}
-
-/// Every change of a watch until the job leaves `running` (the last one included).
-fn tokio_stream_of(
-    rx: tokio::sync::watch::Receiver<crate::knowledge::JobStatus>,
-) -> impl futures_util::Stream<Item = crate::knowledge::JobStatus> {
-    futures_util::stream::unfold((rx, true, false), |(mut rx, first, ended)| async move {
-        if ended {
-            return None;
-        }
-        if !first && rx.changed().await.is_err() {
-            // The job task is gone; its last value is final.
-            let s = rx.borrow().clone();
-            return (s.state != "running").then_some((s, (rx, false, true)));
-        }
-        let s = rx.borrow_and_update().clone();
-        let done = s.state != "running";
-        Some((s, (rx, false, done)))
-    })
 }
 
 /// `GET /api/v1/runs`.

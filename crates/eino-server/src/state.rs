@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eino::compose::{CheckpointStore, Compiled};
 use eino::schema::Message;
 use eino::{Error, Result};
-use eino_rag::{Bm25Index, VectorIndex};
+use eino_rag::{Bm25Index, ChunkStore, LocalChunks, VectorIndex};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -74,24 +74,26 @@ impl AppState {
         let db = data.join("eino.db");
         // Checkpoints live in the same database as everything else, so with PostgreSQL any
         // replica resumes a run another one interrupted.
-        let (store, checkpoints): (Arc<dyn Store>, Arc<dyn CheckpointStore>) =
+        let (store, checkpoints, chunks): (Arc<dyn Store>, Arc<dyn CheckpointStore>, _) =
             match &config.store.database_url {
                 Some(url) => {
                     let pg = PostgresStore::connect(url, config.store.max_connections).await?;
-                    (Arc::new(pg.clone()), Arc::new(pg))
+                    let chunks: Option<Arc<dyn ChunkStore>> = if config.store.chunks_in_database {
+                        Some(Arc::new(pg.chunks().await?))
+                    } else {
+                        None
+                    };
+                    (Arc::new(pg.clone()), Arc::new(pg), chunks)
                 }
                 None => (
                     Arc::new(SqliteStore::open(&db)?),
                     Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?),
+                    None,
                 ),
             };
-        let (index, keywords) = {
-            let (dir, kw_dir) = (data.join("index"), data.join("keywords"));
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                Ok((VectorIndex::open(dir)?, Bm25Index::open(kw_dir)?))
-            })
-            .await
-            .map_err(|e| Error::internal(format!("index load task: {e}")))??
+        let chunks = match chunks {
+            Some(c) => c,
+            None => local_chunks(&data).await?,
         };
         let kb_embedder = config
             .applications
@@ -100,8 +102,7 @@ impl AppState {
             .map(|a| a.embedder.clone())
             .or_else(|| registry.embedders.keys().next().cloned())
             .and_then(|id| registry.embedders.get(&id).cloned());
-        let knowledge =
-            Knowledge::new(store.clone(), index, kb_embedder).with_keyword_index(keywords);
+        let knowledge = Knowledge::new(store.clone(), chunks, kb_embedder);
         let tools = crate::tools::build_all(&config.tools, &knowledge)?;
         let mut apps = BTreeMap::new();
         for (id, app) in &config.applications {
@@ -166,4 +167,16 @@ impl AppState {
             shutdown: CancellationToken::new(),
         })))
     }
+}
+
+/// The in-process chunk store under the data dir: vectors in `index/`, BM25 keywords in
+/// `keywords/` (loading them reads files, so off the async threads).
+async fn local_chunks(data: &std::path::Path) -> Result<Arc<dyn ChunkStore>> {
+    let (dir, kw_dir) = (data.join("index"), data.join("keywords"));
+    let chunks = tokio::task::spawn_blocking(move || -> Result<_> {
+        Ok(LocalChunks::new(VectorIndex::open(dir)?).with_keywords(Bm25Index::open(kw_dir)?))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("index load task: {e}")))??;
+    Ok(Arc::new(chunks))
 }

@@ -191,7 +191,9 @@ async fn upload_search_answer_with_sources_and_persist() {
         "{plain}"
     );
 
-    // The chunks are in the keyword (BM25) index too, under the data dir.
+    // The chunks are in the keyword (BM25) index too, under the data dir; in the
+    // PostgreSQL pass both sides are in the database instead.
+    let in_database = s.pg.is_some();
     let keyword_collections = || -> Vec<String> {
         std::fs::read_dir(dir.path().join("keywords"))
             .map(|d| {
@@ -201,7 +203,7 @@ async fn upload_search_answer_with_sources_and_persist() {
             })
             .unwrap_or_default()
     };
-    assert_eq!(keyword_collections().len(), 1);
+    assert_eq!(keyword_collections().len(), usize::from(!in_database));
 
     // Re-uploading the same file does nothing.
     let again = upload(&s, "docs", &["rust.md"]).await;
@@ -353,4 +355,94 @@ async fn a_knowledge_search_tool_reads_the_callers_knowledge_bases() {
     let text = out["message"]["content"].as_str().unwrap();
     assert!(text.starts_with("tool said: [1] (page.html)"), "{text}");
     assert!(text.contains("Berlin"), "{text}");
+}
+
+/// Two replicas (own data dirs, one PostgreSQL): what one ingests the other searches and
+/// answers from, a job started on one is polled and streamed on the other, and a document
+/// deleted through one is gone for both.
+#[tokio::test]
+async fn replicas_on_one_database_share_knowledge_bases() {
+    let pg = tokio::task::spawn_blocking(common::pg::Postgres::start)
+        .await
+        .unwrap();
+    let a = server(None, Some(pg.url.clone())).await;
+    let b = server(None, Some(pg.url.clone())).await;
+    assert_eq!(
+        a.post("/api/v1/knowledge-bases", json!({"name": "docs"}))
+            .await
+            .0,
+        201
+    );
+    // Started on a, followed on b (its status comes from the store).
+    let started = a
+        .http
+        .post(a.url("/api/v1/knowledge-bases/docs/documents"))
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(fixture("rust.md")).file_name("rust.md"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let job = started.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = b.get_text(&format!("/api/v1/jobs/{job}/events")).await;
+    let events = common::sse(&events);
+    let (last_name, last) = events.last().unwrap();
+    assert_eq!(last_name, "done", "{events:?}");
+    let last: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(last["outcomes"][0][1]["status"], "added", "{last}");
+    let (status, polled) = b.get(&format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(
+        (status, &polled["state"]),
+        (200, &json!("done")),
+        "{polled}"
+    );
+
+    // b searches and answers from what a ingested; no replica holds the chunks itself.
+    let (_, hits) = b
+        .post(
+            "/api/v1/knowledge-bases/docs/search",
+            json!({"query": "Cargo build tool", "top_k": 2}),
+        )
+        .await;
+    assert_eq!(hits["data"][0]["source"], "rust.md", "{hits}");
+    let (_, answer) = b
+        .post(
+            "/api/v1/chat",
+            json!({"message": "What does Cargo do in Rust?"}),
+        )
+        .await;
+    assert_eq!(answer["sources"][0]["source"], "rust.md", "{answer}");
+    for s in [&a, &b] {
+        assert!(!s.dir.path().join("index").join("docs").exists());
+        let local = std::fs::read_dir(s.dir.path().join("keywords"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(local, 0, "no keyword index under a replica's data dir");
+    }
+    // Re-uploading through b sees a's chunks: unchanged.
+    let again = upload(&b, "docs", &["rust.md"]).await;
+    assert_eq!(again["outcomes"][0][1]["status"], "unchanged", "{again}");
+
+    // Deleted through b, gone for a.
+    let r = b
+        .http
+        .delete(b.url("/api/v1/knowledge-bases/docs/documents/rust.md"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, hits) = a
+        .post(
+            "/api/v1/knowledge-bases/docs/search",
+            json!({"query": "Cargo build tool"}),
+        )
+        .await;
+    assert_eq!(hits["data"], json!([]), "{hits}");
+    // Another tenant's job is not found on either replica.
+    assert_eq!(a.get("/api/v1/jobs/no-such-job").await.0, 404);
 }

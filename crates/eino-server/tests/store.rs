@@ -7,8 +7,11 @@ mod common;
 
 use common::pg::Postgres;
 use eino::schema::Message;
+use eino_rag::ingest::{Outcome, Progress};
+use eino_rag::ChunkStore;
 use eino_server::store::{
-    InterruptedRun, KbDocument, PendingCall, PostgresStore, RunRecord, SqliteStore, Store,
+    InterruptedRun, JobStatus, KbDocument, PendingCall, PostgresStore, RunRecord, SqliteStore,
+    Store,
 };
 
 async fn sessions_are_per_tenant_and_turns_atomic(s: &dyn Store) {
@@ -183,11 +186,36 @@ async fn interrupted_runs_are_claimed_once(s: &dyn Store) {
     assert!(s.expire_interrupted(5).await.unwrap().is_empty());
 }
 
+async fn jobs_are_per_tenant_and_expire(s: &dyn Store) {
+    let mut job = JobStatus {
+        id: "j1".into(),
+        kb: "docs".into(),
+        state: "running".into(),
+        progress: Progress::default(),
+        outcomes: Vec::new(),
+    };
+    s.put_job("t", &job).await.unwrap();
+    job.state = "done".into();
+    job.progress.documents_done = 1;
+    job.outcomes = vec![("a.md".into(), Outcome::Added { chunks: 2 })];
+    s.put_job("t", &job).await.unwrap();
+    assert_eq!(s.job("t", "j1").await.unwrap(), Some(job.clone()));
+    assert_eq!(
+        s.job("u", "j1").await.unwrap(),
+        None,
+        "another tenant's job"
+    );
+    let future = eino_server::store::now_ms() + 60_000;
+    assert_eq!(s.expire_jobs(future).await.unwrap(), 1);
+    assert_eq!(s.job("t", "j1").await.unwrap(), None);
+}
+
 async fn contract(s: &dyn Store) {
     sessions_are_per_tenant_and_turns_atomic(s).await;
     knowledge_bases_and_documents(s).await;
     runs_in_batches(s).await;
     interrupted_runs_are_claimed_once(s).await;
+    jobs_are_per_tenant_and_expire(s).await;
 }
 
 #[tokio::test]
@@ -220,7 +248,15 @@ async fn the_server_keeps_sessions_in_postgres() {
     use serde_json::json;
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let url = pg.url.clone();
-    let s = common::TestServer::start(move |c| c.store.database_url = Some(url), |_| {}).await;
+    // With the chunks kept in-process, the database gets no chunk table (nor needs pgvector).
+    let s = common::TestServer::start(
+        move |c| {
+            c.store.database_url = Some(url);
+            c.store.chunks_in_database = false;
+        },
+        |_| {},
+    )
+    .await;
     let (status, first) = s.post("/api/v1/chat", json!({"message": "hello"})).await;
     assert_eq!(status, 200, "{first}");
     let sid = first["session_id"].as_str().unwrap();
@@ -236,6 +272,15 @@ async fn the_server_keeps_sessions_in_postgres() {
     // The rows are in PostgreSQL, not in the data dir's SQLite file.
     let direct = PostgresStore::connect(&pg.url, 1).await.unwrap();
     assert_eq!(direct.messages("default", sid, 10).await.unwrap().len(), 4);
+    let (client, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one("SELECT to_regclass('eino_chunks') IS NULL", &[])
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "no eino_chunks table");
 }
 
 #[tokio::test]
@@ -270,4 +315,108 @@ async fn approvals_interrupt_and_resume_runs_in_postgres() {
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["message"]["content"], "tool said: paid inv-7");
     assert!(!direct.list().await.unwrap().contains(&id));
+}
+
+fn chunk(id: &str, source: &str, text: &str) -> eino::schema::Document {
+    let mut d = eino::schema::Document::new(id, text);
+    d.metadata.insert("source".into(), source.into());
+    d.metadata
+        .insert("content_hash".into(), format!("hash-of-{source}").into());
+    d
+}
+
+/// The chunk store in PostgreSQL keeps the in-process one's contract: sources replaced as
+/// a whole, hashes read back, cosine scores with a floor, keyword matches on any word, one
+/// embedding size per collection, collections apart.
+#[tokio::test]
+async fn postgres_keeps_chunks_with_vectors_and_keywords() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let store = PostgresStore::connect(&pg.url, 4).await.unwrap();
+    let chunks = store.chunks().await.unwrap();
+    // A second replica's start creates nothing twice.
+    PostgresStore::connect(&pg.url, 1)
+        .await
+        .unwrap()
+        .chunks()
+        .await
+        .unwrap();
+    assert!(chunks.is_empty("kb").await.unwrap());
+    assert_eq!(chunks.source_hash("kb", "a.md").await.unwrap(), None);
+    let a = vec![
+        (
+            chunk("a1", "a.md", "Cargo builds Rust crates"),
+            vec![1.0, 0.0],
+        ),
+        (chunk("a2", "a.md", "The borrow checker"), vec![0.0, 1.0]),
+    ];
+    assert_eq!(chunks.replace_source("kb", "a.md", a).await.unwrap(), 0);
+    let b = vec![(chunk("b1", "b.md", "Berlin is a city"), vec![1.0, 1.0])];
+    chunks.replace_source("kb", "b.md", b).await.unwrap();
+    let other = vec![(chunk("x1", "a.md", "Cargo elsewhere"), vec![1.0, 0.0, 0.0])];
+    chunks.replace_source("other", "a.md", other).await.unwrap();
+    assert_eq!(
+        chunks.source_hash("kb", "a.md").await.unwrap().as_deref(),
+        Some("hash-of-a.md")
+    );
+
+    let hits = chunks.search("kb", &[1.0, 0.0], 5, None).await.unwrap();
+    let ids: Vec<_> = hits.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["a1", "b1", "a2"]);
+    assert!(
+        (hits[0].score.unwrap() - 1.0).abs() < 1e-6,
+        "cosine similarity"
+    );
+    assert_eq!(hits[0].metadata["source"], "a.md");
+    let strict = chunks
+        .search("kb", &[1.0, 0.0], 5, Some(0.5))
+        .await
+        .unwrap();
+    assert_eq!(strict.len(), 2, "min_score is a cosine floor");
+
+    let words = chunks
+        .keyword_search("kb", "how does cargo build?", 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(words.len(), 1, "stemmed, any word: {words:?}");
+    assert_eq!(words[0].id, "a1");
+    let none = chunks.keyword_search("kb", "\"-) |&!", 5).await.unwrap();
+    assert_eq!(
+        none,
+        Some(Vec::new()),
+        "punctuation is no query, never an error"
+    );
+
+    // A wrong embedding size is refused, on write and on search.
+    let wrong = vec![(chunk("c1", "c.md", "c"), vec![1.0, 0.0, 0.0])];
+    let err = chunks
+        .replace_source("kb", "c.md", wrong)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), eino::ErrorKind::InvalidInput, "{err}");
+    let err = chunks
+        .search("kb", &[1.0, 0.0, 0.0], 5, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), eino::ErrorKind::InvalidInput, "{err}");
+
+    // Replacing a source removes its old chunks, in one transaction.
+    let a = vec![(chunk("a3", "a.md", "Cargo again"), vec![1.0, 0.1])];
+    assert_eq!(chunks.replace_source("kb", "a.md", a).await.unwrap(), 2);
+    let hits = chunks.search("kb", &[1.0, 0.0], 5, None).await.unwrap();
+    let ids: Vec<_> = hits.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["a3", "b1"]);
+    assert_eq!(
+        chunks
+            .replace_source("kb", "a.md", Vec::new())
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(chunks.drop_collection("kb").await.unwrap());
+    assert!(chunks.is_empty("kb").await.unwrap());
+    assert!(
+        !chunks.is_empty("other").await.unwrap(),
+        "other collections stay"
+    );
 }

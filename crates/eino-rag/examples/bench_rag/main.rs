@@ -28,8 +28,8 @@ use eino::schema::Document;
 use eino_local::{LocalOptions, MiniLmEmbedder};
 use eino_rag::ingest::Ingestor;
 use eino_rag::{
-    Bm25Index, Bm25Retriever, Fusion, HnswConfig, HybridRetriever, RecursiveSplitter, VectorIndex,
-    VectorRetriever,
+    Bm25Index, Bm25Retriever, Fusion, HnswConfig, HybridRetriever, LocalChunks, RecursiveSplitter,
+    VectorIndex, VectorRetriever,
 };
 use futures_util::future::BoxFuture;
 
@@ -219,10 +219,9 @@ async fn ingest(
     let ingestor = Ingestor::new(
         Arc::new(RecursiveSplitter::new(1000)),
         embedder,
-        index.clone(),
+        LocalChunks::new(index.clone()).with_keywords(Bm25Index::in_memory()),
         "man",
-    )?
-    .with_keyword_index(Bm25Index::in_memory())?;
+    )?;
     let docs = pages
         .iter()
         .map(|(id, p)| {

@@ -4,6 +4,7 @@
 
 mod postgres;
 mod postgres_checkpoints;
+mod postgres_chunks;
 mod sqlite;
 
 use eino::schema::Message;
@@ -12,6 +13,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use postgres::PostgresStore;
+pub use postgres_chunks::PostgresChunks;
 pub use sqlite::SqliteStore;
 
 /// A chat session.
@@ -110,6 +112,21 @@ pub struct InterruptedRun {
     pub created_at: i64,
     /// The calls waiting for a decision.
     pub pending: Vec<PendingCall>,
+}
+
+/// An ingestion job's state, as polled or streamed by clients.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobStatus {
+    /// Job id.
+    pub id: String,
+    /// The knowledge base.
+    pub kb: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Counters.
+    pub progress: eino_rag::ingest::Progress,
+    /// Per file, when done.
+    pub outcomes: Vec<(String, eino_rag::ingest::Outcome)>,
 }
 
 /// Where the service keeps its data.
@@ -215,6 +232,13 @@ pub trait Store: Send + Sync {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<InterruptedRun>>>;
 
+    /// Save (or update) an ingestion job's status.
+    fn put_job<'a>(&'a self, tenant: &'a str, job: &'a JobStatus) -> BoxFuture<'a, Result<()>>;
+    /// One ingestion job.
+    fn job<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<JobStatus>>>;
+    /// Remove every tenant's jobs last updated before `before_ms`; returns how many.
+    fn expire_jobs(&self, before_ms: i64) -> BoxFuture<'_, Result<u64>>;
+
     /// Whether the store answers (for `/ready`).
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
 }
@@ -251,6 +275,12 @@ CREATE TABLE interrupted_runs (
     tenant TEXT NOT NULL, id TEXT NOT NULL, created_at BIGINT NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (tenant, id));
 CREATE INDEX interrupted_by_time ON interrupted_runs (tenant, created_at);
+"#,
+    r#"
+CREATE TABLE ingest_jobs (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, updated_at BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE INDEX jobs_by_time ON ingest_jobs (updated_at);
 "#,
 ];
 

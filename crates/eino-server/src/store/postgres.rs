@@ -9,12 +9,14 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
-use super::{now_ms, InterruptedRun, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
+use super::{
+    now_ms, InterruptedRun, JobStatus, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store,
+};
 
 use super::MIGRATIONS;
 
 /// An arbitrary constant: the advisory lock id of eino's migrations.
-const MIGRATION_LOCK: i64 = 0x6569_6e6f_6d69_6772;
+pub(super) const MIGRATION_LOCK: i64 = 0x6569_6e6f_6d69_6772;
 
 pub(super) fn pg(e: tokio_postgres::Error) -> Error {
     let transient = e.is_closed()
@@ -555,6 +557,45 @@ impl Store for PostgresStore {
                 &[&tenant, &id],
             )
             .await
+        })
+    }
+
+    fn put_job<'a>(&'a self, tenant: &'a str, job: &'a JobStatus) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let body = serde_json::to_string(job).map_err(json_err)?;
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO ingest_jobs (tenant, id, updated_at, body) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET updated_at = excluded.updated_at, body = excluded.body",
+                    &[&tenant, &job.id, &now_ms(), &body],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn job<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<JobStatus>>> {
+        Box::pin(async move {
+            self.json_row(
+                "SELECT body FROM ingest_jobs WHERE tenant = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await
+        })
+    }
+
+    fn expire_jobs(&self, before_ms: i64) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "DELETE FROM ingest_jobs WHERE updated_at < $1",
+                    &[&before_ms],
+                )
+                .await
+                .map_err(pg)
         })
     }
 

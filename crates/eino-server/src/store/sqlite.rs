@@ -10,7 +10,9 @@ use futures_util::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 
-use super::{now_ms, InterruptedRun, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store};
+use super::{
+    now_ms, InterruptedRun, JobStatus, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store,
+};
 
 use super::MIGRATIONS;
 
@@ -506,6 +508,43 @@ impl Store for SqliteStore {
                 .query_map(params![before_ms], |r| r.get::<_, String>(0))
                 .map_err(db)?;
             ids.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+        })
+    }
+
+    fn put_job<'a>(&'a self, tenant: &'a str, job: &'a JobStatus) -> BoxFuture<'a, Result<()>> {
+        let row = serde_json::to_string(job)
+            .map_err(json_err)
+            .map(|body| (tenant.to_string(), job.id.clone(), body));
+        self.with(move |c| {
+            let (tenant, id, body) = row?;
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO ingest_jobs (tenant, id, updated_at, body) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![tenant, id, now_ms(), body]))
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn job<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<JobStatus>>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.with(move |c| {
+            json_row(
+                c,
+                "SELECT body FROM ingest_jobs WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+            )
+        })
+    }
+
+    fn expire_jobs(&self, before_ms: i64) -> BoxFuture<'_, Result<u64>> {
+        self.with(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM ingest_jobs WHERE updated_at < ?1")
+                .and_then(|mut st| st.execute(params![before_ms]))
+                .map_err(db)?;
+            Ok(n as u64)
         })
     }
 

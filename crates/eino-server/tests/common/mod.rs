@@ -319,6 +319,12 @@ impl TestServer {
         r.unwrap().text().await.unwrap()
     }
 
+    /// GET `path` and read the answer as text (an SSE stream, say).
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.http.get(self.url(path)).send().await;
+        r.unwrap().text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let r = self.http.get(self.url(path)).send().await.unwrap();
         let s = r.status().as_u16();

@@ -1,0 +1,358 @@
+//! Where a knowledge base's chunks live: the [`ChunkStore`] an [`Ingestor`] writes and a
+//! search reads, so the same pipeline serves the in-process indexes ([`LocalChunks`], or a
+//! bare [`VectorIndex`]) and a database every replica of a service shares (the server's
+//! PostgreSQL store, with pgvector).
+//!
+//! Chunks are grouped by `source` (the file or URL they came from): an ingestion replaces
+//! a source's chunks as a whole, and the `content_hash` stored with them tells whether a
+//! source changed since it was indexed.
+//!
+//! [`Ingestor`]: crate::ingest::Ingestor
+
+use std::sync::Arc;
+
+use eino::schema::Document;
+use eino::Result;
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::load::keys;
+use crate::VectorIndex;
+
+/// Chunks with their vectors (and, in stores that have one, a keyword index), in named
+/// collections, replaced one source at a time.
+pub trait ChunkStore: Send + Sync {
+    /// The `content_hash` stored with `source`'s chunks, if it has any.
+    fn source_hash<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>>>;
+
+    /// Replace `source`'s chunks with `chunks` (each with its vector; their metadata
+    /// already names the source) so that a reader sees all old or all new ones. An empty
+    /// `chunks` removes the source. Returns how many old chunks were removed.
+    fn replace_source<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<usize>>;
+
+    /// Remove a whole collection; false if it held nothing.
+    fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>>;
+
+    /// Whether `collection` holds no chunk (a search can skip embedding the query).
+    fn is_empty<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>>;
+
+    /// The `k` chunks most similar to `vector` (cosine; the score is the similarity), best
+    /// first, scoring at least `min_score` when given.
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        min_score: Option<f64>,
+    ) -> BoxFuture<'a, Result<Vec<Document>>>;
+
+    /// The `k` best keyword matches for `query`, best first; `None` when this store keeps
+    /// no keyword index.
+    fn keyword_search<'a>(
+        &'a self,
+        collection: &'a str,
+        query: &'a str,
+        k: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Document>>>> {
+        let _ = (collection, query, k);
+        Box::pin(async { Ok(None) })
+    }
+}
+
+impl<T: ChunkStore + ?Sized> ChunkStore for Arc<T> {
+    fn source_hash<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        (**self).source_hash(collection, source)
+    }
+    fn replace_source<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<usize>> {
+        (**self).replace_source(collection, source, chunks)
+    }
+    fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        (**self).drop_collection(collection)
+    }
+    fn is_empty<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        (**self).is_empty(collection)
+    }
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        min_score: Option<f64>,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        (**self).search(collection, vector, k, min_score)
+    }
+    fn keyword_search<'a>(
+        &'a self,
+        collection: &'a str,
+        query: &'a str,
+        k: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Document>>>> {
+        (**self).keyword_search(collection, query, k)
+    }
+}
+
+/// The metadata filter of one source's chunks.
+pub fn source_filter(source: &str) -> Value {
+    json!({ keys::SOURCE: source })
+}
+
+/// A [`VectorIndex`] alone: chunks and vectors, no keyword side.
+impl ChunkStore for VectorIndex {
+    fn source_hash<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(async move {
+            let stored = self.find_where(collection, &source_filter(source), 1);
+            Ok(stored
+                .first()
+                .and_then(|d| d.metadata.get(keys::CONTENT_HASH))
+                .and_then(Value::as_str)
+                .map(str::to_string))
+        })
+    }
+
+    fn replace_source<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(async move { self.replace_where(collection, &source_filter(source), chunks) })
+    }
+
+    fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { VectorIndex::drop_collection(self, collection) })
+    }
+
+    fn is_empty<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { Ok(VectorIndex::is_empty(self, collection)) })
+    }
+
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        min_score: Option<f64>,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(async move { VectorIndex::search(self, collection, vector, k, None, min_score) })
+    }
+}
+
+/// The in-process chunk store: a [`VectorIndex`] and, with the `bm25` feature, a BM25
+/// index of the same chunks beside it.
+///
+/// On a replacement the keyword side is written first: if it fails, the vector side
+/// (whose hashes decide what is current) keeps the old version, and the next ingestion
+/// retries both.
+#[derive(Clone)]
+pub struct LocalChunks {
+    vectors: VectorIndex,
+    #[cfg(feature = "bm25")]
+    keywords: Option<crate::Bm25Index>,
+}
+
+impl std::fmt::Debug for LocalChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalChunks").finish_non_exhaustive()
+    }
+}
+
+impl LocalChunks {
+    /// Chunks in `vectors` only.
+    pub fn new(vectors: VectorIndex) -> Self {
+        Self {
+            vectors,
+            #[cfg(feature = "bm25")]
+            keywords: None,
+        }
+    }
+
+    /// Also keep every chunk in `keywords`, and answer keyword searches from it.
+    #[cfg(feature = "bm25")]
+    pub fn with_keywords(mut self, keywords: crate::Bm25Index) -> Self {
+        self.keywords = Some(keywords);
+        self
+    }
+
+    /// The vector side.
+    pub fn vectors(&self) -> &VectorIndex {
+        &self.vectors
+    }
+}
+
+impl ChunkStore for LocalChunks {
+    fn source_hash<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        self.vectors.source_hash(collection, source)
+    }
+
+    fn replace_source<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(async move {
+            #[cfg(feature = "bm25")]
+            if let Some(k) = &self.keywords {
+                let docs = chunks.iter().map(|(d, _)| d.clone()).collect();
+                k.replace_where(collection, &source_filter(source), docs)?;
+            }
+            self.vectors
+                .replace_source(collection, source, chunks)
+                .await
+        })
+    }
+
+    fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            #[cfg(feature = "bm25")]
+            if let Some(k) = &self.keywords {
+                k.drop_collection(collection)?;
+            }
+            VectorIndex::drop_collection(&self.vectors, collection)
+        })
+    }
+
+    fn is_empty<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { Ok(VectorIndex::is_empty(&self.vectors, collection)) })
+    }
+
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        min_score: Option<f64>,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        ChunkStore::search(&self.vectors, collection, vector, k, min_score)
+    }
+
+    fn keyword_search<'a>(
+        &'a self,
+        collection: &'a str,
+        query: &'a str,
+        k: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Document>>>> {
+        Box::pin(async move {
+            #[cfg(feature = "bm25")]
+            if let Some(index) = self.keywords.clone() {
+                // tantivy's search is blocking work; keep it off the async threads.
+                let (col, query) = (collection.to_string(), query.to_string());
+                let found =
+                    tokio::task::spawn_blocking(move || index.search(&col, &query, k, None, None))
+                        .await
+                        .map_err(|e| {
+                            eino::Error::internal(format!("keyword search task: {e}"))
+                        })??;
+                return Ok(Some(found));
+            }
+            let _ = (collection, query, k);
+            Ok(None)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(id: &str, source: &str, hash: &str) -> Document {
+        let mut d = Document::new(id, format!("text of {id}"));
+        d.metadata.insert(keys::SOURCE.into(), source.into());
+        d.metadata.insert(keys::CONTENT_HASH.into(), hash.into());
+        d
+    }
+
+    #[tokio::test]
+    async fn a_source_is_replaced_as_a_whole_and_its_hash_read_back() {
+        let store = LocalChunks::new(VectorIndex::in_memory());
+        assert!(store.is_empty("kb").await.unwrap());
+        assert_eq!(store.source_hash("kb", "a.txt").await.unwrap(), None);
+        let first = vec![
+            (chunk("a1", "a.txt", "h1"), vec![1.0, 0.0]),
+            (chunk("a2", "a.txt", "h1"), vec![0.0, 1.0]),
+        ];
+        assert_eq!(store.replace_source("kb", "a.txt", first).await.unwrap(), 0);
+        let other = vec![(chunk("b1", "b.txt", "h9"), vec![1.0, 1.0])];
+        store.replace_source("kb", "b.txt", other).await.unwrap();
+        assert_eq!(
+            store.source_hash("kb", "a.txt").await.unwrap().as_deref(),
+            Some("h1")
+        );
+        let second = vec![(chunk("a3", "a.txt", "h2"), vec![1.0, 0.1])];
+        assert_eq!(
+            store.replace_source("kb", "a.txt", second).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            store.source_hash("kb", "a.txt").await.unwrap().as_deref(),
+            Some("h2")
+        );
+        let hits = store.search("kb", &[1.0, 0.0], 5, None).await.unwrap();
+        let ids: Vec<_> = hits.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a3", "b1"], "the old chunks of a.txt are gone");
+        let strict = store.search("kb", &[1.0, 0.0], 5, Some(0.9)).await.unwrap();
+        assert_eq!(strict.len(), 1, "min_score is a cosine floor");
+        assert_eq!(
+            store
+                .replace_source("kb", "a.txt", Vec::new())
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.drop_collection("kb").await.unwrap());
+        assert!(store.is_empty("kb").await.unwrap());
+    }
+
+    #[cfg(feature = "bm25")]
+    #[tokio::test]
+    async fn the_keyword_side_follows_every_replacement() {
+        let store =
+            LocalChunks::new(VectorIndex::in_memory()).with_keywords(crate::Bm25Index::in_memory());
+        let bare = LocalChunks::new(VectorIndex::in_memory());
+        assert_eq!(bare.keyword_search("kb", "text", 3).await.unwrap(), None);
+        let items = vec![(chunk("a1", "a.txt", "h1"), vec![1.0, 0.0])];
+        store.replace_source("kb", "a.txt", items).await.unwrap();
+        let found = store
+            .keyword_search("kb", "text", 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        store
+            .replace_source("kb", "a.txt", Vec::new())
+            .await
+            .unwrap();
+        let found = store
+            .keyword_search("kb", "text", 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(found.is_empty(), "removing a source removes its keywords");
+    }
+}

@@ -1,0 +1,318 @@
+//! Knowledge-base chunks in PostgreSQL (table `eino_chunks`): vectors with pgvector
+//! (exact cosine search within a collection) and keywords with PostgreSQL's full-text
+//! search, so every replica ingests into and searches the same chunks.
+
+use eino::schema::Document;
+use eino::{Error, Result};
+use eino_rag::load::keys;
+use eino_rag::ChunkStore;
+use futures_util::future::BoxFuture;
+use pgvector::Vector;
+use tokio_postgres::Row;
+
+use super::postgres::{pg, PostgresStore};
+
+/// Created at start when the chunks are in the database (idempotent; needs the pgvector
+/// extension installed on the server, and the right to create it if it is not yet).
+const SCHEMA: &str = "
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE IF NOT EXISTS eino_chunks (
+    collection TEXT NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL,
+    content TEXT NOT NULL, metadata JSONB NOT NULL, embedding vector NOT NULL,
+    keywords tsvector GENERATED ALWAYS AS (to_tsvector('english', content)) STORED,
+    PRIMARY KEY (collection, id));
+CREATE INDEX IF NOT EXISTS eino_chunks_by_source ON eino_chunks (collection, source);
+CREATE INDEX IF NOT EXISTS eino_chunks_keywords ON eino_chunks USING gin (keywords);
+";
+
+/// The chunks of every knowledge base in the store's PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresChunks {
+    store: PostgresStore,
+}
+
+impl std::fmt::Debug for PostgresChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresChunks").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// The chunk store in this database, creating its table (and the pgvector extension)
+    /// if needed.
+    pub async fn chunks(&self) -> Result<PostgresChunks> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // Under the migrations' lock: two replicas starting at once would otherwise race
+        // on CREATE EXTENSION.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&super::postgres::MIGRATION_LOCK],
+        )
+        .await
+        .map_err(pg)?;
+        tx.batch_execute(SCHEMA).await.map_err(|e| {
+            let why = pg(e);
+            Error::invalid_input(format!(
+                "store.database_url: knowledge bases in PostgreSQL need the pgvector extension \
+                 (or set store.chunks_in_database: false): {why}"
+            ))
+        })?;
+        tx.commit().await.map_err(pg)?;
+        Ok(PostgresChunks {
+            store: self.clone(),
+        })
+    }
+}
+
+/// A stored chunk (columns id, content, metadata, score) as a scored document.
+fn document(row: &Row, score: f64) -> Document {
+    let metadata = match row.get::<_, serde_json::Value>(2) {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    Document {
+        id: row.get(0),
+        content: row.get(1),
+        metadata,
+        score: Some(score),
+        embedding: None,
+    }
+}
+
+/// A full-text query matching any of the words of `query` (BM25-like recall: a chunk with
+/// some of the terms still ranks), for `websearch_to_tsquery`, which never fails to parse.
+fn any_word(query: &str) -> String {
+    query
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| c == '"' || c == '-'))
+        .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("or"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// pgvector refuses to compare vectors of different lengths with SQLSTATE 22000.
+fn dimension_err(e: tokio_postgres::Error, collection: &str, dims: usize) -> Error {
+    if e.code().is_some_and(|c| c.code() == "22000") {
+        Error::invalid_input(format!(
+            "a vector of {dims} dimensions does not fit collection '{collection}' \
+             (its chunks were embedded with another model): {e}"
+        ))
+    } else {
+        pg(e)
+    }
+}
+
+impl ChunkStore for PostgresChunks {
+    fn source_hash<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(async move {
+            let row = self
+                .store
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT metadata->>$3 FROM eino_chunks WHERE collection = $1 AND source = $2 LIMIT 1",
+                    &[&collection, &source, &keys::CONTENT_HASH],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+        })
+    }
+
+    fn replace_source<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(async move {
+            if let Some((d, v)) = chunks
+                .iter()
+                .find(|(_, v)| v.is_empty() || v.iter().any(|x| !x.is_finite()))
+            {
+                return Err(Error::invalid_input(format!(
+                    "chunk {} has an empty or non-finite vector ({} dimensions)",
+                    d.id,
+                    v.len()
+                )));
+            }
+            let mut c = self.store.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            if let Some((_, v)) = chunks.first() {
+                // One collection holds one embedding size, as the in-process index does.
+                let other = tx
+                    .query_opt(
+                        "SELECT vector_dims(embedding) FROM eino_chunks \
+                         WHERE collection = $1 AND source <> $2 LIMIT 1",
+                        &[&collection, &source],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if let Some(dims) = other.map(|r| r.get::<_, i32>(0)) {
+                    if usize::try_from(dims).ok() != Some(v.len()) {
+                        return Err(Error::invalid_input(format!(
+                            "collection '{collection}' holds {dims}-dimensional vectors, not {}",
+                            v.len()
+                        )));
+                    }
+                }
+            }
+            let removed = tx
+                .execute(
+                    "DELETE FROM eino_chunks WHERE collection = $1 AND source = $2",
+                    &[&collection, &source],
+                )
+                .await
+                .map_err(pg)?;
+            let insert = tx
+                .prepare(
+                    "INSERT INTO eino_chunks (collection, id, source, content, metadata, embedding) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (collection, id) DO UPDATE SET \
+                     source = excluded.source, content = excluded.content, \
+                     metadata = excluded.metadata, embedding = excluded.embedding",
+                )
+                .await
+                .map_err(pg)?;
+            // Pipelined on the one connection: the inserts go out without waiting for
+            // each other's answers.
+            let rows: Vec<_> = chunks
+                .into_iter()
+                .map(|(d, v)| {
+                    (
+                        d.id,
+                        d.content,
+                        serde_json::Value::Object(d.metadata),
+                        Vector::from(v),
+                    )
+                })
+                .collect();
+            let (t, insert) = (&tx, &insert);
+            futures_util::future::try_join_all(rows.iter().map(
+                |(id, content, meta, v)| async move {
+                    t.execute(insert, &[&collection, id, &source, content, meta, v])
+                        .await
+                },
+            ))
+            .await
+            .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .store
+                .client()
+                .await?
+                .execute(
+                    "DELETE FROM eino_chunks WHERE collection = $1",
+                    &[&collection],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn is_empty<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let row = self
+                .store
+                .client()
+                .await?
+                .query_one(
+                    "SELECT NOT EXISTS (SELECT 1 FROM eino_chunks WHERE collection = $1)",
+                    &[&collection],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        min_score: Option<f64>,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(async move {
+            if vector.is_empty() || vector.iter().any(|x| !x.is_finite()) {
+                return Err(Error::invalid_input(format!(
+                    "query vector has {} dimensions (all must be finite)",
+                    vector.len()
+                )));
+            }
+            let q = Vector::from(vector.to_vec());
+            let limit = i64::try_from(k).unwrap_or(i64::MAX);
+            let rows = self
+                .store
+                .client()
+                .await?
+                .query(
+                    "SELECT id, content, metadata, 1 - (embedding <=> $2) FROM eino_chunks \
+                     WHERE collection = $1 ORDER BY embedding <=> $2, id LIMIT $3",
+                    &[&collection, &q, &limit],
+                )
+                .await
+                .map_err(|e| dimension_err(e, collection, vector.len()))?;
+            Ok(rows
+                .iter()
+                .map(|r| document(r, r.get::<_, Option<f64>>(3).unwrap_or(0.0)))
+                .filter(|d| min_score.is_none_or(|m| d.score.unwrap_or(0.0) >= m))
+                .collect())
+        })
+    }
+
+    fn keyword_search<'a>(
+        &'a self,
+        collection: &'a str,
+        query: &'a str,
+        k: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Document>>>> {
+        Box::pin(async move {
+            let words = any_word(query);
+            if words.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            let limit = i64::try_from(k).unwrap_or(i64::MAX);
+            let rows = self
+                .store
+                .client()
+                .await?
+                .query(
+                    "SELECT id, content, metadata, ts_rank_cd(keywords, q) AS rank \
+                     FROM eino_chunks, websearch_to_tsquery('english', $2) q \
+                     WHERE collection = $1 AND keywords @@ q ORDER BY rank DESC, id LIMIT $3",
+                    &[&collection, &words, &limit],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(Some(
+                rows.iter()
+                    .map(|r| document(r, f64::from(r.get::<_, f32>(3))))
+                    .collect(),
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::any_word;
+
+    #[test]
+    fn keyword_queries_match_any_word_and_never_negate() {
+        assert_eq!(any_word("rust borrow checker"), "rust or borrow or checker");
+        assert_eq!(any_word("  -not \"quoted\" OR or  "), "not or quoted");
+        assert_eq!(any_word("   "), "");
+    }
+}

@@ -41,7 +41,7 @@ fn valkey() -> (Server, String) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut server = Server(child);
+    let mut server = Server(child, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = server.0.try_wait().unwrap() {

@@ -230,9 +230,7 @@ impl Application {
     pub fn topology(&self) -> Topology {
         self.graph.topology()
     }
-}
 
-impl Application {
     /// Whether a run can stop for a person's decision (a tool needs approval).
     pub fn interruptible(&self) -> bool {
         self.interruptible

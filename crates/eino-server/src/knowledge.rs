@@ -26,6 +26,13 @@ use crate::store::{now_ms, KbDocument, Store};
 /// replica streaming another one's job reads it.
 const JOB_SYNC: Duration = Duration::from_millis(500);
 
+/// A running job's status is written at least this often, changed or not, so a reader
+/// can tell a slow job from one whose replica stopped.
+const JOB_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A stored job still `running` but not written for this long lost its replica.
+const JOB_STALE: Duration = Duration::from_secs(30);
+
 /// Finished jobs are kept this long in the store, then swept.
 pub const JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -104,6 +111,8 @@ impl Knowledge {
             state: "running".into(),
             progress: Progress::default(),
             outcomes: Vec::new(),
+            error: None,
+            updated_at: now_ms(),
         };
         self.store.put_job(tenant, &first).await?;
         let (tx, rx) = watch::channel(first);
@@ -152,8 +161,12 @@ impl Knowledge {
     /// [`JOB_SYNC`]) until it ends; then this replica forgets it and the store answers.
     async fn sync_job(self, tenant: String, mut rx: watch::Receiver<JobStatus>) {
         loop {
-            let ended = rx.changed().await.is_err();
-            let status = rx.borrow_and_update().clone();
+            let ended = match tokio::time::timeout(JOB_HEARTBEAT, rx.changed()).await {
+                Ok(changed) => changed.is_err(),
+                Err(_) => false, // no change: a heartbeat
+            };
+            let mut status = rx.borrow_and_update().clone();
+            status.updated_at = now_ms();
             let done = ended || status.state != "running";
             // A failed write is retried with the next change; the final one a few times,
             // since after it this replica no longer holds the status.
@@ -194,9 +207,11 @@ impl Knowledge {
     /// else from the store.
     pub async fn job(&self, tenant: &str, id: &str) -> Result<Option<JobStatus>> {
         if let Some(rx) = self.local_job(tenant, id) {
-            return Ok(Some(rx.borrow().clone()));
+            let mut s = rx.borrow().clone();
+            s.updated_at = now_ms();
+            return Ok(Some(s));
         }
-        self.store.job(tenant, id).await
+        Ok(self.store.job(tenant, id).await?.map(settle))
     }
 
     /// A job's statuses as they change, the final one last; `None` if there is no such job
@@ -208,7 +223,7 @@ impl Knowledge {
     ) -> Result<Option<impl Stream<Item = JobStatus> + Send + 'static>> {
         let source = match self.local_job(tenant, id) {
             Some(rx) => Updates::Local(rx),
-            None => match self.store.job(tenant, id).await? {
+            None => match self.store.job(tenant, id).await?.map(settle) {
                 Some(first) => Updates::Stored {
                     store: self.store.clone(),
                     tenant: tenant.to_string(),
@@ -347,6 +362,21 @@ pub(crate) fn spawn_job_sweep(
     });
 }
 
+/// A stored job as readers see it: one left `running` without a heartbeat for
+/// [`JOB_STALE`] failed, because the replica running it stopped.
+fn settle(mut s: JobStatus) -> JobStatus {
+    let quiet = now_ms().saturating_sub(s.updated_at);
+    if s.state == "running" && quiet > i64::try_from(JOB_STALE.as_millis()).unwrap_or(i64::MAX) {
+        s.state = "failed".into();
+        s.error = Some(format!(
+            "the replica running this job stopped {} s ago; upload the files again \
+             (files already ingested are skipped as unchanged)",
+            quiet / 1000
+        ));
+    }
+    s
+}
+
 /// Where a job's updates come from: this replica's watch, or the store.
 enum Updates {
     Local(watch::Receiver<JobStatus>),
@@ -368,7 +398,8 @@ impl Updates {
                     let s = rx.borrow().clone();
                     return (s.state != "running").then_some((s, Updates::Local(rx)));
                 }
-                let s = rx.borrow_and_update().clone();
+                let mut s = rx.borrow_and_update().clone();
+                s.updated_at = now_ms();
                 Some((s, Updates::Local(rx)))
             }
             Updates::Stored {
@@ -389,8 +420,8 @@ impl Updates {
                 }
                 loop {
                     tokio::time::sleep(JOB_SYNC).await;
-                    match store.job(&tenant, &last.id).await {
-                        Ok(Some(s)) if s != last => {
+                    match store.job(&tenant, &last.id).await.map(|s| s.map(settle)) {
+                        Ok(Some(s)) if s.state != last.state || s.progress != last.progress => {
                             return Some((
                                 s.clone(),
                                 Updates::Stored {

@@ -493,7 +493,8 @@ pub async fn list_apps(State(state): State<AppState>) -> Json<Value> {
         .values()
         .map(|a| {
             json!({ "id": a.id, "model": a.config.model, "fallbacks": a.config.fallbacks,
-                         "knowledge_bases": a.config.knowledge_bases })
+                    "knowledge_bases": a.config.knowledge_bases, "agent": a.config.agent,
+                    "tools": a.config.tools, "interruptible": a.interruptible() })
         })
         .collect();
     Json(json!({ "data": apps }))

@@ -446,3 +446,34 @@ async fn replicas_on_one_database_share_knowledge_bases() {
     // Another tenant's job is not found on either replica.
     assert_eq!(a.get("/api/v1/jobs/no-such-job").await.0, 404);
 }
+
+/// A job recorded as running whose replica stopped writing it (no heartbeat for half a
+/// minute) reads as failed, polled or streamed, instead of running forever.
+#[tokio::test]
+async fn a_job_whose_replica_stopped_reads_as_failed() {
+    let s = server(None, None).await;
+    let orphan = eino_server::store::JobStatus {
+        id: "orphan".into(),
+        kb: "docs".into(),
+        state: "running".into(),
+        progress: Default::default(),
+        outcomes: Vec::new(),
+        error: None,
+        updated_at: eino_server::store::now_ms() - 60_000,
+    };
+    s.state.store.put_job("default", &orphan).await.unwrap();
+    let (status, job) = s.get("/api/v1/jobs/orphan").await;
+    assert_eq!((status, &job["state"]), (200, &json!("failed")), "{job}");
+    assert!(job["error"].as_str().unwrap().contains("stopped"), "{job}");
+    let events = common::sse(&s.get_text("/api/v1/jobs/orphan/events").await);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "done");
+    // A fresh one is still running.
+    let live = eino_server::store::JobStatus {
+        id: "live".into(),
+        updated_at: eino_server::store::now_ms(),
+        ..orphan
+    };
+    s.state.store.put_job("default", &live).await.unwrap();
+    assert_eq!(s.get("/api/v1/jobs/live").await.1["state"], "running");
+}

@@ -193,6 +193,8 @@ async fn jobs_are_per_tenant_and_expire(s: &dyn Store) {
         state: "running".into(),
         progress: Progress::default(),
         outcomes: Vec::new(),
+        error: None,
+        updated_at: 7,
     };
     s.put_job("t", &job).await.unwrap();
     job.state = "done".into();

@@ -22,6 +22,17 @@ async fn approvals_interrupt_and_resume_runs_in_sqlite() {
         mermaid.contains("agent") && mermaid.contains("tools"),
         "{mermaid}"
     );
+    // The listing says which applications are agents that may wait for a decision.
+    let (_, apps) = s.get("/api/v1/applications").await;
+    let agent = apps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "agent")
+        .unwrap();
+    assert_eq!(agent["agent"], "react", "{agent}");
+    assert_eq!(agent["interruptible"], true, "{agent}");
+    assert!(!agent["tools"].as_array().unwrap().is_empty(), "{agent}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! What the binary's end-to-end tests share: throwaway virtualenvs with pinned PyPI
-//! packages, and `eino serve` child processes.
+//! packages, and `eino serve` child processes (on their own throwaway PostgreSQL in the
+//! second pass of scripts/test.sh, `EINO_TEST_STORE=postgres`).
 
 #![allow(dead_code)] // each test binary uses its own part
 
@@ -38,8 +39,12 @@ pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
     dir
 }
 
-/// A child process, killed on drop.
-pub struct Server(pub Child);
+/// The server tests' throwaway PostgreSQL.
+#[path = "../../../eino-server/tests/common/pg.rs"]
+pub mod pg;
+
+/// A child process, killed on drop (then its PostgreSQL, if it has one, is stopped).
+pub struct Server(pub Child, pub Option<pg::Postgres>);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -92,7 +97,12 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut server = Server(cmd.spawn().expect("eino serve starts"));
+    let pg = (pg::requested() && !env.iter().any(|(k, _)| *k == "EINO_STORE__DATABASE_URL"))
+        .then(pg::Postgres::start);
+    if let Some(pg) = &pg {
+        cmd.env("EINO_STORE__DATABASE_URL", &pg.url);
+    }
+    let mut server = Server(cmd.spawn().expect("eino serve starts"), pg);
     wait_ready(&url, &mut server.0);
     (server, url)
 }

@@ -127,6 +127,12 @@ pub struct JobStatus {
     pub progress: eino_rag::ingest::Progress,
     /// Per file, when done.
     pub outcomes: Vec<(String, eino_rag::ingest::Outcome)>,
+    /// Why the job failed as a whole, when it did (its replica stopped, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unix milliseconds of the last recorded change or heartbeat.
+    #[serde(default)]
+    pub updated_at: i64,
 }
 
 /// Where the service keeps its data.

@@ -422,3 +422,67 @@ async fn postgres_keeps_chunks_with_vectors_and_keywords() {
         "other collections stay"
     );
 }
+
+/// Past a few thousand chunks a search walks the HNSW index of its vector size (the
+/// statistics are refreshed by the writes, so the planner knows the table is big) and still
+/// finds the nearest chunks; a small knowledge base in the same table still fills its limit.
+#[tokio::test]
+async fn postgres_searches_large_knowledge_bases_through_hnsw() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let store = PostgresStore::connect(&pg.url, 4).await.unwrap();
+    let chunks = store.chunks().await.unwrap();
+    // Spread-out pseudo-random vectors (xorshift from the index): no two nearly alike.
+    let vector = |i: usize| -> Vec<f32> {
+        let mut x = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (0..8)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    };
+    for s in 0..5 {
+        let items = (0..500)
+            .map(|j| {
+                let i = s * 500 + j;
+                (chunk(&format!("c{i}"), &format!("s{s}"), "text"), vector(i))
+            })
+            .collect();
+        chunks
+            .replace_source("big", &format!("s{s}"), items)
+            .await
+            .unwrap();
+    }
+    let few = (0..5)
+        .map(|i| (chunk(&format!("f{i}"), "f", "text"), vector(i)))
+        .collect();
+    chunks.replace_source("small", "f", few).await.unwrap();
+
+    let (client, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN SELECT id FROM eino_chunks WHERE collection = 'big' \
+             AND vector_dims(embedding) = 8 \
+             ORDER BY embedding::vector(8) <=> '[1,2,3,4,5,6,7,8]'::vector(8) LIMIT 10",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("eino_chunks_hnsw_8")),
+        "{plan:#?}"
+    );
+    let hits = chunks.search("big", &vector(1234), 3, None).await.unwrap();
+    assert_eq!(hits[0].id, "c1234", "{hits:?}");
+    let small = chunks.search("small", &vector(2), 3, None).await.unwrap();
+    assert_eq!(small.len(), 3, "{small:?}");
+    assert_eq!(small[0].id, "f2");
+}

@@ -61,9 +61,17 @@ impl PostgresStore {
     /// Connect to `url` (`postgres://user:pass@host:port/db`) with up to `max_connections`
     /// pooled connections, and run pending migrations.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self> {
-        let cfg: tokio_postgres::Config = url
+        let mut cfg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::invalid_input(format!("store.database_url: {e}")))?;
+        // Knowledge-base searches filter an HNSW scan to one knowledge base; pgvector's
+        // iterative scan goes on until the limit is filled instead of stopping at
+        // `hnsw.ef_search` candidates (a placeholder setting until pgvector loads).
+        let options = format!(
+            "{} -c hnsw.iterative_scan=relaxed_order",
+            cfg.get_options().unwrap_or("")
+        );
+        cfg.options(options.trim_start());
         let mgr = Manager::from_config(
             cfg,
             NoTls,

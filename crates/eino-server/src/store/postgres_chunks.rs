@@ -1,6 +1,18 @@
-//! Knowledge-base chunks in PostgreSQL (table `eino_chunks`): vectors with pgvector
-//! (exact cosine search within a collection) and keywords with PostgreSQL's full-text
-//! search, so every replica ingests into and searches the same chunks.
+//! Knowledge-base chunks in PostgreSQL (table `eino_chunks`): vectors with pgvector and
+//! keywords with PostgreSQL's full-text search, so every replica ingests into and searches
+//! the same chunks.
+//!
+//! The vector column has no fixed size (knowledge bases may use different embedders), and
+//! pgvector indexes only fixed sizes, so each size gets its own partial HNSW index over
+//! `embedding::vector(N)`, created the first time chunks of that size are written. A
+//! search orders by the same expression: PostgreSQL then walks the graph (with pgvector's
+//! iterative scan, so a filter on one knowledge base still fills the limit) or, for a
+//! small knowledge base, reads its rows and sorts them exactly, whichever it estimates
+//! cheaper.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use eino::schema::Document;
 use eino::{Error, Result};
@@ -21,6 +33,9 @@ CREATE TABLE IF NOT EXISTS eino_chunks (
     content TEXT NOT NULL, metadata JSONB NOT NULL, embedding vector NOT NULL,
     keywords tsvector GENERATED ALWAYS AS (to_tsvector('english', content)) STORED,
     PRIMARY KEY (collection, id));
+-- pgvector stores vectors out of line (TOAST) by default once a row passes 2 kB, and a
+-- search then fetches every vector from the TOAST table: MAIN keeps them in the row.
+ALTER TABLE eino_chunks ALTER COLUMN embedding SET STORAGE MAIN;
 CREATE INDEX IF NOT EXISTS eino_chunks_by_source ON eino_chunks (collection, source);
 CREATE INDEX IF NOT EXISTS eino_chunks_keywords ON eino_chunks USING gin (keywords);
 ";
@@ -29,7 +44,16 @@ CREATE INDEX IF NOT EXISTS eino_chunks_keywords ON eino_chunks USING gin (keywor
 #[derive(Clone)]
 pub struct PostgresChunks {
     store: PostgresStore,
+    /// Vector sizes whose HNSW index this process has made sure of.
+    indexed: Arc<Mutex<HashSet<usize>>>,
+    /// Chunks this process wrote since it last refreshed the table's statistics.
+    written: Arc<AtomicUsize>,
 }
+
+/// Refresh the planner's statistics after this many chunks written. Autovacuum would,
+/// later: until then the planner, believing a knowledge base small, sorts all its rows
+/// instead of walking the HNSW graph (31 ms instead of 0.6 ms for 20 000 chunks).
+const ANALYZE_EVERY: usize = 2000;
 
 impl std::fmt::Debug for PostgresChunks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +85,8 @@ impl PostgresStore {
         tx.commit().await.map_err(pg)?;
         Ok(PostgresChunks {
             store: self.clone(),
+            indexed: Arc::default(),
+            written: Arc::default(),
         })
     }
 }
@@ -103,6 +129,44 @@ fn dimension_err(e: tokio_postgres::Error, collection: &str, dims: usize) -> Err
     }
 }
 
+impl PostgresChunks {
+    /// Create the HNSW index of `dims`-sized vectors unless this process already did.
+    /// Under the migrations' lock, so replicas writing their first chunks at once do not
+    /// race on the index name; `IF NOT EXISTS` makes it cheap when another one made it.
+    async fn ensure_index(&self, dims: usize) -> Result<()> {
+        if self
+            .indexed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&dims)
+        {
+            return Ok(());
+        }
+        let mut c = self.store.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&super::postgres::MIGRATION_LOCK],
+        )
+        .await
+        .map_err(pg)?;
+        // `dims` is a number we computed, never user text: safe to put in the statement.
+        tx.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS eino_chunks_hnsw_{dims} ON eino_chunks \
+             USING hnsw ((embedding::vector({dims})) vector_cosine_ops) \
+             WHERE vector_dims(embedding) = {dims}"
+        ))
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        self.indexed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dims);
+        Ok(())
+    }
+}
+
 impl ChunkStore for PostgresChunks {
     fn source_hash<'a>(
         &'a self,
@@ -140,6 +204,9 @@ impl ChunkStore for PostgresChunks {
                     d.id,
                     v.len()
                 )));
+            }
+            if let Some((_, v)) = chunks.first() {
+                self.ensure_index(v.len()).await?;
             }
             let mut c = self.store.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
@@ -201,6 +268,19 @@ impl ChunkStore for PostgresChunks {
             .await
             .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
+            drop(c);
+            let written = self.written.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
+            if written >= ANALYZE_EVERY {
+                self.written.store(0, Ordering::Relaxed);
+                // The chunks are committed: a failure here only leaves stale statistics.
+                let analyzed = match self.store.client().await {
+                    Ok(c) => c.batch_execute("ANALYZE eino_chunks").await.map_err(pg),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = analyzed {
+                    tracing::warn!(error = %e, "cannot refresh the chunk table's statistics");
+                }
+            }
             Ok(usize::try_from(removed).unwrap_or(usize::MAX))
         })
     }
@@ -253,22 +333,49 @@ impl ChunkStore for PostgresChunks {
             }
             let q = Vector::from(vector.to_vec());
             let limit = i64::try_from(k).unwrap_or(i64::MAX);
-            let rows = self
-                .store
-                .client()
-                .await?
-                .query(
-                    "SELECT id, content, metadata, 1 - (embedding <=> $2) FROM eino_chunks \
-                     WHERE collection = $1 ORDER BY embedding <=> $2, id LIMIT $3",
-                    &[&collection, &q, &limit],
+            let dims = vector.len();
+            let c = self.store.client().await?;
+            // A collection of another size has no row of this size: check, to answer with
+            // the error the in-process index gives rather than with nothing.
+            let stored = c
+                .query_opt(
+                    "SELECT vector_dims(embedding) FROM eino_chunks WHERE collection = $1 LIMIT 1",
+                    &[&collection],
                 )
                 .await
-                .map_err(|e| dimension_err(e, collection, vector.len()))?;
-            Ok(rows
+                .map_err(pg)?;
+            match stored.map(|r| r.get::<_, i32>(0)) {
+                None => return Ok(Vec::new()),
+                Some(d) if usize::try_from(d).ok() != Some(dims) => {
+                    return Err(Error::invalid_input(format!(
+                        "query vector has {dims} dimensions; collection '{collection}' holds {d}"
+                    )))
+                }
+                Some(_) => {}
+            }
+            // The expressions match the partial index's (`dims` is a number, not input).
+            let sql = format!(
+                "SELECT id, content, metadata, 1 - (embedding::vector({dims}) <=> $2) FROM eino_chunks \
+                 WHERE collection = $1 AND vector_dims(embedding) = {dims} \
+                 ORDER BY embedding::vector({dims}) <=> $2 LIMIT $3"
+            );
+            let rows = c
+                .query(&sql, &[&collection, &q, &limit])
+                .await
+                .map_err(|e| dimension_err(e, collection, dims))?;
+            let mut hits: Vec<Document> = rows
                 .iter()
                 .map(|r| document(r, r.get::<_, Option<f64>>(3).unwrap_or(0.0)))
                 .filter(|d| min_score.is_none_or(|m| d.score.unwrap_or(0.0) >= m))
-                .collect())
+                .collect();
+            // An iterative index scan returns nearly, not exactly, in order.
+            hits.sort_by(|a, b| {
+                b.score
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.score.unwrap_or(0.0))
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            Ok(hits)
         })
     }
 

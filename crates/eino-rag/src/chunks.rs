@@ -11,8 +11,9 @@
 
 use std::sync::Arc;
 
+use eino::component::{Embedder, RetrieveOptions, Retriever};
 use eino::schema::Document;
-use eino::Result;
+use eino::{Error, Result};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
@@ -277,6 +278,75 @@ impl ChunkStore for LocalChunks {
     }
 }
 
+/// Any [`ChunkStore`] as an eino [`Retriever`]: embeds the query and searches one
+/// collection (`RetrieveOptions::index` overrides it), top-k (default 4) and score
+/// threshold from the options. Chunk stores search by vector only, so a metadata `filter`
+/// is refused rather than ignored.
+#[derive(Clone)]
+pub struct ChunkRetriever {
+    chunks: Arc<dyn ChunkStore>,
+    embedder: Arc<dyn Embedder>,
+    collection: String,
+    top_k: usize,
+}
+
+impl std::fmt::Debug for ChunkRetriever {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkRetriever")
+            .field("collection", &self.collection)
+            .field("top_k", &self.top_k)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkRetriever {
+    /// Search `collection` of `chunks`, embedding queries with `embedder`.
+    pub fn new(
+        chunks: impl ChunkStore + 'static,
+        embedder: Arc<dyn Embedder>,
+        collection: impl Into<String>,
+    ) -> Self {
+        Self {
+            chunks: Arc::new(chunks),
+            embedder,
+            collection: collection.into(),
+            top_k: 4,
+        }
+    }
+
+    /// Default number of results.
+    pub fn with_top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self
+    }
+}
+
+impl Retriever for ChunkRetriever {
+    fn retrieve<'a>(
+        &'a self,
+        query: &'a str,
+        o: &'a RetrieveOptions,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(async move {
+            if o.filter.is_some() {
+                return Err(Error::invalid_input(
+                    "a chunk store searches by vector only: no metadata filter",
+                ));
+            }
+            let q = crate::retrieve::embed_query(self.embedder.as_ref(), query).await?;
+            let collection = o.index.as_deref().unwrap_or(&self.collection);
+            let k = o.top_k.unwrap_or(self.top_k);
+            self.chunks
+                .search(collection, &q, k, o.score_threshold)
+                .await
+        })
+    }
+
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "ChunkStore".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +397,62 @@ mod tests {
         );
         assert!(store.drop_collection("kb").await.unwrap());
         assert!(store.is_empty("kb").await.unwrap());
+    }
+
+    /// A stand-in embedder: "x" points along the first axis, anything else the second.
+    struct Axis;
+    impl Embedder for Axis {
+        fn embed<'a>(
+            &'a self,
+            texts: &'a [String],
+            _: &'a eino::component::EmbedOptions,
+        ) -> BoxFuture<'a, Result<Vec<Vec<f32>>>> {
+            Box::pin(async move {
+                Ok(texts
+                    .iter()
+                    .map(|t| {
+                        if t == "x" {
+                            vec![1.0, 0.0]
+                        } else {
+                            vec![0.0, 1.0]
+                        }
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_store_answers_as_a_retriever() {
+        let store = LocalChunks::new(VectorIndex::in_memory());
+        let items = vec![
+            (chunk("a", "s", "h"), vec![1.0, 0.0]),
+            (chunk("b", "s", "h"), vec![0.0, 1.0]),
+        ];
+        store.replace_source("kb", "s", items).await.unwrap();
+        let r = ChunkRetriever::new(store, Arc::new(Axis), "kb").with_top_k(1);
+        let hits = r.retrieve("x", &RetrieveOptions::default()).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].id, "a");
+        let o = RetrieveOptions {
+            top_k: Some(5),
+            score_threshold: Some(0.5),
+            ..RetrieveOptions::default()
+        };
+        let hits = r.retrieve("y", &o).await.unwrap();
+        let ids: Vec<_> = hits.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["b"], "the threshold drops the orthogonal chunk");
+        let other = RetrieveOptions {
+            index: Some("empty".into()),
+            ..RetrieveOptions::default()
+        };
+        assert!(r.retrieve("x", &other).await.unwrap().is_empty());
+        let filtered = RetrieveOptions {
+            filter: Some(json!({"source": "s"})),
+            ..RetrieveOptions::default()
+        };
+        let err = r.retrieve("x", &filtered).await.unwrap_err();
+        assert_eq!(err.kind(), eino::ErrorKind::InvalidInput);
     }
 
     #[cfg(feature = "bm25")]

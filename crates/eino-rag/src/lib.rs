@@ -18,7 +18,8 @@
 //! - [`ingest::Ingestor`]: load → split → embed in batches → index as an eino chain, with
 //!   progress events; unchanged sources are skipped by content hash, changed ones replaced.
 //!   It writes a [`ChunkStore`]: the in-process indexes ([`LocalChunks`]) or a shared
-//!   database (the server's PostgreSQL store implements it with pgvector).
+//!   database (the server's PostgreSQL store implements it with pgvector);
+//!   [`ChunkRetriever`] makes any chunk store an eino `Retriever`.
 //!
 //! - [`Bm25Index`] (feature `bm25`, on by default): the keyword side, tantivy BM25 with
 //!   stemming, the same collections, filters and persistence; [`Bm25Indexer`] and
@@ -49,7 +50,7 @@ pub mod splitter;
 
 #[cfg(feature = "bm25")]
 pub use bm25::{Bm25Index, Bm25Indexer, Bm25Retriever};
-pub use chunks::{ChunkStore, LocalChunks};
+pub use chunks::{ChunkRetriever, ChunkStore, LocalChunks};
 pub use hybrid::{fuse, Fusion, HybridReport, HybridRetriever};
 pub use index::{HnswConfig, VectorIndex};
 pub use retrieve::{reorder_for_context, VectorIndexer, VectorRetriever};

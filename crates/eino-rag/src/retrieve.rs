@@ -62,6 +62,16 @@ pub(crate) async fn embed_contents(
     Ok(vectors)
 }
 
+/// The vector of one query.
+pub(crate) async fn embed_query(embedder: &dyn Embedder, query: &str) -> Result<Vec<f32>> {
+    embedder
+        .embed(&[query.to_string()], &EmbedOptions::default())
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("embedder returned no vector"))
+}
+
 impl Indexer for VectorIndexer {
     fn store<'a>(
         &'a self,
@@ -142,14 +152,7 @@ impl Retriever for VectorRetriever {
         o: &'a RetrieveOptions,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
         Box::pin(async move {
-            let v = self
-                .embedder
-                .embed(&[query.to_string()], &EmbedOptions::default())
-                .await?;
-            let q = v
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::internal("embedder returned no vector"))?;
+            let q = embed_query(self.embedder.as_ref(), query).await?;
             let collection = o.index.as_deref().unwrap_or(&self.collection);
             self.index.search(
                 collection,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eino::compose::{CheckpointStore, Compiled};
 use eino::schema::Message;
 use eino::{Error, Result};
-use eino_rag::{Bm25Index, ChunkStore, LocalChunks, VectorIndex};
+use eino_rag::{Bm25Index, ChunkStore, HnswConfig, LocalChunks, VectorIndex};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -169,12 +169,14 @@ impl AppState {
     }
 }
 
-/// The in-process chunk store under the data dir: vectors in `index/`, BM25 keywords in
+/// The in-process chunk store under the data dir: vectors in `index/` (an HNSW graph for
+/// knowledge bases past 20 000 chunks, built in the background), BM25 keywords in
 /// `keywords/` (loading them reads files, so off the async threads).
 async fn local_chunks(data: &std::path::Path) -> Result<Arc<dyn ChunkStore>> {
     let (dir, kw_dir) = (data.join("index"), data.join("keywords"));
     let chunks = tokio::task::spawn_blocking(move || -> Result<_> {
-        Ok(LocalChunks::new(VectorIndex::open(dir)?).with_keywords(Bm25Index::open(kw_dir)?))
+        let vectors = VectorIndex::open(dir)?.with_hnsw(HnswConfig::default())?;
+        Ok(LocalChunks::new(vectors).with_keywords(Bm25Index::open(kw_dir)?))
     })
     .await
     .map_err(|e| Error::internal(format!("index load task: {e}")))??;

@@ -62,27 +62,31 @@ impl std::fmt::Debug for PostgresChunks {
 }
 
 impl PostgresStore {
-    /// The chunk store in this database, creating its table (and the pgvector extension)
-    /// if needed.
-    pub async fn chunks(&self) -> Result<PostgresChunks> {
+    /// Run `sql` in one transaction under the migrations' advisory lock.
+    async fn locked(&self, sql: &str) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        // Under the migrations' lock: two replicas starting at once would otherwise race
-        // on CREATE EXTENSION.
         tx.execute(
             "SELECT pg_advisory_xact_lock($1)",
             &[&super::postgres::MIGRATION_LOCK],
         )
         .await
         .map_err(pg)?;
-        tx.batch_execute(SCHEMA).await.map_err(|e| {
-            let why = pg(e);
+        tx.batch_execute(sql).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    /// The chunk store in this database, creating its table (and the pgvector extension)
+    /// if needed.
+    pub async fn chunks(&self) -> Result<PostgresChunks> {
+        // Under the migrations' lock: two replicas starting at once would otherwise race
+        // on CREATE EXTENSION.
+        self.locked(SCHEMA).await.map_err(|e| {
             Error::invalid_input(format!(
                 "store.database_url: knowledge bases in PostgreSQL need the pgvector extension \
-                 (or set store.chunks_in_database: false): {why}"
+                 (or set store.chunks_in_database: false): {e}"
             ))
         })?;
-        tx.commit().await.map_err(pg)?;
         Ok(PostgresChunks {
             store: self.clone(),
             indexed: Arc::default(),
@@ -142,23 +146,14 @@ impl PostgresChunks {
         {
             return Ok(());
         }
-        let mut c = self.store.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&super::postgres::MIGRATION_LOCK],
-        )
-        .await
-        .map_err(pg)?;
         // `dims` is a number we computed, never user text: safe to put in the statement.
-        tx.batch_execute(&format!(
-            "CREATE INDEX IF NOT EXISTS eino_chunks_hnsw_{dims} ON eino_chunks \
-             USING hnsw ((embedding::vector({dims})) vector_cosine_ops) \
-             WHERE vector_dims(embedding) = {dims}"
-        ))
-        .await
-        .map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
+        self.store
+            .locked(&format!(
+                "CREATE INDEX IF NOT EXISTS eino_chunks_hnsw_{dims} ON eino_chunks \
+                 USING hnsw ((embedding::vector({dims})) vector_cosine_ops) \
+                 WHERE vector_dims(embedding) = {dims}"
+            ))
+            .await?;
         self.indexed
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -34,8 +34,10 @@ CREATE TABLE IF NOT EXISTS eino_chunks (
     keywords tsvector GENERATED ALWAYS AS (to_tsvector('english', content)) STORED,
     PRIMARY KEY (collection, id));
 -- pgvector stores vectors out of line (TOAST) by default once a row passes 2 kB, and a
--- search then fetches every vector from the TOAST table: MAIN keeps them in the row.
+-- search then fetches every vector from the TOAST table: MAIN keeps them in the row. The
+-- same for the keywords, which ranking reads for every match.
 ALTER TABLE eino_chunks ALTER COLUMN embedding SET STORAGE MAIN;
+ALTER TABLE eino_chunks ALTER COLUMN keywords SET STORAGE MAIN;
 CREATE INDEX IF NOT EXISTS eino_chunks_by_source ON eino_chunks (collection, source);
 CREATE INDEX IF NOT EXISTS eino_chunks_keywords ON eino_chunks USING gin (keywords);
 ";
@@ -391,7 +393,7 @@ impl ChunkStore for PostgresChunks {
                 .client()
                 .await?
                 .query(
-                    "SELECT id, content, metadata, ts_rank_cd(keywords, q) AS rank \
+                    "SELECT id, content, metadata, ts_rank(keywords, q, 1) AS rank \
                      FROM eino_chunks, websearch_to_tsquery('english', $2) q \
                      WHERE collection = $1 AND keywords @@ q ORDER BY rank DESC, id LIMIT $3",
                     &[&collection, &words, &limit],

@@ -53,7 +53,7 @@ pub use bm25::{Bm25Index, Bm25Indexer, Bm25Retriever};
 pub use chunks::{ChunkRetriever, ChunkStore, LocalChunks};
 pub use hybrid::{fuse, Fusion, HybridReport, HybridRetriever};
 pub use index::{HnswConfig, VectorIndex};
-pub use retrieve::{reorder_for_context, VectorIndexer, VectorRetriever};
+pub use retrieve::{embed_query, reorder_for_context, VectorIndexer, VectorRetriever};
 pub use splitter::{
     HtmlHeaderSplitter, MarkdownHeaderSplitter, RecursiveSplitter, SemanticSplitter, Size,
 };

@@ -62,8 +62,8 @@ pub(crate) async fn embed_contents(
     Ok(vectors)
 }
 
-/// The vector of one query.
-pub(crate) async fn embed_query(embedder: &dyn Embedder, query: &str) -> Result<Vec<f32>> {
+/// The vector of one query (an error if the embedder returns none).
+pub async fn embed_query(embedder: &dyn Embedder, query: &str) -> Result<Vec<f32>> {
     embedder
         .embed(&[query.to_string()], &EmbedOptions::default())
         .await?

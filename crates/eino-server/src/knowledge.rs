@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eino::component::{EmbedOptions, Embedder};
+use eino::component::Embedder;
 use eino::schema::Document;
 use eino::{Error, Result};
 use eino_rag::ingest::{Ingestor, Outcome, Progress};
 use eino_rag::load::keys;
-use eino_rag::{fuse, ChunkStore, Fusion, MarkdownHeaderSplitter};
+use eino_rag::{embed_query, fuse, ChunkStore, Fusion, MarkdownHeaderSplitter};
 use futures_util::Stream;
 use tokio::sync::watch;
 
@@ -165,8 +165,7 @@ impl Knowledge {
                 Ok(changed) => changed.is_err(),
                 Err(_) => false, // no change: a heartbeat
             };
-            let mut status = rx.borrow_and_update().clone();
-            status.updated_at = now_ms();
+            let status = live(&rx.borrow_and_update());
             let done = ended || status.state != "running";
             // A failed write is retried with the next change; the final one a few times,
             // since after it this replica no longer holds the status.
@@ -207,9 +206,7 @@ impl Knowledge {
     /// else from the store.
     pub async fn job(&self, tenant: &str, id: &str) -> Result<Option<JobStatus>> {
         if let Some(rx) = self.local_job(tenant, id) {
-            let mut s = rx.borrow().clone();
-            s.updated_at = now_ms();
-            return Ok(Some(s));
+            return Ok(Some(live(&rx.borrow())));
         }
         Ok(self.store.job(tenant, id).await?.map(settle))
     }
@@ -297,12 +294,7 @@ impl Knowledge {
         if cols.is_empty() || query.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let v = self
-            .embedder()?
-            .embed(&[query.to_string()], &EmbedOptions::default())
-            .await?
-            .pop()
-            .ok_or_else(|| Error::internal("embedder returned no vector"))?;
+        let v = embed_query(self.embedder()?.as_ref(), query).await?;
         let mut hits = Vec::new();
         for (c, name) in cols {
             let vector = self.chunks.search(&c, &v, k * 2, Some(min_score)).await?;
@@ -362,6 +354,14 @@ pub(crate) fn spawn_job_sweep(
     });
 }
 
+/// A status of a job running in this replica: current as of now.
+fn live(s: &JobStatus) -> JobStatus {
+    JobStatus {
+        updated_at: now_ms(),
+        ..s.clone()
+    }
+}
+
 /// A stored job as readers see it: one left `running` without a heartbeat for
 /// [`JOB_STALE`] failed, because the replica running it stopped.
 fn settle(mut s: JobStatus) -> JobStatus {
@@ -398,8 +398,7 @@ impl Updates {
                     let s = rx.borrow().clone();
                     return (s.state != "running").then_some((s, Updates::Local(rx)));
                 }
-                let mut s = rx.borrow_and_update().clone();
-                s.updated_at = now_ms();
+                let s = live(&rx.borrow_and_update());
                 Some((s, Updates::Local(rx)))
             }
             Updates::Stored {

@@ -123,18 +123,6 @@ fn any_word(query: &str) -> String {
         .join(" or ")
 }
 
-/// pgvector refuses to compare vectors of different lengths with SQLSTATE 22000.
-fn dimension_err(e: tokio_postgres::Error, collection: &str, dims: usize) -> Error {
-    if e.code().is_some_and(|c| c.code() == "22000") {
-        Error::invalid_input(format!(
-            "a vector of {dims} dimensions does not fit collection '{collection}' \
-             (its chunks were embedded with another model): {e}"
-        ))
-    } else {
-        pg(e)
-    }
-}
-
 impl PostgresChunks {
     /// Create the HNSW index of `dims`-sized vectors unless this process already did.
     /// Under the migrations' lock, so replicas writing their first chunks at once do not
@@ -332,24 +320,6 @@ impl ChunkStore for PostgresChunks {
             let limit = i64::try_from(k).unwrap_or(i64::MAX);
             let dims = vector.len();
             let c = self.store.client().await?;
-            // A collection of another size has no row of this size: check, to answer with
-            // the error the in-process index gives rather than with nothing.
-            let stored = c
-                .query_opt(
-                    "SELECT vector_dims(embedding) FROM eino_chunks WHERE collection = $1 LIMIT 1",
-                    &[&collection],
-                )
-                .await
-                .map_err(pg)?;
-            match stored.map(|r| r.get::<_, i32>(0)) {
-                None => return Ok(Vec::new()),
-                Some(d) if usize::try_from(d).ok() != Some(dims) => {
-                    return Err(Error::invalid_input(format!(
-                        "query vector has {dims} dimensions; collection '{collection}' holds {d}"
-                    )))
-                }
-                Some(_) => {}
-            }
             // The expressions match the partial index's (`dims` is a number, not input).
             let sql = format!(
                 "SELECT id, content, metadata, 1 - (embedding::vector({dims}) <=> $2) FROM eino_chunks \
@@ -359,7 +329,26 @@ impl ChunkStore for PostgresChunks {
             let rows = c
                 .query(&sql, &[&collection, &q, &limit])
                 .await
-                .map_err(|e| dimension_err(e, collection, dims))?;
+                .map_err(pg)?;
+            if rows.is_empty() {
+                // A collection holds one size (writes check it), so no row of this size
+                // means it is empty or holds another size: answer the latter with the
+                // error the in-process index gives, not with nothing.
+                let stored = c
+                    .query_opt(
+                        "SELECT vector_dims(embedding) FROM eino_chunks WHERE collection = $1 LIMIT 1",
+                        &[&collection],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if let Some(d) = stored.map(|r| r.get::<_, i32>(0)) {
+                    if usize::try_from(d).ok() != Some(dims) {
+                        return Err(Error::invalid_input(format!(
+                            "query vector has {dims} dimensions; collection '{collection}' holds {d}"
+                        )));
+                    }
+                }
+            }
             let mut hits: Vec<Document> = rows
                 .iter()
                 .map(|r| document(r, r.get::<_, Option<f64>>(3).unwrap_or(0.0)))

@@ -70,6 +70,11 @@ pub struct OpenAiConfig {
     pub retry_base_delay: Duration,
     /// Texts per embeddings request (default 256).
     pub embed_batch_size: usize,
+    /// Idle pooled connections are closed after this long (default 30 s).
+    pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept per host at most (default 64): a burst of streams
+    /// does not leave a thousand idle sockets behind.
+    pub pool_max_idle_per_host: usize,
 }
 
 impl OpenAiConfig {
@@ -94,6 +99,8 @@ impl OpenAiConfig {
             max_retries: 2,
             retry_base_delay: Duration::from_millis(500),
             embed_batch_size: 256,
+            pool_idle_timeout: Duration::from_secs(30),
+            pool_max_idle_per_host: 64,
         }
     }
 

@@ -90,6 +90,8 @@ impl Http {
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .read_timeout(cfg.stream_idle_timeout)
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
             .build()
             .map_err(|e| Error::invalid_input("cannot build the HTTP client").with_source(e))?;
         Ok(Self { cfg, client })

@@ -5,6 +5,7 @@
 //! chunks'); a changed source's new chunks replace its old ones in one index step, and
 //! only after they are embedded, so a failing embedder never loses the old version.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use eino::component::{Embedder, TransformOptions, Transformer};
@@ -144,6 +145,8 @@ pub struct Ingestor {
     chain: Compiled<Work, Work>,
     chunks: Arc<dyn ChunkStore>,
     collection: String,
+    /// Chunks one source may be split into (checked before anything is embedded).
+    max_chunks: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -177,6 +180,7 @@ impl Ingestor {
     ) -> Result<Self> {
         let collection = collection.into();
         let chunks: Arc<dyn ChunkStore> = Arc::new(chunks);
+        let max_chunks = Arc::new(AtomicUsize::new(usize::MAX));
         Ok(Self {
             chain: Self::chain(
                 splitter,
@@ -184,9 +188,11 @@ impl Ingestor {
                 chunks.clone(),
                 &collection,
                 batch.max(1),
+                max_chunks.clone(),
             )?,
             chunks,
             collection,
+            max_chunks,
         })
     }
 
@@ -197,15 +203,22 @@ impl Ingestor {
         chunks: Arc<dyn ChunkStore>,
         collection: &str,
         batch: usize,
+        max_chunks: Arc<AtomicUsize>,
     ) -> Result<Compiled<Work, Work>> {
         let split = lambda(move |mut w: Work| {
-            let splitter = splitter.clone();
+            let (splitter, max) = (splitter.clone(), max_chunks.load(Ordering::Relaxed));
             async move {
                 let docs = std::mem::take(&mut w.docs);
                 w.chunks = splitter
                     .transform(docs, &TransformOptions::default())
                     .await?;
                 let n = w.chunks.len();
+                if n > max {
+                    return Err(eino::Error::invalid_input(format!(
+                        "{}: split into {n} chunks, more than the {max} allowed",
+                        w.source
+                    )));
+                }
                 w.tracker.update(|p| p.chunks_total += n);
                 Ok(w)
             }
@@ -251,6 +264,19 @@ impl Ingestor {
             .then_keyed("embed", embed)
             .then_keyed("index", store)
             .compile()
+    }
+
+    /// Fail a source that splits into more than `max` chunks, before any of it is embedded
+    /// or indexed (its outcome is [`Outcome::Failed`]; the stored chunks stay as they
+    /// were). Applies to the ingestions that start after the call.
+    pub fn set_max_chunks_per_source(&self, max: usize) {
+        self.max_chunks.store(max, Ordering::Relaxed);
+    }
+
+    /// As [`Ingestor::set_max_chunks_per_source`], by value.
+    pub fn with_max_chunks_per_source(self, max: usize) -> Self {
+        self.set_max_chunks_per_source(max);
+        self
     }
 
     /// The collection this ingestor writes.

@@ -6,11 +6,12 @@
 //! is tenant `default` — which is why the server then refuses to listen beyond loopback.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -44,6 +45,7 @@ struct Jwt {
     key: DecodingKey,
     validation: Validation,
     tenant_claim: String,
+    tenant_from_sub: bool,
 }
 
 /// The configured credentials.
@@ -83,6 +85,8 @@ impl Auth {
                 let mut v = Validation::new(Algorithm::HS256);
                 v.algorithms = vec![Algorithm::HS256];
                 v.validate_exp = true;
+                // `nbf` is honoured with the same leeway as `exp`.
+                v.validate_nbf = true;
                 v.leeway = 30;
                 v.set_required_spec_claims(&["exp"]);
                 if let Some(iss) = &j.issuer {
@@ -99,6 +103,7 @@ impl Auth {
                     key,
                     validation: v,
                     tenant_claim: j.tenant_claim.clone().unwrap_or_else(|| "tenant".into()),
+                    tenant_from_sub: j.tenant_from_sub,
                 }))
             }
         };
@@ -139,10 +144,16 @@ impl Auth {
                         .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
                 let claims = data.claims;
                 let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
-                let tenant = claims
-                    .get(&jwt.tenant_claim)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or(sub);
+                let tenant = match claims.get(&jwt.tenant_claim).and_then(|v| v.as_str()) {
+                    Some(t) => t,
+                    None if jwt.tenant_from_sub => sub,
+                    None => {
+                        return Err(ApiError::unauthorized(format!(
+                            "the token has no {:?} claim naming its tenant",
+                            jwt.tenant_claim
+                        )))
+                    }
+                };
                 if !crate::config::valid_name(tenant) {
                     return Err(ApiError::unauthorized("the token names no valid tenant"));
                 }
@@ -210,18 +221,82 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Middleware: resolve the caller (401 on bad credentials), apply its rate limit (429
-/// with `Retry-After`), and hand the [`Caller`] to handlers.
+/// Failed authentications per client address: past the allowance an address is refused
+/// (429) without its credentials being checked, so keys cannot be guessed at speed.
+#[derive(Clone)]
+pub struct FailureLimiter {
+    buckets: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Addresses refused until the instant given.
+    blocked: moka::sync::Cache<IpAddr, Instant>,
+}
+
+impl FailureLimiter {
+    /// `None` when `limits.auth_failures_per_minute` is 0.
+    pub fn from_config(cfg: &LimitsConfig) -> Option<Self> {
+        let n = NonZeroU32::new(cfg.auth_failures_per_minute)?;
+        Some(Self {
+            buckets: Arc::new(RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))),
+            blocked: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        })
+    }
+
+    /// How long `ip` must still wait, if it is refused now.
+    fn refused(&self, ip: IpAddr) -> Option<Duration> {
+        let until = self.blocked.get(&ip)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Count one failure of `ip`; the wait when this one used up its allowance.
+    fn fail(&self, ip: IpAddr) -> Option<Duration> {
+        metrics::counter!("eino_auth_failures_total").increment(1);
+        if self.buckets.len() > 100_000 {
+            self.buckets.retain_recent();
+        }
+        let wait = self
+            .buckets
+            .check_key(&ip)
+            .err()?
+            .wait_time_from(DefaultClock::default().now());
+        self.blocked.insert(ip, Instant::now() + wait);
+        Some(wait)
+    }
+}
+
+/// Middleware: resolve the caller (401 on bad credentials, 429 for an address that failed
+/// too often), apply its rate limit (429 with `Retry-After`), and hand the [`Caller`] to
+/// handlers.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let failures = state.auth_failures.as_ref().zip(ip);
+    if let Some((limiter, ip)) = failures {
+        if let Some(wait) = limiter.refused(ip) {
+            metrics::counter!("eino_auth_throttled_total").increment(1);
+            return ApiError::rate_limited(wait).into_response();
+        }
+    }
     let caller = match state.auth.check(bearer(&req)) {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            if let Some((limiter, ip)) = failures {
+                if let Some(wait) = limiter.fail(ip) {
+                    metrics::counter!("eino_auth_throttled_total").increment(1);
+                    return ApiError::rate_limited(wait).into_response();
+                }
+            }
+            return e.into_response();
+        }
     };
     if let Some(limiter) = &state.limiter {
         let key = format!("{}/{}", caller.tenant, caller.principal);
         if let Err(wait) = limiter.check(&key).await {
-            metrics::counter!("eino_rate_limited_total", "tenant" => caller.tenant.clone())
-                .increment(1);
+            // No tenant label: /metrics is public, and tenants are not its business.
+            metrics::counter!("eino_rate_limited_total").increment(1);
             return ApiError::rate_limited(wait).into_response();
         }
     }

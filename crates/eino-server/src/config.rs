@@ -60,6 +60,13 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Serve the web UI at `/ui/`.
     pub web_ui: bool,
+    /// Connections served at once; further ones wait in the listen backlog until one
+    /// closes (the file-descriptor limit is never reached by clients alone).
+    pub max_connections: usize,
+    /// A connection must send a complete request head within this time after it opens or
+    /// after its previous answer; otherwise it is closed. Covers slow-header clients and
+    /// idle keep-alive connections alike.
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +80,8 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             shutdown_grace_secs: 30,
             web_ui: true,
+            max_connections: 4096,
+            header_read_timeout_secs: 10,
         }
     }
 }
@@ -306,9 +315,14 @@ pub struct JwtConfig {
     /// Required `aud`, if any.
     #[serde(default)]
     pub audience: Option<String>,
-    /// The claim naming the tenant (default `tenant`, falling back to `sub`).
+    /// The claim naming the tenant (default `tenant`).
     #[serde(default)]
     pub tenant_claim: Option<String>,
+    /// Accept a token without the tenant claim as tenant `sub` (off: such a token is
+    /// refused, so a JWT subject can never read an API-key tenant of the same name by
+    /// accident). Turn on only when subjects are tenant names by design.
+    #[serde(default)]
+    pub tenant_from_sub: bool,
 }
 
 /// `limits:` section.
@@ -322,6 +336,31 @@ pub struct LimitsConfig {
     /// Runs waiting for an approval longer than this are dropped with their checkpoints
     /// (default a week); 0 keeps them forever.
     pub interrupted_run_ttl_secs: u64,
+    /// Failed authentications allowed per client address per minute (then 429 until the
+    /// bucket refills); 0 disables.
+    pub auth_failures_per_minute: u32,
+    /// Messages in one chat request at most (413 beyond).
+    pub max_messages: usize,
+    /// Characters of text in one chat request at most: message contents and tool-call
+    /// arguments together (413 beyond).
+    pub max_input_chars: usize,
+    /// Tool definitions in one chat request at most (413 beyond).
+    pub max_tools: usize,
+    /// Ingestion jobs parsing and embedding at once per replica; further jobs wait
+    /// (`running`, no progress) for a slot, so memory stays bounded under many uploads.
+    pub ingest_jobs_at_once: usize,
+    /// Bytes a document may inflate to while being parsed (PDF streams, the DOCX body);
+    /// a larger one fails as that file's outcome.
+    pub max_document_inflated_bytes: u64,
+    /// Time a document may take to parse; a slower one fails as that file's outcome.
+    pub max_parse_secs: u64,
+    /// Chunks one document may be split into; a document with more fails as that file's
+    /// outcome (nothing of it is indexed).
+    pub max_chunks_per_document: usize,
+    /// Chunks a tenant's knowledge bases may hold together; 0: no limit.
+    pub max_chunks_per_tenant: u64,
+    /// Bytes of documents a tenant's knowledge bases may hold together; 0: no limit.
+    pub max_bytes_per_tenant: u64,
 }
 
 impl Default for LimitsConfig {
@@ -330,6 +369,16 @@ impl Default for LimitsConfig {
             requests_per_minute: 0,
             burst: 10,
             interrupted_run_ttl_secs: 7 * 24 * 3600,
+            auth_failures_per_minute: 30,
+            max_messages: 1000,
+            max_input_chars: 1_000_000,
+            max_tools: 128,
+            ingest_jobs_at_once: 2,
+            max_document_inflated_bytes: 64 << 20,
+            max_parse_secs: 60,
+            max_chunks_per_document: 5000,
+            max_chunks_per_tenant: 1_000_000,
+            max_bytes_per_tenant: 10 << 30,
         }
     }
 }
@@ -393,6 +442,13 @@ pub struct TelemetryConfig {
     pub record_runs_sample: f64,
     /// Export traces to an OpenTelemetry collector (OTLP/HTTP).
     pub otlp: Option<crate::telemetry::OtlpConfig>,
+    /// Run traces older than this are removed (hourly sweep); 0 keeps them.
+    pub runs_ttl_secs: u64,
+    /// Run traces kept at most (the oldest go first, hourly sweep); 0: no cap.
+    pub runs_max: u64,
+    /// Largest stored trace of one run (its nodes' inputs and outputs as JSON); a larger
+    /// trace keeps its nodes' names, timings and errors without their inputs and outputs.
+    pub runs_max_trace_bytes: usize,
 }
 
 impl Default for TelemetryConfig {
@@ -403,6 +459,9 @@ impl Default for TelemetryConfig {
             record_runs: true,
             record_runs_sample: 1.0,
             otlp: None,
+            runs_ttl_secs: 7 * 24 * 3600,
+            runs_max: 1_000_000,
+            runs_max_trace_bytes: 256 << 10,
         }
     }
 }
@@ -584,6 +643,36 @@ impl Config {
             .map_err(|e| ConfigError::new("server.addr", format!("{:?}: {e}", self.server.addr)))?;
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError::new("server.max_body_bytes", "must be > 0"));
+        }
+        for (key, value) in [
+            ("server.max_connections", self.server.max_connections),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs as usize,
+            ),
+            ("limits.max_messages", self.limits.max_messages),
+            ("limits.max_input_chars", self.limits.max_input_chars),
+            (
+                "limits.ingest_jobs_at_once",
+                self.limits.ingest_jobs_at_once,
+            ),
+            (
+                "limits.max_document_inflated_bytes",
+                self.limits.max_document_inflated_bytes as usize,
+            ),
+            ("limits.max_parse_secs", self.limits.max_parse_secs as usize),
+            (
+                "limits.max_chunks_per_document",
+                self.limits.max_chunks_per_document,
+            ),
+            (
+                "telemetry.runs_max_trace_bytes",
+                self.telemetry.runs_max_trace_bytes,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be > 0"));
+            }
         }
         if let Some(url) = &self.redis.url {
             if !url.starts_with("redis://") && !url.starts_with("unix://") {

@@ -1,7 +1,9 @@
-//! A JSON extractor whose rejections are the API's JSON errors (axum's own are plain text).
+//! Extractors whose rejections are the API's JSON errors (axum's own are plain text):
+//! JSON bodies, path parameters and query strings.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -65,5 +67,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for RawJson<T> {
             ApiError::bad_request(format!("Failed to deserialize the JSON body: {e}"))
         })?;
         Ok(Self(value, bytes))
+    }
+}
+
+/// `axum::extract::Path` whose rejections (a segment that is not valid UTF-8 once
+/// percent-decoded, a value of the wrong type) are the API's JSON 400s.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(r) => Err(ApiError::bad_request(format!(
+                "bad path parameter: {}",
+                r.body_text()
+            ))),
+        }
+    }
+}
+
+/// `axum::extract::Query` whose rejections (`?limit=abc`) are the API's JSON 400s.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(r) => Err(ApiError::bad_request(format!(
+                "bad query string: {}",
+                r.body_text()
+            ))),
+        }
     }
 }

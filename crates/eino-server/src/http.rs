@@ -2,17 +2,18 @@
 //! metrics, security headers, CORS, body limits, timeouts, JSON 404/405, and graceful
 //! shutdown.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -108,6 +109,32 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
             .with_code("timeout")
             .into_response(),
     }
+}
+
+/// Refuse a body larger than the route's limit from its declared `Content-Length`, at
+/// the header: the client learns at once, and the server neither waits for nor reads it.
+async fn declared_size(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared {
+        let cfg = &state.config.server;
+        let upload = req.method() == Method::POST && req.uri().path().ends_with("/documents");
+        let (limit, key) = if upload {
+            (cfg.max_upload_bytes, "server.max_upload_bytes")
+        } else {
+            (cfg.max_body_bytes, "server.max_body_bytes")
+        };
+        if n > limit as u64 {
+            return ApiError::too_large(format!(
+                "request body of {n} bytes is larger than {limit} ({key})"
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {
@@ -234,6 +261,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), declared_size))
         .layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(trace_context))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
@@ -289,36 +317,87 @@ pub fn check_bind(addr: SocketAddr, auth_enabled: bool) -> Result<(), ApiError> 
 
 /// Serve `state` on `listener` until `shutdown` completes; open streams get
 /// `server.shutdown_grace_secs` to finish.
+///
+/// HTTP/1.1, one task per connection, at most `server.max_connections` at once (further
+/// ones wait in the listen backlog). A connection must send a complete request head within
+/// `server.header_read_timeout_secs` of opening or of its previous answer, so neither a
+/// slow-header client nor an idle keep-alive connection holds a descriptor for long.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let cfg = state.config.server.clone();
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     let token = state.shutdown.clone();
     let runs = state.runs.clone();
     crate::interrupts::spawn_expiry(state.clone());
     crate::knowledge::spawn_job_sweep(state.store.clone(), state.shutdown.clone());
+    crate::runs::spawn_sweep(state.store.clone(), &state.config.telemetry, token.clone());
     let app = router(state);
-    let signal_token = token.clone();
-    // Small SSE writes must leave at once, not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stop = async {
+            tokio::select! {
+                _ = &mut shutdown => {}
+                _ = token.cancelled() => {}
+            }
+        };
+        let accepted = tokio::select! {
+            a = accept(&listener, &slots) => a,
+            _ = stop => break,
+        };
+        let Some((tcp, peer, slot)) = accepted else {
+            continue;
+        };
+        // Small SSE writes must leave at once, not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down; waiting for open requests and streams");
-        signal_token.cancel();
-    });
-    let mut server = std::pin::pin!(server.into_future());
-    let result = tokio::select! {
-        r = &mut server => r,
-        _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+        });
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    tracing::info!("shutting down; waiting for open requests and streams");
+    token.cancel();
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => {
             tracing::warn!("grace period over; closing the remaining connections");
-            Ok(())
         }
-    };
+    }
     // The traces of the last runs.
     runs.flush().await;
-    result
+    Ok(())
+}
+
+/// The next connection, once a slot is free. `None` after an accept error (logged; the
+/// loop goes on: running out of descriptors is a reason to wait, not to stop serving).
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<Semaphore>,
+) -> Option<(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((tcp, peer)) => Some((tcp, peer, slot)),
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        }
+    }
 }

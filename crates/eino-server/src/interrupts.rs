@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use crate::app::AppInput;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, Path, Query};
 use crate::native::{limit, sources_json, ListQuery};
 use crate::openai::message_wire;
 use crate::runs::RunGuard;

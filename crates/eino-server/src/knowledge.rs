@@ -14,10 +14,11 @@ use eino::component::Embedder;
 use eino::schema::Document;
 use eino::{Error, Result};
 use eino_rag::ingest::{Ingestor, Outcome, Progress};
-use eino_rag::load::keys;
+use eino_rag::load::{keys, ParseOptions};
 use eino_rag::{embed_query, fuse, ChunkStore, Fusion, MarkdownHeaderSplitter};
 use futures_util::Stream;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 pub use crate::store::JobStatus;
 use crate::store::{now_ms, KbDocument, Store};
@@ -38,7 +39,48 @@ pub const JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct Job {
     tenant: String,
+    kb: String,
     status: watch::Receiver<JobStatus>,
+    /// Fired to stop the job (its knowledge base is being deleted).
+    cancel: CancellationToken,
+    /// Fired by the job's task when it has stopped writing.
+    stopped: CancellationToken,
+}
+
+/// What one ingestion may take: per document and per tenant.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    /// Parser limits (inflated bytes, parse time).
+    pub parse: ParseOptions,
+    /// Chunks one document may be split into.
+    pub max_chunks_per_document: usize,
+    /// Chunks a tenant's knowledge bases may hold together (0: no limit).
+    pub max_chunks_per_tenant: u64,
+    /// Bytes of documents a tenant's knowledge bases may hold together (0: no limit).
+    pub max_bytes_per_tenant: u64,
+    /// Jobs parsing and embedding at once in this replica.
+    pub jobs_at_once: usize,
+}
+
+impl IngestLimits {
+    /// From the `limits:` section.
+    pub fn from_config(l: &crate::config::LimitsConfig) -> Self {
+        Self {
+            parse: ParseOptions::default()
+                .with_max_inflated_bytes(l.max_document_inflated_bytes)
+                .with_max_parse_time(Duration::from_secs(l.max_parse_secs)),
+            max_chunks_per_document: l.max_chunks_per_document,
+            max_chunks_per_tenant: l.max_chunks_per_tenant,
+            max_bytes_per_tenant: l.max_bytes_per_tenant,
+            jobs_at_once: l.ingest_jobs_at_once,
+        }
+    }
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self::from_config(&crate::config::LimitsConfig::default())
+    }
 }
 
 /// The knowledge-base service.
@@ -49,6 +91,9 @@ pub struct Knowledge {
     embedder: Option<Arc<dyn Embedder>>,
     /// The jobs running in this replica.
     jobs: Arc<Mutex<HashMap<String, Job>>>,
+    limits: Arc<IngestLimits>,
+    /// One permit per job parsing and embedding: a queue, not N parsers at once.
+    slots: Arc<Semaphore>,
 }
 
 /// One uploaded file.
@@ -77,11 +122,23 @@ impl Knowledge {
         chunks: Arc<dyn ChunkStore>,
         embedder: Option<Arc<dyn Embedder>>,
     ) -> Self {
+        Self::with_limits(store, chunks, embedder, IngestLimits::default())
+    }
+
+    /// As [`Knowledge::new`], with ingestion limits.
+    pub fn with_limits(
+        store: Arc<dyn Store>,
+        chunks: Arc<dyn ChunkStore>,
+        embedder: Option<Arc<dyn Embedder>>,
+        limits: IngestLimits,
+    ) -> Self {
         Self {
             store,
             chunks,
             embedder,
             jobs: Arc::default(),
+            slots: Arc::new(Semaphore::new(limits.jobs_at_once.max(1))),
+            limits: Arc::new(limits),
         }
     }
 
@@ -101,7 +158,11 @@ impl Knowledge {
     }
 
     /// Start ingesting `files` into `kb`; returns the job id once the job is recorded.
-    /// Parse errors are per-file outcomes, never a failed request.
+    /// Parse errors and limits are per-file outcomes, never a failed request.
+    ///
+    /// Files are ingested one at a time, each as one unit with its document record: the
+    /// record is written before the chunks (so a searchable chunk always belongs to a
+    /// listed, deletable document, whatever crashes when) and settled after them.
     pub async fn start_ingest(&self, tenant: &str, kb: &str, files: Vec<Upload>) -> Result<String> {
         let ingestor = self.ingestor(tenant, kb)?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -109,52 +170,65 @@ impl Knowledge {
             id: id.clone(),
             kb: kb.to_string(),
             state: "running".into(),
-            progress: Progress::default(),
+            progress: Progress {
+                documents_total: files.len(),
+                bytes_total: files.iter().map(|f| f.bytes.len() as u64).sum(),
+                ..Progress::default()
+            },
             outcomes: Vec::new(),
             error: None,
             updated_at: now_ms(),
         };
         self.store.put_job(tenant, &first).await?;
         let (tx, rx) = watch::channel(first);
+        let (cancel, stopped) = (CancellationToken::new(), CancellationToken::new());
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).insert(
             id.clone(),
             Job {
                 tenant: tenant.to_string(),
+                kb: kb.to_string(),
                 status: rx.clone(),
+                cancel: cancel.clone(),
+                stopped: stopped.clone(),
             },
         );
         tokio::spawn(self.clone().sync_job(tenant.to_string(), rx));
-        let (store, tenant, kb) = (self.store.clone(), tenant.to_string(), kb.to_string());
+        let run = IngestRun {
+            knowledge: self.clone(),
+            ingestor,
+            tenant: tenant.to_string(),
+            kb: kb.to_string(),
+            tx,
+            cancel,
+        };
         tokio::spawn(async move {
-            let report = ingest_files(&ingestor, files, &tx).await;
-            for (source, outcome, hash, bytes) in &report {
-                let chunks = match outcome {
-                    Outcome::Added { chunks } | Outcome::Replaced { chunks, .. } => *chunks as u64,
-                    _ => continue,
-                };
-                let doc = KbDocument {
-                    source: source.clone(),
-                    content_hash: hash.clone(),
-                    chunks,
-                    bytes: *bytes,
-                    updated_at: now_ms(),
-                };
-                if let Err(e) = store.put_document(&tenant, &kb, &doc).await {
-                    tracing::error!(error = %e, %source, "cannot record an ingested document");
-                }
-            }
-            let outcomes: Vec<(String, Outcome)> =
-                report.into_iter().map(|(s, o, _, _)| (s, o)).collect();
-            let all_failed = !outcomes.is_empty()
-                && outcomes
-                    .iter()
-                    .all(|(_, o)| matches!(o, Outcome::Failed { .. }));
-            tx.send_modify(|s| {
-                s.outcomes = outcomes;
-                s.state = if all_failed { "failed" } else { "done" }.into();
-            });
+            let _stopped = stopped.drop_guard();
+            run.run(files).await;
         });
         Ok(id)
+    }
+
+    /// Stop this replica's jobs writing into `kb` and wait (up to a minute) until they
+    /// have stopped.
+    async fn stop_jobs(&self, tenant: &str, kb: &str) {
+        let stopping: Vec<CancellationToken> = {
+            let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.values()
+                .filter(|j| j.tenant == tenant && j.kb == kb)
+                .map(|j| {
+                    j.cancel.cancel();
+                    j.stopped.clone()
+                })
+                .collect()
+        };
+        for stopped in stopping {
+            if tokio::time::timeout(Duration::from_secs(60), stopped.cancelled())
+                .await
+                .is_err()
+            {
+                tracing::warn!(%kb, "an ingestion job did not stop within a minute");
+            }
+        }
     }
 
     /// Write a running job's status to the store as it changes (at most every
@@ -249,8 +323,10 @@ impl Knowledge {
             .await
     }
 
-    /// Drop a knowledge base's chunks.
+    /// Drop a knowledge base's chunks, after stopping this replica's jobs writing into it
+    /// (call it once the knowledge base's record is deleted, so no new job starts).
     pub async fn drop_kb(&self, tenant: &str, kb: &str) -> Result<()> {
+        self.stop_jobs(tenant, kb).await;
         self.chunks
             .drop_collection(&collection(tenant, kb))
             .await
@@ -441,63 +517,264 @@ impl Updates {
     }
 }
 
-/// Parse and ingest `files`, sending progress to `tx`; returns per source its outcome,
-/// content hash and size (parse failures included).
-async fn ingest_files(
-    ingestor: &Ingestor,
-    files: Vec<Upload>,
-    tx: &watch::Sender<JobStatus>,
-) -> Vec<(String, Outcome, String, u64)> {
-    let mut docs = Vec::new();
-    let mut failed = Vec::new();
-    for f in files {
+/// One ingestion job's work.
+struct IngestRun {
+    knowledge: Knowledge,
+    ingestor: Ingestor,
+    tenant: String,
+    kb: String,
+    tx: watch::Sender<JobStatus>,
+    cancel: CancellationToken,
+}
+
+/// A tenant's documents: how many chunks and bytes its knowledge bases hold.
+#[derive(Default)]
+struct Usage {
+    chunks: u64,
+    bytes: u64,
+}
+
+impl IngestRun {
+    async fn run(self, files: Vec<Upload>) {
+        let k = &self.knowledge;
+        // Wait for a slot (or for the job to be stopped while it waits).
+        let slot = tokio::select! {
+            s = k.slots.clone().acquire_owned() => s.ok(),
+            _ = self.cancel.cancelled() => None,
+        };
+        let setup = async {
+            let usage = self.usage().await?;
+            let records: HashMap<String, KbDocument> = k
+                .store
+                .list_documents(&self.tenant, &self.kb)
+                .await?
+                .into_iter()
+                .map(|d| (d.source.clone(), d))
+                .collect();
+            Ok::<_, Error>((usage, records))
+        };
+        let (mut usage, mut records) = match (slot.is_some(), setup.await) {
+            (true, Ok(v)) => v,
+            (false, _) => {
+                return self.end(Vec::new(), Some("stopped: the knowledge base was deleted"))
+            }
+            (true, Err(e)) => {
+                tracing::warn!(error = %e, "cannot start an ingestion job");
+                return self.end(
+                    Vec::new(),
+                    Some("the store could not be read; upload again"),
+                );
+            }
+        };
+        let mut outcomes = Vec::new();
+        let mut base = self.tx.borrow().progress.clone();
+        for f in files {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let (name, bytes) = (f.name.clone(), f.bytes.len() as u64);
+            let one = self.file(f, &mut usage, &mut records, &base);
+            let outcome = tokio::select! {
+                o = one => o,
+                _ = self.cancel.cancelled() => break,
+            };
+            base = self.tx.borrow().progress.clone();
+            base.documents_done += 1;
+            base.bytes_done += bytes;
+            base.chunks_total = base.chunks_total.max(base.chunks_done);
+            self.tx.send_modify(|s| s.progress = base.clone());
+            outcomes.push((name, outcome));
+        }
+        drop(slot);
+        let stopped = self.cancel.is_cancelled();
+        self.end(
+            outcomes,
+            stopped.then_some("stopped: the knowledge base was deleted"),
+        );
+    }
+
+    /// The job's final status.
+    fn end(&self, outcomes: Vec<(String, Outcome)>, error: Option<&str>) {
+        let all_failed = !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|(_, o)| matches!(o, Outcome::Failed { .. }));
+        self.tx.send_modify(|s| {
+            s.outcomes = outcomes;
+            s.error = error.map(str::to_string);
+            s.state = if all_failed || error.is_some() {
+                "failed"
+            } else {
+                "done"
+            }
+            .into();
+        });
+    }
+
+    /// Chunks and bytes the tenant's knowledge bases hold now.
+    async fn usage(&self) -> Result<Usage> {
+        let store = &self.knowledge.store;
+        let mut u = Usage::default();
+        for kb in store.list_kbs(&self.tenant).await? {
+            for d in store.list_documents(&self.tenant, &kb.name).await? {
+                u.chunks += d.chunks;
+                u.bytes += d.bytes;
+            }
+        }
+        Ok(u)
+    }
+
+    /// Parse and ingest one file; its outcome.
+    async fn file(
+        &self,
+        f: Upload,
+        usage: &mut Usage,
+        records: &mut HashMap<String, KbDocument>,
+        base: &Progress,
+    ) -> Outcome {
+        let k = &self.knowledge;
+        let limits = &k.limits;
+        let failed = |error: String| Outcome::Failed { error };
+        let old = records.get(&f.name).cloned();
+        let (old_chunks, old_bytes) = old.as_ref().map_or((0, 0), |d| (d.chunks, d.bytes));
+        let size = f.bytes.len() as u64;
+        if limits.max_bytes_per_tenant > 0
+            && usage.bytes.saturating_sub(old_bytes) + size > limits.max_bytes_per_tenant
+        {
+            return failed(format!(
+                "{}: the tenant's knowledge bases would hold more than {} bytes \
+                 (limits.max_bytes_per_tenant)",
+                f.name, limits.max_bytes_per_tenant
+            ));
+        }
+        let hash = eino_rag::load::content_hash(&f.bytes);
+        let docs = match parse(f, limits.parse.clone()).await {
+            Ok(d) => d,
+            Err(e) => return failed(e.to_string()),
+        };
+        let source = docs
+            .first()
+            .and_then(|d| d.metadata.get(keys::SOURCE))
+            .and_then(|v| v.as_str())
+            .map_or_else(|| hash.clone(), str::to_string);
+        let col = collection(&self.tenant, &self.kb);
+        let stored = k.chunks.source_hash(&col, &source).await.ok().flatten();
+        let recorded = old.as_ref().is_some_and(|d| d.content_hash == hash);
+        if recorded && stored.as_deref() == Some(hash.as_str()) {
+            return Outcome::Unchanged;
+        }
+        if stored.as_deref() == Some(hash.as_str()) {
+            // Chunks without their record (a crash of an older version between the two):
+            // index them again so record and chunks agree.
+            if let Err(e) = k.chunks.replace_source(&col, &source, Vec::new()).await {
+                return failed(e.to_string());
+            }
+        }
+        // The chunk limit of this file: per document, and what the tenant has left.
+        let mut max = limits.max_chunks_per_document;
+        let mut which = "limits.max_chunks_per_document";
+        if limits.max_chunks_per_tenant > 0 {
+            let left = (limits.max_chunks_per_tenant + old_chunks).saturating_sub(usage.chunks);
+            if left < max as u64 {
+                max = left as usize;
+                which = "the tenant's limits.max_chunks_per_tenant";
+            }
+        }
+        self.ingestor.set_max_chunks_per_source(max);
+        // The record first, so chunks never exist without one.
+        let pending = KbDocument {
+            source: source.clone(),
+            content_hash: hash.clone(),
+            chunks: 0,
+            bytes: size,
+            updated_at: now_ms(),
+        };
+        if let Err(e) = k.store.put_document(&self.tenant, &self.kb, &pending).await {
+            return failed(format!("{source}: cannot record the document: {e}"));
+        }
+        let sink = self.tx.clone();
+        let at = base.clone();
+        let progress: eino_rag::ingest::ProgressSink = Arc::new(move |p: &Progress| {
+            sink.send_modify(|s| {
+                s.progress.chunks_done = at.chunks_done + p.chunks_done;
+                s.progress.chunks_total = at.chunks_total + p.chunks_total;
+            });
+        });
+        let report = self
+            .ingestor
+            .ingest_with(docs, progress, &eino::compose::Context::new())
+            .await;
+        let outcome = report
+            .outcomes
+            .into_iter()
+            .next()
+            .map_or(Outcome::Unchanged, |(_, o)| o);
+        let chunks = match &outcome {
+            Outcome::Added { chunks } | Outcome::Replaced { chunks, .. } => *chunks as u64,
+            Outcome::Failed { error } => {
+                // The chunk store kept what it had: so does the record.
+                self.restore(&source, old.as_ref()).await;
+                let error = if error.contains("chunks, more than the") {
+                    format!("{error} ({which})")
+                } else {
+                    error.clone()
+                };
+                return Outcome::Failed { error };
+            }
+            Outcome::Unchanged => {
+                // Another job indexed the same content meanwhile.
+                self.restore(&source, old.as_ref()).await;
+                return outcome;
+            }
+        };
+        let done = KbDocument {
+            chunks,
+            updated_at: now_ms(),
+            ..pending
+        };
+        if let Err(e) = k.store.put_document(&self.tenant, &self.kb, &done).await {
+            // The knowledge base went away meanwhile (another replica deleted it): take
+            // the chunks back out rather than leave them without a record.
+            tracing::warn!(error = %e, %source, "cannot record an ingested document");
+            let _ = k.chunks.replace_source(&col, &source, Vec::new()).await;
+            return Outcome::Failed {
+                error: format!("{source}: cannot record the document: {e}"),
+            };
+        }
+        usage.chunks = usage.chunks.saturating_sub(old_chunks) + chunks;
+        usage.bytes = usage.bytes.saturating_sub(old_bytes) + size;
+        records.insert(source, done);
+        outcome
+    }
+
+    /// Put back the record a failed file had before (or none).
+    async fn restore(&self, source: &str, old: Option<&KbDocument>) {
+        let store = &self.knowledge.store;
+        let r = match old {
+            Some(d) => store.put_document(&self.tenant, &self.kb, d).await,
+            None => store
+                .delete_document(&self.tenant, &self.kb, source)
+                .await
+                .map(drop),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, %source, "cannot restore a document record");
+        }
+    }
+}
+
+/// Parse an upload off the async threads, within the parser limits.
+async fn parse(f: Upload, options: eino_rag::load::ParseOptions) -> Result<Vec<Document>> {
+    tokio::task::spawn_blocking(move || {
         let ext = std::path::Path::new(&f.name)
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_string();
-        match eino_rag::load::parse_file_bytes(&f.bytes, &ext, &f.name) {
-            Ok(d) => docs.extend(d),
-            Err(e) => failed.push((
-                f.name,
-                Outcome::Failed {
-                    error: e.to_string(),
-                },
-                String::new(),
-                f.bytes.len() as u64,
-            )),
-        }
-    }
-    let sizes: HashMap<String, (String, u64)> = docs
-        .iter()
-        .map(|d| {
-            let get = |k: &str| d.metadata.get(k).cloned().unwrap_or_default();
-            (
-                d.id.clone(),
-                (
-                    get(keys::CONTENT_HASH).as_str().unwrap_or("").to_string(),
-                    get(keys::BYTES).as_u64().unwrap_or(0),
-                ),
-            )
-        })
-        .collect();
-    let sink = tx.clone();
-    let report = ingestor
-        .ingest(docs, move |p| {
-            sink.send_modify(|s| s.progress = p.clone());
-        })
-        .await;
-    tx.send_modify(|s| s.progress = report.progress.clone());
-    let mut out: Vec<_> = report
-        .outcomes
-        .into_iter()
-        .map(|(source, outcome)| {
-            let (hash, bytes) = sizes.get(&source).cloned().unwrap_or_default();
-            (source, outcome, hash, bytes)
-        })
-        .collect();
-    out.extend(failed);
-    out
+        eino_rag::load::parse_file_bytes_with(&f.bytes, &ext, &f.name, &options)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("parse task failed: {e}")))?
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::auth::Caller;
 use crate::config::valid_name;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, Path, Query};
 use crate::knowledge::Upload;
 use crate::openai::{message_wire, resolve};
 use crate::runs::RunGuard;
@@ -65,6 +65,13 @@ pub async fn chat(
 ) -> ApiResult<Response> {
     if body.message.trim().is_empty() {
         return Err(ApiError::bad_request("message must not be empty"));
+    }
+    let max = state.config.limits.max_input_chars;
+    if body.message.chars().count() > max {
+        return Err(ApiError::too_large(format!(
+            "the message is longer than {max} characters (limits.max_input_chars)"
+        ))
+        .with_code("request_too_large"));
     }
     let app_id = match &body.app {
         Some(a) => a.clone(),

@@ -118,6 +118,50 @@ fn text_of(content: &Value) -> Result<(String, Vec<Part>), ApiError> {
     }
 }
 
+/// Characters of text in a JSON value: its strings, nested ones included.
+fn text_chars(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.chars().count(),
+        Value::Array(items) => items.iter().map(text_chars).sum(),
+        Value::Object(fields) => fields.values().map(text_chars).sum(),
+        _ => 0,
+    }
+}
+
+/// Refuse a request past `limits.max_messages`, `max_tools` or `max_input_chars` (413)
+/// before anything is built from it.
+fn check_size(limits: &crate::config::LimitsConfig, r: &ChatRequest) -> ApiResult<()> {
+    let too_large = |what: String| Err(ApiError::too_large(what).with_code("request_too_large"));
+    if r.messages.len() > limits.max_messages {
+        return too_large(format!(
+            "{} messages, more than {} (limits.max_messages)",
+            r.messages.len(),
+            limits.max_messages
+        ));
+    }
+    let tools = r.tools.as_ref().map_or(0, Vec::len);
+    if tools > limits.max_tools {
+        return too_large(format!(
+            "{tools} tools, more than {} (limits.max_tools)",
+            limits.max_tools
+        ));
+    }
+    let mut chars = 0;
+    for m in &r.messages {
+        chars += m.content.as_ref().map_or(0, text_chars);
+        for c in m.tool_calls.iter().flatten() {
+            chars += c.function.arguments.chars().count();
+        }
+        if chars > limits.max_input_chars {
+            return too_large(format!(
+                "the messages hold more than {} characters (limits.max_input_chars)",
+                limits.max_input_chars
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Client messages to eino messages.
 pub fn to_messages(wire: Vec<WireMessage>) -> ApiResult<Vec<Message>> {
     if wire.is_empty() {
@@ -392,6 +436,7 @@ pub async fn chat_completions(
     Extension(caller): Extension<Caller>,
     RawJson(mut req, raw): RawJson<ChatRequest>,
 ) -> ApiResult<Response> {
+    check_size(&state.config.limits, &req)?;
     let tools = tools_of(&mut req)?;
     let options = options_of(&req)?;
     let messages = to_messages(std::mem::take(&mut req.messages))?;

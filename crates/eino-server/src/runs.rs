@@ -22,10 +22,15 @@ use crate::state::AppState;
 use crate::store::{now_ms, RunRecord, Store};
 use crate::trace::RunTracer;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// A run in progress. [`RunGuard::finish`] or [`RunGuard::fail`] records it; a guard
-/// dropped without either (the client went away mid-stream) is recorded as `cancelled`.
+/// dropped without either (the client went away mid-stream) is recorded as `cancelled`
+/// and cancels the run: its context's token fires, so the graph, the model call (a local
+/// model's generation, an upstream response) and the callback handlers' stream copies
+/// stop instead of running to the end for nobody.
 pub struct RunGuard {
+    cancel: CancellationToken,
     id: String,
     tenant: String,
     app: String,
@@ -36,6 +41,8 @@ pub struct RunGuard {
     writer: RunWriter,
     /// Traced (callbacks and a row whatever the outcome).
     sampled: bool,
+    /// `telemetry.runs_max_trace_bytes`.
+    max_trace_bytes: usize,
     done: bool,
 }
 
@@ -150,7 +157,9 @@ impl RunGuard {
     pub fn start(state: &AppState, caller: &Caller, app: &str, session_id: Option<String>) -> Self {
         let id = uuid::Uuid::new_v4();
         Self {
+            cancel: CancellationToken::new(),
             sampled: state.runs.samples(&id),
+            max_trace_bytes: state.config.telemetry.runs_max_trace_bytes,
             id: id.to_string(),
             tenant: caller.tenant.clone(),
             app: app.to_string(),
@@ -169,17 +178,19 @@ impl RunGuard {
     }
 
     /// A context that records this run's callbacks (a bare one when the run is not traced).
+    /// It carries the run's cancellation (fired when the guard is dropped unfinished).
     pub fn context(&self) -> Context {
+        let ctx = Context::new().with_cancel(self.cancel.clone());
         if self.sampled {
-            Context::new().with_callbacks(Arc::new(self.tracer.clone()))
+            ctx.with_callbacks(Arc::new(self.tracer.clone()))
         } else {
-            Context::new()
+            ctx
         }
     }
 
     async fn save(&mut self, status: &str, error: Option<String>) {
         self.done = true;
-        let trace = self.tracer.finish().await;
+        let trace = self.tracer.finish().await.clip(self.max_trace_bytes);
         let record = RunRecord {
             id: self.id.clone(),
             app: self.app.clone(),
@@ -226,10 +237,12 @@ impl Drop for RunGuard {
         if self.done {
             return;
         }
+        self.cancel.cancel();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let mut rest = RunGuard {
+            cancel: self.cancel.clone(),
             id: std::mem::take(&mut self.id),
             tenant: std::mem::take(&mut self.tenant),
             app: std::mem::take(&mut self.app),
@@ -239,6 +252,7 @@ impl Drop for RunGuard {
             tracer: self.tracer.clone(),
             writer: self.writer.clone(),
             sampled: self.sampled,
+            max_trace_bytes: self.max_trace_bytes,
             done: true,
         };
         rt.spawn(async move {
@@ -246,4 +260,43 @@ impl Drop for RunGuard {
                 .await
         });
     }
+}
+
+/// Remove the run traces older than `telemetry.runs_ttl_secs` and those beyond the newest
+/// `telemetry.runs_max`; returns how many went.
+pub async fn sweep(store: &dyn Store, cfg: &crate::config::TelemetryConfig) -> eino::Result<u64> {
+    let ttl_ms = i64::try_from(cfg.runs_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let before = if cfg.runs_ttl_secs == 0 {
+        i64::MIN
+    } else {
+        now_ms().saturating_sub(ttl_ms)
+    };
+    store.expire_runs(before, cfg.runs_max).await
+}
+
+/// [`sweep`] at start and hourly after, until `shutdown` (nothing when neither a TTL nor
+/// a cap is set).
+pub(crate) fn spawn_sweep(
+    store: Arc<dyn Store>,
+    cfg: &crate::config::TelemetryConfig,
+    shutdown: CancellationToken,
+) {
+    if cfg.runs_ttl_secs == 0 && cfg.runs_max == 0 {
+        return;
+    }
+    let cfg = cfg.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match sweep(store.as_ref(), &cfg).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "removed old run traces"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove old run traces"),
+            }
+        }
+    });
 }

@@ -11,9 +11,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppParts, Application};
-use crate::auth::{Auth, Limiter};
+use crate::auth::{Auth, FailureLimiter, Limiter};
 use crate::config::Config;
-use crate::knowledge::Knowledge;
+use crate::knowledge::{IngestLimits, Knowledge};
 use crate::registry::Registry;
 use crate::resilience::FallbackModel;
 use crate::store::{PostgresStore, SqliteStore, Store};
@@ -53,6 +53,8 @@ pub struct SharedState {
     pub auth: Auth,
     /// Rate limits, if configured.
     pub limiter: Option<Limiter>,
+    /// Failed authentications per client address, if limited.
+    pub auth_failures: Option<FailureLimiter>,
     /// Response cache, if enabled.
     pub cache: Option<crate::cache::ResponseCache>,
     /// `/metrics` renderer.
@@ -68,7 +70,7 @@ impl AppState {
     /// models, compile the applications.
     pub async fn build(config: Config, registry: Registry) -> Result<Self> {
         let data = config.server.data_dir.clone();
-        std::fs::create_dir_all(&data).map_err(|e| {
+        private_dir(&data).map_err(|e| {
             Error::invalid_input(format!("server.data_dir {}: {e}", data.display())).with_source(e)
         })?;
         let db = data.join("eino.db");
@@ -85,11 +87,15 @@ impl AppState {
                     };
                     (Arc::new(pg.clone()), Arc::new(pg), chunks)
                 }
-                None => (
-                    Arc::new(SqliteStore::open(&db)?),
-                    Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?),
-                    None,
-                ),
+                None => {
+                    let store = SqliteStore::open(&db)?;
+                    private_files(&data);
+                    (
+                        Arc::new(store),
+                        Arc::new(eino_sqlite::SqliteCheckpointStore::open(&db).await?),
+                        None,
+                    )
+                }
             };
         let chunks = match chunks {
             Some(c) => c,
@@ -102,7 +108,12 @@ impl AppState {
             .map(|a| a.embedder.clone())
             .or_else(|| registry.embedders.keys().next().cloned())
             .and_then(|id| registry.embedders.get(&id).cloned());
-        let knowledge = Knowledge::new(store.clone(), chunks, kb_embedder);
+        let knowledge = Knowledge::with_limits(
+            store.clone(),
+            chunks,
+            kb_embedder,
+            IngestLimits::from_config(&config.limits),
+        );
         let tools = crate::tools::build_all(&config.tools, &knowledge)?;
         let mut apps = BTreeMap::new();
         for (id, app) in &config.applications {
@@ -131,6 +142,7 @@ impl AppState {
             None => None,
         };
         let limiter = Limiter::from_config(&config.limits, redis.as_ref());
+        let auth_failures = FailureLimiter::from_config(&config.limits);
         static METRICS_HANDLER: std::sync::Once = std::sync::Once::new();
         METRICS_HANDLER.call_once(|| {
             eino::callbacks::append_global_handlers([
@@ -161,6 +173,7 @@ impl AppState {
             knowledge,
             auth,
             limiter,
+            auth_failures,
             cache,
             metrics: crate::metrics::install(),
             started_unix: crate::store::now_ms() / 1000,
@@ -181,4 +194,46 @@ async fn local_chunks(data: &std::path::Path) -> Result<Arc<dyn ChunkStore>> {
     .await
     .map_err(|e| Error::internal(format!("index load task: {e}")))??;
     Ok(Arc::new(chunks))
+}
+
+/// Create the data directory readable by this user only (0700): it holds every tenant's
+/// sessions, documents and traces. An existing one is left as it is (it may be a folder
+/// the operator chose to share), with a warning when others can read it.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if dir.is_dir() {
+            let mode = std::fs::metadata(dir)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777),
+                    "the data directory is open to other users; chmod 700 it");
+            }
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// The database files (SQLite creates them with the umask's mode, often 0644) readable by
+/// this user only (0600).
+fn private_files(dir: &std::path::Path) {
+    #[cfg(unix)]
+    for name in ["eino.db", "eino.db-wal", "eino.db-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        if path.exists() {
+            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot make a database file private");
+            }
+        }
+    }
 }

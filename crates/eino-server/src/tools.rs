@@ -217,8 +217,14 @@ impl HttpTool {
             value.set_sensitive(h.secret_headers.contains_key(k));
             headers.insert(name, value);
         }
+        // Redirects are not followed: a hop could lead into the internal network (the
+        // configured URL is the operator's choice, where a redirect is the webhook's) and
+        // would carry the secret headers to another origin.
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(h.timeout_secs.unwrap_or(30)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| {
                 Error::internal(format!("tools.{name}: HTTP client: {e}")).with_source(e)
@@ -236,6 +242,20 @@ impl HttpTool {
             client,
         })
     }
+}
+
+/// The body as text, reading at most `max` bytes and one more (so [`cap`] says it was
+/// cut): a webhook answering without end cannot fill the memory.
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> reqwest::Result<String> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = (max + 1).saturating_sub(bytes.len());
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if bytes.len() > max {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Cut `text` to at most `max` bytes on a character boundary, saying so.
@@ -281,7 +301,19 @@ impl Tool for HttpTool {
                     Error::new(kind, format!("tool {name}: request failed: {e}")).with_source(e)
                 })?;
             let status = resp.status();
-            let body = resp.text().await.map_err(|e| {
+            if status.is_redirection() {
+                let to = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("?");
+                return Err(Error::invalid_input(format!(
+                    "tool {name}: the webhook answered HTTP {status} to {:?}; redirects are not \
+                     followed (configure the final URL)",
+                    cap(to.to_string(), 200)
+                )));
+            }
+            let body = read_capped(resp, MAX_ANSWER_BYTES).await.map_err(|e| {
                 Error::new(
                     ErrorKind::Transient,
                     format!("tool {name}: reading the answer: {e}"),

@@ -34,18 +34,32 @@ fn message_json(m: &Message) -> Value {
     v
 }
 
+/// Messages kept per input in a trace: the last ones (the newest turn and its context);
+/// the number left out comes first.
+const MAX_MESSAGES: usize = 50;
+
+fn messages_json(ms: &[Message]) -> Value {
+    let skip = ms.len().saturating_sub(MAX_MESSAGES);
+    let mut out = Vec::with_capacity(ms.len().min(MAX_MESSAGES) + 1);
+    if skip > 0 {
+        out.push(json!({ "omitted_messages": skip }));
+    }
+    out.extend(ms[skip..].iter().map(message_json));
+    Value::Array(out)
+}
+
 /// A readable summary of a callback value of the types the service's graphs carry.
 fn summarize(v: CallbackValue<'_>) -> Value {
     if let Some(m) = v.downcast_ref::<Message>() {
         message_json(m)
     } else if let Some(ms) = v.downcast_ref::<Vec<Message>>() {
-        Value::Array(ms.iter().map(message_json).collect())
+        messages_json(ms)
     } else if let Some(c) = v.downcast_ref::<ChatCallbackInput>() {
-        json!({ "messages": c.messages.iter().map(message_json).collect::<Vec<_>>(),
+        json!({ "messages": messages_json(&c.messages),
                 "model": c.options.model, "temperature": c.options.temperature,
                 "max_tokens": c.options.max_tokens })
     } else if let Some(i) = v.downcast_ref::<AppInput>() {
-        Value::Array(i.messages.iter().map(message_json).collect())
+        messages_json(&i.messages)
     } else if let Some(d) = v.downcast_ref::<Vec<Document>>() {
         Value::Array(
             d.iter()
@@ -109,6 +123,31 @@ pub struct TraceSummary {
     pub prompt_tokens: u64,
     /// Completion tokens reported by models.
     pub completion_tokens: u64,
+}
+
+impl TraceSummary {
+    /// Keep the nodes within `max_bytes` of JSON: past it, every node keeps its name,
+    /// timings and error, and its input and output say they were clipped.
+    pub fn clip(mut self, max_bytes: usize) -> Self {
+        let size = serde_json::to_string(&self.nodes).map_or(0, |s| s.len());
+        if size <= max_bytes {
+            return self;
+        }
+        let note = Value::String(format!(
+            "<clipped: this run's trace was {size} bytes, more than {max_bytes} \
+             (telemetry.runs_max_trace_bytes)>"
+        ));
+        if let Value::Array(nodes) = &mut self.nodes {
+            for n in nodes {
+                for key in ["input", "output"] {
+                    if let Some(v) = n.get_mut(key) {
+                        *v = note.clone();
+                    }
+                }
+            }
+        }
+        self
+    }
 }
 
 impl RunTracer {

@@ -194,6 +194,7 @@ async fn jwt_hs256_only_with_expiry() {
                 issuer: None,
                 audience: None,
                 tenant_claim: None,
+                tenant_from_sub: false,
             })
         },
         |_| {},
@@ -230,6 +231,38 @@ async fn jwt_hs256_only_with_expiry() {
         jsonwebtoken::Algorithm::HS256,
     );
     assert_eq!(call(no_exp).await, 401);
+    // `nbf` is honoured (with the 30 s leeway of `exp`).
+    let not_yet = token(
+        json!({"sub": "u1", "tenant": "acme", "exp": now + 600, "nbf": now + 300}),
+        jsonwebtoken::Algorithm::HS256,
+    );
+    assert_eq!(call(not_yet).await, 401, "nbf in the future");
+    let already = token(
+        json!({"sub": "u1", "tenant": "acme", "exp": now + 600, "nbf": now - 10}),
+        jsonwebtoken::Algorithm::HS256,
+    );
+    assert_eq!(call(already).await, 200);
+    // Without a tenant claim the subject is not taken as the tenant (opt-in only).
+    let sub_only = token(
+        json!({"sub": "acme", "exp": now + 600}),
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let resp = s
+        .http
+        .get(s.url("/api/v1/sessions"))
+        .bearer_auth(sub_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tenant"),
+        "{body}"
+    );
     let other_alg = token(
         json!({"sub": "u1", "exp": now + 600}),
         jsonwebtoken::Algorithm::HS512,

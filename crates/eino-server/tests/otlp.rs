@@ -107,6 +107,7 @@ async fn spans_continue_the_callers_trace_and_reach_the_collector() {
             sample_ratio: 1.0,
             timeout_secs: Some(5),
         }),
+        ..TelemetryConfig::default()
     })
     .unwrap();
     let s = TestServer::default().await;

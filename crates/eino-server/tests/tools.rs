@@ -201,3 +201,48 @@ async fn runs_nobody_decides_on_expire_with_their_checkpoints() {
     assert_eq!(status, 404);
     assert_eq!(hooks.pay_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn webhook_redirects_are_not_followed_and_carry_no_secret() {
+    use axum::http::{header, StatusCode};
+    let hooks = Webhooks::start().await;
+    // A webhook that sends every call on to the internal weather endpoint.
+    let internal = format!("{}/weather", hooks.url);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let to = internal.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let model = ToolUser::default();
+    let s = server(&hooks, &model, |c| {
+        let weather = c.tools.get_mut("weather").unwrap();
+        weather.http.as_mut().unwrap().url = redirector;
+    })
+    .await;
+    let (status, out) = s
+        .post(
+            "/api/v1/chat",
+            json!({"app": "agent", "message": "weather"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let answer = out["message"]["content"].as_str().unwrap();
+    assert!(answer.contains("redirects are not followed"), "{answer}");
+    assert_eq!(
+        hooks
+            .weather_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+    assert_eq!(
+        *hooks.last_key.lock().unwrap(),
+        None,
+        "the secret travelled"
+    );
+}

@@ -510,3 +510,75 @@ async fn tools_node_fires_callbacks_per_tool_call() {
     );
     assert_eq!(counter.end.load(Ordering::SeqCst), 4);
 }
+
+/// Reads its copy of every output stream to the end, in the background, as a tracer does.
+#[derive(Default)]
+struct StreamReaderHandler {
+    ended_with_error: Arc<AtomicUsize>,
+}
+
+impl Handler for StreamReaderHandler {
+    fn on_end_with_stream_output(
+        &self,
+        _: &RunInfo,
+        mut output: eino::callbacks::CallbackStream,
+        _: Option<&ScopeValue>,
+    ) {
+        let errors = self.ended_with_error.clone();
+        tokio::spawn(async move {
+            while let Some(item) = output.recv().await {
+                if item.is_err() {
+                    errors.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_does_not_keep_its_source_alive_through_handler_copies() {
+    // The source streams for a long time and notes when nobody reads it any more.
+    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = closed.clone();
+    let source = eino::compose::stream_lambda(move |_: String| {
+        let seen = seen.clone();
+        async move {
+            let (w, r) = eino::schema::pipe(1);
+            tokio::spawn(async move {
+                for i in 0..10_000 {
+                    if w.send(format!("{i}")).await.is_err() {
+                        seen.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            });
+            Ok(r)
+        }
+    });
+    let chain = Chain::<String, String>::new()
+        .then_keyed("source", source)
+        .compile()
+        .unwrap();
+    let handler = Arc::new(StreamReaderHandler::default());
+    let token = tokio_util::sync::CancellationToken::new();
+    let ctx = Context::new()
+        .with_callbacks(handler.clone())
+        .with_cancel(token.clone());
+    let mut out = chain.stream("go".into(), &ctx).await.unwrap();
+    out.recv().await.unwrap().unwrap();
+    // The caller goes away: its reader is dropped and the run cancelled.
+    drop(out);
+    token.cancel();
+    for _ in 0..200 {
+        if closed.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        closed.load(Ordering::SeqCst),
+        "the handler's copy kept the source running after cancellation"
+    );
+    assert!(handler.ended_with_error.load(Ordering::SeqCst) >= 1);
+}

@@ -7,9 +7,6 @@ use eino::{Error, ErrorKind, Result};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-/// Largest `document.xml` we inflate: a zip bomb must not exhaust memory.
-const MAX_XML_BYTES: u64 = 64 << 20;
-
 fn corrupt(source: &str, why: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::InvalidInput,
@@ -17,18 +14,23 @@ fn corrupt(source: &str, why: impl std::fmt::Display) -> Error {
     )
 }
 
-pub(super) fn extract(bytes: &[u8], source: &str) -> Result<String> {
+/// The text of `word/document.xml`, inflating at most `max_xml_bytes` of it: a zip bomb
+/// must not exhaust memory.
+pub(super) fn extract(bytes: &[u8], source: &str, max_xml_bytes: u64) -> Result<String> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt(source, e))?;
     let entry = zip
         .by_name("word/document.xml")
         .map_err(|e| corrupt(source, format!("word/document.xml: {e}")))?;
     let mut xml = Vec::new();
     entry
-        .take(MAX_XML_BYTES + 1)
+        .take(max_xml_bytes.saturating_add(1))
         .read_to_end(&mut xml)
         .map_err(|e| corrupt(source, e))?;
-    if xml.len() as u64 > MAX_XML_BYTES {
-        return Err(corrupt(source, "word/document.xml larger than 64 MiB"));
+    if xml.len() as u64 > max_xml_bytes {
+        return Err(Error::invalid_input(format!(
+            "{source}: word/document.xml inflates to more than {max_xml_bytes} bytes \
+             (limits.max_document_inflated_bytes)"
+        )));
     }
     let mut reader = Reader::from_reader(xml.as_slice());
     let mut out = String::new();

@@ -66,9 +66,16 @@ pub enum Format {
 }
 
 /// Settings of the parsers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ParseOptions {
+    /// Bytes a document may inflate to while it is parsed (PDF streams, a DOCX's body), so
+    /// a small file cannot exhaust memory (default 64 MiB). A larger one is an
+    /// `InvalidInput` error for that file.
+    pub max_inflated_bytes: u64,
+    /// Time a document may take to parse (PDFs are checked between pages); a slower one is
+    /// a `Timeout` error for that file. Default: no limit.
+    pub max_parse_time: Option<std::time::Duration>,
     /// PDF: one document per page (ids `<source>#page<n>`, metadata `page`) instead of
     /// one document with the pages separated by form feeds.
     pub pdf_per_page: bool,
@@ -78,7 +85,30 @@ pub struct ParseOptions {
     pub html_markup: bool,
 }
 
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            max_inflated_bytes: 64 << 20,
+            max_parse_time: None,
+            pdf_per_page: false,
+            html_markup: false,
+        }
+    }
+}
+
 impl ParseOptions {
+    /// Limit what a document may inflate to (see [`ParseOptions::max_inflated_bytes`]).
+    pub fn with_max_inflated_bytes(mut self, bytes: u64) -> Self {
+        self.max_inflated_bytes = bytes;
+        self
+    }
+
+    /// Limit a document's parse time (see [`ParseOptions::max_parse_time`]).
+    pub fn with_max_parse_time(mut self, limit: std::time::Duration) -> Self {
+        self.max_parse_time = Some(limit);
+        self
+    }
+
     /// Read PDFs page by page (see [`ParseOptions::pdf_per_page`]).
     pub fn with_pdf_per_page(mut self, on: bool) -> Self {
         self.pdf_per_page = on;
@@ -163,9 +193,9 @@ pub fn parse_with(
     let mut pages = Vec::new();
     match format {
         Format::Text | Format::Markdown => doc.content = text()?.to_string(),
-        Format::Docx => doc.content = docx::extract(bytes, source)?,
+        Format::Docx => doc.content = docx::extract(bytes, source, options.max_inflated_bytes)?,
         Format::Pdf => {
-            pages = pdf::pages(bytes, source)?;
+            pages = pdf::pages(bytes, source, options)?;
             doc.metadata
                 .insert(keys::PAGES.into(), Value::from(pages.len()));
             if !options.pdf_per_page {

@@ -244,6 +244,9 @@ pub trait Store: Send + Sync {
     fn job<'a>(&'a self, tenant: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<JobStatus>>>;
     /// Remove every tenant's jobs last updated before `before_ms`; returns how many.
     fn expire_jobs(&self, before_ms: i64) -> BoxFuture<'_, Result<u64>>;
+    /// Remove every tenant's run traces started before `before_ms`, then all but the
+    /// newest `keep` (0: no cap); returns how many.
+    fn expire_runs(&self, before_ms: i64, keep: u64) -> BoxFuture<'_, Result<u64>>;
 
     /// Whether the store answers (for `/ready`).
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
@@ -288,7 +291,16 @@ CREATE TABLE ingest_jobs (
     PRIMARY KEY (tenant, id));
 CREATE INDEX jobs_by_time ON ingest_jobs (updated_at);
 "#,
+    r#"
+CREATE INDEX runs_by_start ON runs (started_at);
+"#,
 ];
+
+/// The statements of [`Store::expire_runs`], in both SQL dialects' common subset
+/// (`$1`/`?1` aside): runs started before a time, then all but the newest N.
+pub(crate) const EXPIRE_RUNS_BEFORE: &str = "DELETE FROM runs WHERE started_at < $1";
+pub(crate) const EXPIRE_RUNS_BEYOND: &str = "DELETE FROM runs WHERE started_at < \
+     (SELECT started_at FROM runs ORDER BY started_at DESC LIMIT 1 OFFSET $1)";
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {

@@ -607,6 +607,24 @@ impl Store for PostgresStore {
         })
     }
 
+    fn expire_runs(&self, before_ms: i64, keep: u64) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let mut n = client
+                .execute(super::EXPIRE_RUNS_BEFORE, &[&before_ms])
+                .await
+                .map_err(pg)?;
+            if keep > 0 {
+                let keep = i64::try_from(keep - 1).unwrap_or(i64::MAX);
+                n += client
+                    .execute(super::EXPIRE_RUNS_BEYOND, &[&keep])
+                    .await
+                    .map_err(pg)?;
+            }
+            Ok(n)
+        })
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             self.client()

@@ -548,6 +548,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn expire_runs(&self, before_ms: i64, keep: u64) -> BoxFuture<'_, Result<u64>> {
+        self.with(move |c| {
+            let sql = |q: &str| q.replace('$', "?");
+            let mut n = c
+                .prepare_cached(&sql(super::EXPIRE_RUNS_BEFORE))
+                .and_then(|mut st| st.execute(params![before_ms]))
+                .map_err(db)?;
+            if keep > 0 {
+                let keep = i64::try_from(keep - 1).unwrap_or(i64::MAX);
+                n += c
+                    .prepare_cached(&sql(super::EXPIRE_RUNS_BEYOND))
+                    .and_then(|mut st| st.execute(params![keep]))
+                    .map_err(db)?;
+            }
+            Ok(n as u64)
+        })
+    }
+
     fn take_interrupted<'a>(
         &'a self,
         tenant: &'a str,

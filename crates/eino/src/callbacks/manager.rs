@@ -3,6 +3,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{CallbackStream, Handler, RunInfo, ScopeValue, Timing};
 use crate::error::Error;
 use crate::schema::StreamReader;
@@ -19,6 +21,10 @@ struct Slot {
 #[derive(Clone, Default)]
 pub(crate) struct Callbacks {
     slots: Option<Arc<[Slot]>>,
+    /// The run's cancellation: the handlers' copies of streams end when it fires, so a
+    /// handler still reading its copy never keeps a cancelled run's source (a model
+    /// generating, an upstream response) alive after the caller went away.
+    cancel: Option<CancellationToken>,
 }
 
 impl Callbacks {
@@ -36,6 +42,15 @@ impl Callbacks {
                     })
                     .collect(),
             ),
+            cancel: None,
+        }
+    }
+
+    /// These handlers, their stream copies ending when `token` fires.
+    pub(crate) fn with_cancel(&self, token: Option<CancellationToken>) -> Self {
+        Self {
+            slots: self.slots.clone(),
+            cancel: token,
         }
     }
 
@@ -60,17 +75,19 @@ impl Callbacks {
         }
         Self {
             slots: Some(slots.into()),
+            cancel: self.cancel.clone(),
         }
     }
 
     /// `front`'s handlers (with their scopes) followed by these.
     pub(crate) fn with_front_callbacks(&self, front: &Callbacks) -> Self {
         if front.is_empty() {
-            return self.clone();
+            return self.with_cancel(front.cancel.clone().or_else(|| self.cancel.clone()));
         }
         let slots: Vec<Slot> = front.slots().iter().chain(self.slots()).cloned().collect();
         Self {
             slots: Some(slots.into()),
+            cancel: front.cancel.clone().or_else(|| self.cancel.clone()),
         }
     }
 
@@ -89,6 +106,7 @@ impl Callbacks {
         ActiveCall {
             info: info.clone(),
             slots: next.into(),
+            cancel: self.cancel.clone(),
         }
     }
 
@@ -110,28 +128,62 @@ impl Callbacks {
         let input = copies.remove(0);
         for (i, copy) in wanted.into_iter().zip(copies) {
             let slot = &mut next[i];
-            slot.scope =
-                slot.handler
-                    .on_start_with_stream_input(info, erase(copy), slot.scope.as_ref());
+            slot.scope = slot.handler.on_start_with_stream_input(
+                info,
+                erase(copy, self.cancel.as_ref()),
+                slot.scope.as_ref(),
+            );
         }
         (
             input,
             ActiveCall {
                 info: info.clone(),
                 slots: next.into(),
+                cancel: self.cancel.clone(),
             },
         )
     }
 }
 
-fn erase<T: Send + Sync + 'static>(s: StreamReader<T>) -> CallbackStream {
-    s.map(|t| Ok(Arc::new(t) as Arc<dyn Any + Send + Sync>))
+fn erase<T: Send + Sync + 'static>(
+    s: StreamReader<T>,
+    cancel: Option<&CancellationToken>,
+) -> CallbackStream {
+    let s = s.map(|t| Ok(Arc::new(t) as Arc<dyn Any + Send + Sync>));
+    match cancel {
+        None => s,
+        Some(token) => until_cancelled(s, token.clone()),
+    }
+}
+
+/// `s` until `token` fires; then one `cancelled` error and the end (the copy is dropped,
+/// which releases its hold on the source).
+fn until_cancelled(s: CallbackStream, token: CancellationToken) -> CallbackStream {
+    use futures_util::future::{select, Either};
+    let state = Some((s, token));
+    StreamReader::from_stream(futures_util::stream::unfold(state, |state| async move {
+        let (mut s, token) = state?;
+        let next = {
+            let recv = std::pin::pin!(s.recv());
+            let cancelled = std::pin::pin!(token.cancelled());
+            match select(recv, cancelled).await {
+                Either::Left((item, _)) => Some(item),
+                Either::Right(_) => None,
+            }
+        };
+        match next {
+            Some(Some(item)) => Some((item, Some((s, token)))),
+            Some(None) => None,
+            None => Some((Err(Error::cancelled()), None)),
+        }
+    }))
 }
 
 /// A call in progress: the handlers with the scope values their `on_start` returned.
 pub(crate) struct ActiveCall {
     info: RunInfo,
     slots: Arc<[Slot]>,
+    cancel: Option<CancellationToken>,
 }
 
 impl ActiveCall {
@@ -167,8 +219,11 @@ impl ActiveCall {
         let mut copies = output.copy(wanted.len() + 1);
         let output = copies.remove(0);
         for (slot, copy) in wanted.into_iter().zip(copies) {
-            slot.handler
-                .on_end_with_stream_output(&self.info, erase(copy), slot.scope.as_ref());
+            slot.handler.on_end_with_stream_output(
+                &self.info,
+                erase(copy, self.cancel.as_ref()),
+                slot.scope.as_ref(),
+            );
         }
         output
     }
@@ -177,6 +232,7 @@ impl ActiveCall {
     pub(crate) fn nested(&self) -> Callbacks {
         Callbacks {
             slots: Some(self.slots.clone()),
+            cancel: self.cancel.clone(),
         }
     }
 }

@@ -217,8 +217,14 @@ impl Context {
     }
 
     /// Stop the run when `token` is cancelled (nodes are dropped, streams closed).
+    ///
+    /// Callback handlers' copies of streams end too (with a `cancelled` error), so a
+    /// handler reading its copy does not keep the source running.
     pub fn with_cancel(self, token: CancellationToken) -> Self {
-        self.edit(|i| i.cancel = Some(token))
+        self.edit(|i| {
+            i.callbacks = i.callbacks.with_cancel(Some(token.clone()));
+            i.cancel = Some(token);
+        })
     }
 
     /// Override the step limit of a cyclic (Pregel) graph for this call.

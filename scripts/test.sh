@@ -12,4 +12,4 @@ cargo test --workspace
 # keeps the first pass's feature set, so the test binaries are reused, not rebuilt.
 EINO_TEST_STORE=postgres cargo test --workspace \
     --test native_api --test openai_api --test tools --test knowledge --test resilience \
-    --test web_ui --test otlp --test openai_sdk --test agent --test redis --test hardening
+    --test web_ui --test otlp --test openai_sdk --test agent --test redis --test hardening --test crash

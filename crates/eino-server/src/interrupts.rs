@@ -248,7 +248,7 @@ pub async fn cancel(
 }
 
 /// `POST /api/v1/runs/{id}/resume` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeBody {
     /// A decision for every waiting call, by call id.

@@ -11,6 +11,7 @@ use eino::component::ChatOptions;
 use eino::compose::CallOption;
 use eino::schema::{Document, Message, Role};
 use futures_util::StreamExt;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -24,7 +25,7 @@ use crate::runs::RunGuard;
 use crate::state::AppState;
 
 /// `POST /api/v1/chat` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ChatBody {
     /// Application id (default: the first configured one).
     #[serde(default)]
@@ -180,8 +181,9 @@ pub async fn chat(
 }
 
 /// `?limit=` of list endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListQuery {
+    /// Items at most (1-500, default 50).
     #[serde(default)]
     limit: Option<u32>,
 }
@@ -228,8 +230,9 @@ pub async fn delete_session(
 }
 
 /// `POST /api/v1/knowledge-bases` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct KbBody {
+    /// 1-64 letters, digits, `-` or `_`.
     name: String,
 }
 
@@ -397,7 +400,7 @@ pub async fn delete_document(
 }
 
 /// `POST /api/v1/knowledge-bases/{name}/search` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct SearchBody {
     query: String,
     #[serde(default)]

@@ -14,6 +14,7 @@ use eino::compose::{
     CallOption, Chain, CheckpointRun, CompileOptions, Compiled, Context, Runnable,
 };
 use eino::schema::{Message, Part, Role, StreamReader, ToolCall, ToolChoice, ToolInfo};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -27,43 +28,54 @@ use crate::runs::RunGuard;
 use crate::state::AppState;
 
 /// A chat message as clients send it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct WireMessage {
+    /// `system` (or `developer`), `user`, `assistant` or `tool`.
     role: String,
+    /// A string, an array of `{"type": "text", "text": …}` parts, or null.
     #[serde(default)]
     content: Option<Value>,
     #[serde(default)]
     name: Option<String>,
+    /// An assistant message's tool calls (OpenAI's shape).
     #[serde(default)]
+    #[schemars(with = "Option<Vec<Value>>")]
     tool_calls: Option<Vec<ToolCall>>,
+    /// A tool message's call id.
     #[serde(default)]
     tool_call_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A tool the model may call (raw models only).
+#[derive(Debug, Deserialize, JsonSchema)]
 struct WireTool {
+    /// `function` (the only kind).
     #[serde(rename = "type", default)]
     kind: Option<String>,
     function: WireFunction,
 }
 
-#[derive(Debug, Deserialize)]
+/// A function tool.
+#[derive(Debug, Deserialize, JsonSchema)]
 struct WireFunction {
     name: String,
     #[serde(default)]
     description: Option<String>,
+    /// Its arguments' JSON schema.
     #[serde(default)]
     parameters: Option<Value>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// Streaming options.
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 struct StreamOptions {
+    /// Send a last chunk with the token usage.
     #[serde(default)]
     include_usage: bool,
 }
 
 /// `POST /v1/chat/completions` body; unknown fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ChatRequest {
     model: String,
     messages: Vec<WireMessage>,
@@ -627,9 +639,11 @@ pub async fn embeddings(
 }
 
 /// `POST /v1/embeddings` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct EmbeddingsRequest {
+    /// An embedder id.
     model: String,
+    /// A string or an array of strings.
     input: Value,
 }
 

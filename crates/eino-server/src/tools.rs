@@ -389,7 +389,7 @@ impl Tool for KnowledgeSearchTool {
 }
 
 /// A person's answer to an approval request (`POST /api/v1/runs/{id}/resume`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// Run the call (true) or not.

@@ -568,7 +568,7 @@ fn pdf_bomb(size: usize) -> Vec<u8> {
     let xref = pdf.len();
     write!(pdf, "xref\n0 5\n0000000000 65535 f \n").unwrap();
     for o in offsets {
-        write!(pdf, "{o:010} 00000 n \n").unwrap();
+        writeln!(pdf, "{o:010} 00000 n ").unwrap();
     }
     write!(
         pdf,

@@ -400,7 +400,8 @@ async fn health_ready_metrics_openapi_and_json_404() {
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     // Every documented endpoint is routed (anything else is a JSON 404).
-    for (method, path, _) in eino_server::openapi::ENDPOINTS {
+    for e in eino_server::openapi::ENDPOINTS {
+        let (method, path) = (&e.method, e.path);
         let concrete = path
             .replace("{id}", "x")
             .replace("{name}", "x")
@@ -420,6 +421,62 @@ async fn health_ready_metrics_openapi_and_json_404() {
     let (status, body) = s.get("/nope").await;
     assert_eq!(status, 404);
     assert!(body["error"]["message"].is_string());
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_with_its_request_types() {
+    let doc = eino_server::openapi::document();
+    // Every path the router serves (its one table, in http.rs) is described.
+    let router = include_str!("../src/http.rs");
+    let described: Vec<&str> = eino_server::openapi::ENDPOINTS
+        .iter()
+        .map(|e| e.path)
+        .collect();
+    let mut routes = 0;
+    for part in router.split(".route(").skip(1) {
+        let path = part.trim_start().trim_start_matches('"');
+        let path = &path[..path.find('"').unwrap()];
+        assert!(described.contains(&path), "{path} is not in /openapi.json");
+        routes += 1;
+    }
+    assert!(routes >= 20, "found {routes} routes");
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(r) => doc["components"]["schemas"][r.rsplit('/').next().unwrap()].clone(),
+            None => schema.clone(),
+        }
+    };
+    let body = |path: &str, method: &str| {
+        resolve(&op(path, method)["requestBody"]["content"]["application/json"]["schema"])
+    };
+    let chat = body("/v1/chat/completions", "post");
+    assert!(chat["properties"]["messages"].is_object(), "{chat}");
+    assert!(chat["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("model")));
+    assert!(body("/api/v1/chat", "post")["properties"]["message"].is_object());
+    assert!(body("/api/v1/runs/{id}/resume", "post")["properties"]["decisions"].is_object());
+    assert!(
+        body("/api/v1/knowledge-bases/{name}/search", "post")["properties"]["top_k"].is_object()
+    );
+    let upload = op("/api/v1/knowledge-bases/{name}/documents", "post");
+    assert!(upload["requestBody"]["content"]["multipart/form-data"].is_object());
+    let limit = op("/api/v1/sessions", "get")["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .cloned()
+        .expect("?limit= described");
+    assert_eq!(limit["in"], "query");
+    // Probes and metrics need no key; the API does.
+    for public in ["/health", "/ready", "/metrics", "/openapi.json"] {
+        assert_eq!(op(public, "get")["security"], json!([]), "{public}");
+    }
+    assert!(op("/v1/models", "get")["security"].is_null());
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
 }
 
 #[tokio::test]

@@ -75,29 +75,16 @@ async fn completions(Json(req): Json<Value>) -> Response {
 fn start_fakes() -> (String, Arc<AtomicUsize>) {
     let paid = Arc::new(AtomicUsize::new(0));
     let p = paid.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new()
-                .route("/v1/chat/completions", post(completions))
-                .route(
-                    "/pay",
-                    post(move |Json(v): Json<Value>| async move {
-                        p.fetch_add(1, Ordering::SeqCst);
-                        format!("paid {}", v["invoice"].as_str().unwrap_or("?"))
-                    }),
-                );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (url, paid)
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .route(
+            "/pay",
+            post(move |Json(v): Json<Value>| async move {
+                p.fetch_add(1, Ordering::SeqCst);
+                format!("paid {}", v["invoice"].as_str().unwrap_or("?"))
+            }),
+        );
+    (common::serve_router(app), paid)
 }
 
 fn chat(url: &str, stdin: &str) -> (String, String) {

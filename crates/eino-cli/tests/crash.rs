@@ -18,56 +18,43 @@ use serde_json::{json, Value};
 
 /// Chat completions and embeddings (8 dimensions from the text's bytes, 150 ms a call).
 fn start_upstream() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new()
-                .route(
-                    "/v1/chat/completions",
-                    post(|| async {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        Json(json!({"id": "x", "object": "chat.completion", "created": 0,
+    let app = axum::Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(|| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Json(json!({"id": "x", "object": "chat.completion", "created": 0,
                             "model": "fake", "choices": [{"index": 0, "finish_reason": "stop",
                             "message": {"role": "assistant", "content": "noted"}}]}))
-                    }),
-                )
-                .route(
-                    "/v1/embeddings",
-                    post(|Json(req): Json<Value>| async move {
-                        tokio::time::sleep(Duration::from_millis(150)).await;
-                        let texts: Vec<String> = match &req["input"] {
-                            Value::String(s) => vec![s.clone()],
-                            Value::Array(a) => a
-                                .iter()
-                                .map(|v| v.as_str().unwrap_or("").to_string())
-                                .collect(),
-                            _ => Vec::new(),
-                        };
-                        let data: Vec<Value> = texts
-                            .iter()
-                            .enumerate()
-                            .map(|(i, t)| {
-                                let mut v = vec![0.1f32; 8];
-                                for (j, b) in t.bytes().enumerate() {
-                                    v[j % 8] += f32::from(b) / 255.0;
-                                }
-                                json!({"object": "embedding", "index": i, "embedding": v})
-                            })
-                            .collect();
-                        Json(json!({"object": "list", "data": data, "model": "fake"}))
-                    }),
-                );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    url
+            }),
+        )
+        .route(
+            "/v1/embeddings",
+            post(|Json(req): Json<Value>| async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let texts: Vec<String> = match &req["input"] {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|v| v.as_str().unwrap_or("").to_string())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let data: Vec<Value> = texts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let mut v = vec![0.1f32; 8];
+                        for (j, b) in t.bytes().enumerate() {
+                            v[j % 8] += f32::from(b) / 255.0;
+                        }
+                        json!({"object": "embedding", "index": i, "embedding": v})
+                    })
+                    .collect();
+                Json(json!({"object": "list", "data": data, "model": "fake"}))
+            }),
+        );
+    common::serve_router(app)
 }
 
 #[derive(Default)]

@@ -15,21 +15,10 @@ use std::time::Duration;
 use common::{with_keys, TestServer};
 use eino::component::{ChatModel, ChatOptions, EmbedOptions, Embedder};
 use eino::schema::{Message, StreamReader, ToolInfo};
-use eino_server::config::ModelConfig;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn fake_model() -> ModelConfig {
-    ModelConfig::Openai {
-        model: "fake".into(),
-        base_url: None,
-        api_key_env: None,
-        timeout_secs: None,
-        max_retries: None,
-    }
-}
 
 /// Streams `tick ` every 5 ms, 2000 times, from its own task; counts what it sent and
 /// notes when its reader went away.
@@ -92,7 +81,7 @@ async fn a_client_that_disconnects_stops_the_run_and_its_model() {
         let model = ticker.clone();
         let s = TestServer::start(
             |c| {
-                c.models.insert("ticker".into(), fake_model());
+                c.models.insert("ticker".into(), common::placeholder());
                 c.applications
                     .insert("ticking".into(), common::app("ticker", &[], &[]));
             },

@@ -39,6 +39,25 @@ pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
     dir
 }
 
+/// Serve `app` on a free loopback port from a thread of its own (tests' fake upstreams
+/// and webhooks); its base URL.
+pub fn serve_router(app: axum::Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    url
+}
+
 /// The server tests' throwaway PostgreSQL.
 #[path = "../../../eino-server/tests/common/pg.rs"]
 pub mod pg;

@@ -205,7 +205,8 @@ pub fn app(model: &str, fallbacks: &[&str], kbs: &[&str]) -> AppConfig {
     }
 }
 
-fn placeholder() -> ModelConfig {
+/// A model entry for the config; the test registry supplies the model itself.
+pub fn placeholder() -> ModelConfig {
     ModelConfig::Openai {
         model: "fake".into(),
         base_url: None,

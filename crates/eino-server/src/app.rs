@@ -77,20 +77,6 @@ fn system(text: String) -> Message {
     Message::new(Role::System, text)
 }
 
-/// Retrieved chunks as numbered, cited passages.
-pub(crate) fn context_block(docs: &[Document]) -> String {
-    let mut out = String::new();
-    for (i, d) in docs.iter().enumerate() {
-        let source = d
-            .metadata
-            .get("source")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?");
-        out.push_str(&format!("[{}] ({source})\n{}\n\n", i + 1, d.content.trim()));
-    }
-    out
-}
-
 /// The prompt of the `rag`, `chat` and `tools` routes: the system prompt (with the
 /// context, when there is some), then the conversation.
 fn prompt(base: &str, r: Retrieved) -> Vec<Message> {
@@ -100,7 +86,7 @@ fn prompt(base: &str, r: Retrieved) -> Vec<Message> {
         format!(
             "{base}\n\nAnswer using the context below; cite sources as [n]. If the context \
              does not contain the answer, say you do not know.\n\nContext:\n{}",
-            context_block(&r.context)
+            crate::knowledge::context_block(&r.context)
         )
     };
     let head = (!text.trim().is_empty()).then(|| system(text.trim_start().to_string()));

@@ -6,15 +6,11 @@
 //! is tenant `default` — which is why the server then refuses to listen beyond loopback.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -22,7 +18,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{AuthConfig, LimitsConfig};
 use crate::error::{ApiError, ConfigError};
-use crate::state::AppState;
 
 /// Who is calling, resolved by the auth middleware and put in request extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,12 +210,6 @@ impl Limiter {
     }
 }
 
-fn bearer(req: &Request) -> Option<&str> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 /// Failed authentications per client address: past the allowance an address is refused
 /// (429) without its credentials being checked, so keys cannot be guessed at speed.
 #[derive(Clone)]
@@ -244,13 +233,13 @@ impl FailureLimiter {
     }
 
     /// How long `ip` must still wait, if it is refused now.
-    fn refused(&self, ip: IpAddr) -> Option<Duration> {
+    pub fn refused(&self, ip: IpAddr) -> Option<Duration> {
         let until = self.blocked.get(&ip)?;
         until.checked_duration_since(Instant::now())
     }
 
     /// Count one failure of `ip`; the wait when this one used up its allowance.
-    fn fail(&self, ip: IpAddr) -> Option<Duration> {
+    pub fn fail(&self, ip: IpAddr) -> Option<Duration> {
         metrics::counter!("eino_auth_failures_total").increment(1);
         if self.buckets.len() > 100_000 {
             self.buckets.retain_recent();
@@ -263,44 +252,4 @@ impl FailureLimiter {
         self.blocked.insert(ip, Instant::now() + wait);
         Some(wait)
     }
-}
-
-/// Middleware: resolve the caller (401 on bad credentials, 429 for an address that failed
-/// too often), apply its rate limit (429 with `Retry-After`), and hand the [`Caller`] to
-/// handlers.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let failures = state.auth_failures.as_ref().zip(ip);
-    if let Some((limiter, ip)) = failures {
-        if let Some(wait) = limiter.refused(ip) {
-            metrics::counter!("eino_auth_throttled_total").increment(1);
-            return ApiError::rate_limited(wait).into_response();
-        }
-    }
-    let caller = match state.auth.check(bearer(&req)) {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some((limiter, ip)) = failures {
-                if let Some(wait) = limiter.fail(ip) {
-                    metrics::counter!("eino_auth_throttled_total").increment(1);
-                    return ApiError::rate_limited(wait).into_response();
-                }
-            }
-            return e.into_response();
-        }
-    };
-    if let Some(limiter) = &state.limiter {
-        let key = format!("{}/{}", caller.tenant, caller.principal);
-        if let Err(wait) = limiter.check(&key).await {
-            // No tenant label: /metrics is public, and tenants are not its business.
-            metrics::counter!("eino_rate_limited_total").increment(1);
-            return ApiError::rate_limited(wait).into_response();
-        }
-    }
-    tracing::Span::current().record("tenant", caller.tenant.as_str());
-    req.extensions_mut().insert(caller);
-    next.run(req).await
 }

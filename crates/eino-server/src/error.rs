@@ -9,33 +9,7 @@ use eino::ErrorKind;
 use serde_json::json;
 
 /// A configuration problem, found at start.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error at `{key}`: {message}")]
-pub struct ConfigError {
-    /// The offending key (`server.addr`, `applications.assistant.model` …).
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl ConfigError {
-    /// An error at `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn from_figment(e: figment::Error) -> Self {
-        let key = if e.path.is_empty() {
-            "<root>".to_string()
-        } else {
-            e.path.join(".")
-        };
-        Self::new(key, e.kind.to_string())
-    }
-}
+pub use crate::config::ConfigError;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,6 @@
 //! Prometheus metrics: the recorder, an HTTP middleware (requests, latency by route and
 //! status), and a gauge of open streams.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Install the process-wide recorder once and return its handle (later calls share it).
@@ -27,25 +22,6 @@ pub fn install() -> PrometheusHandle {
             }
         })
         .clone()
-}
-
-/// Counts and times every request: `http_requests_total{method,route,status}`,
-/// `http_request_duration_seconds{method,route}`. Routes are the matched templates
-/// (`/api/v1/sessions/{id}`), so ids do not explode the label space.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
-    resp
 }
 
 /// Counts itself in `eino_streams_in_flight` while alive.

@@ -18,7 +18,6 @@ use eino::compose::Context;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::store::{now_ms, RunRecord, Store};
 use crate::trace::RunTracer;
 use tokio::sync::{mpsc, oneshot};
@@ -58,6 +57,8 @@ pub struct RunWriter {
     enabled: bool,
     /// Share of successful runs kept.
     sample: f64,
+    /// `telemetry.runs_max_trace_bytes`.
+    max_trace_bytes: usize,
 }
 
 /// Traces queued at most; beyond, new ones are dropped (and counted).
@@ -80,12 +81,15 @@ impl RunWriter {
             tx,
             enabled: false,
             sample: 0.0,
+            max_trace_bytes: 0,
         }
     }
 
     /// Start the writer task on the current runtime, keeping the share `sample` (0–1) of
     /// successful runs.
-    pub fn spawn(store: Arc<dyn Store>, sample: f64) -> Self {
+    /// `sample` is the share of successful runs kept, `max_trace_bytes` the largest trace
+    /// stored (see [`TraceSummary::clip`](crate::trace::TraceSummary::clip)).
+    pub fn spawn(store: Arc<dyn Store>, sample: f64, max_trace_bytes: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         tokio::spawn(async move {
             let mut runs = Vec::with_capacity(BATCH);
@@ -116,6 +120,7 @@ impl RunWriter {
             tx,
             enabled: true,
             sample,
+            max_trace_bytes,
         }
     }
 
@@ -154,12 +159,17 @@ impl RunWriter {
 
 impl RunGuard {
     /// Start recording a run of `app` for `caller`.
-    pub fn start(state: &AppState, caller: &Caller, app: &str, session_id: Option<String>) -> Self {
+    pub fn start(
+        writer: &RunWriter,
+        caller: &Caller,
+        app: &str,
+        session_id: Option<String>,
+    ) -> Self {
         let id = uuid::Uuid::new_v4();
         Self {
             cancel: CancellationToken::new(),
-            sampled: state.runs.samples(&id),
-            max_trace_bytes: state.config.telemetry.runs_max_trace_bytes,
+            sampled: writer.samples(&id),
+            max_trace_bytes: writer.max_trace_bytes,
             id: id.to_string(),
             tenant: caller.tenant.clone(),
             app: app.to_string(),
@@ -167,7 +177,7 @@ impl RunGuard {
             started_at: now_ms(),
             clock: Instant::now(),
             tracer: RunTracer::new(),
-            writer: state.runs.clone(),
+            writer: writer.clone(),
             done: false,
         }
     }

@@ -65,6 +65,22 @@ pub struct SharedState {
     pub shutdown: CancellationToken,
 }
 
+impl SharedState {
+    /// What answers `model` (an application or a raw model id) with `tools` bound.
+    pub fn resolve(
+        &self,
+        model: &str,
+        tools: Vec<eino::schema::ToolInfo>,
+    ) -> crate::error::ApiResult<crate::dispatch::Target> {
+        let targets = crate::dispatch::Targets {
+            apps: &self.apps,
+            registry: &self.registry,
+            raw_models: &self.raw_models,
+        };
+        crate::dispatch::resolve(&targets, model, tools)
+    }
+}
+
 impl AppState {
     /// Build the state: open the store and index under the data dir, use `registry`'s
     /// models, compile the applications.
@@ -153,12 +169,16 @@ impl AppState {
         for (id, m) in &registry.models {
             raw_models.insert(
                 id.clone(),
-                crate::openai::raw_chain(id, Arc::new(FallbackModel::new(vec![m.clone()])))?,
+                crate::dispatch::raw_chain(id, Arc::new(FallbackModel::new(vec![m.clone()])))?,
             );
         }
         let cache = crate::cache::ResponseCache::from_config(&config.cache, redis.as_ref());
         let runs = if config.telemetry.record_runs {
-            crate::runs::RunWriter::spawn(store.clone(), config.telemetry.record_runs_sample)
+            crate::runs::RunWriter::spawn(
+                store.clone(),
+                config.telemetry.record_runs_sample,
+                config.telemetry.runs_max_trace_bytes,
+            )
         } else {
             crate::runs::RunWriter::disabled()
         };

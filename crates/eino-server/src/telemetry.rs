@@ -7,7 +7,7 @@
 //! the exported ones. Spans leave in batches on a background thread; [`Telemetry`] flushes
 //! the last ones when dropped (at shutdown).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,81 +18,14 @@ use opentelemetry::trace::{
 };
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use serde::{Deserialize, Serialize};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer as _;
 
-use crate::config::TelemetryConfig;
-
-/// `telemetry.otlp:` an OpenTelemetry collector to export traces to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct OtlpConfig {
-    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans go to
-    /// `<endpoint>/v1/traces` unless the URL already has a path.
-    pub endpoint: String,
-    /// `http/protobuf` (default) or `http/json`.
-    #[serde(default)]
-    pub protocol: OtlpProtocol,
-    /// Request headers whose values come from environment variables (header → variable),
-    /// e.g. a vendor's API key.
-    #[serde(default)]
-    pub headers_env: BTreeMap<String, String>,
-    /// `service.name` of the exported spans.
-    #[serde(default = "default_service")]
-    pub service_name: String,
-    /// Share of new traces kept (0–1); a caller's sampled flag is honoured.
-    #[serde(default = "default_ratio")]
-    pub sample_ratio: f64,
-    /// Deadline of one export.
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-}
-
-fn default_service() -> String {
-    "eino".into()
-}
-fn default_ratio() -> f64 {
-    1.0
-}
-
-/// The OTLP encoding.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub enum OtlpProtocol {
-    /// Protocol buffers (what collectors expect by default).
-    #[default]
-    #[serde(rename = "http/protobuf")]
-    HttpProtobuf,
-    /// JSON.
-    #[serde(rename = "http/json")]
-    HttpJson,
-}
+use crate::config::{OtlpConfig, OtlpProtocol, TelemetryConfig};
 
 impl OtlpConfig {
-    /// Check the entry; the error names the key.
-    pub fn validate(&self) -> std::result::Result<(), crate::error::ConfigError> {
-        use crate::error::ConfigError;
-        let url = self.endpoint.parse::<axum::http::Uri>().ok();
-        if !url
-            .as_ref()
-            .is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
-        {
-            return Err(ConfigError::new(
-                "telemetry.otlp.endpoint",
-                format!("{:?} is not an http:// or https:// URL", self.endpoint),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.sample_ratio) {
-            return Err(ConfigError::new(
-                "telemetry.otlp.sample_ratio",
-                "must be between 0 and 1",
-            ));
-        }
-        Ok(())
-    }
-
     /// The traces URL.
     fn traces_url(&self) -> String {
         let base = self.endpoint.trim_end_matches('/');
@@ -267,7 +200,7 @@ pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     let Some(value) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
         return;
     };
-    let Some((trace, parent)) = crate::http::parse_traceparent(value) else {
+    let Some((trace, parent)) = parse_traceparent(value) else {
         return;
     };
     let (Ok(trace), Ok(parent)) = (TraceId::from_hex(&trace), SpanId::from_hex(&parent)) else {
@@ -307,8 +240,8 @@ mod tests {
         OtlpConfig {
             endpoint: endpoint.into(),
             protocol: OtlpProtocol::default(),
-            headers_env: BTreeMap::new(),
-            service_name: default_service(),
+            headers_env: Default::default(),
+            service_name: "eino".into(),
             sample_ratio: 1.0,
             timeout_secs: None,
         }
@@ -343,4 +276,47 @@ mod tests {
             .contains("sample_ratio"));
         otlp("http://c:4318").validate().unwrap();
     }
+}
+
+/// The trace context of a request: the caller's trace id (or a new one) and our span id.
+#[derive(Debug, Clone)]
+pub struct TraceContext {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits: this server's span.
+    pub span_id: String,
+    /// The caller's span, if a valid `traceparent` came in.
+    pub parent_span_id: Option<String>,
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes * 2);
+    while s.len() < bytes * 2 {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(bytes * 2);
+    s
+}
+
+/// Parse a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`); all-zero ids are invalid.
+pub fn parse_traceparent(v: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = v.trim().split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    if parts.len() < 4
+        || !hex(parts[0], 2)
+        || parts[0] == "ff"
+        || !hex(parts[1], 32)
+        || !hex(parts[2], 16)
+        || !hex(parts[3], 2)
+    {
+        return None;
+    }
+    if parts[1].bytes().all(|b| b == b'0') || parts[2].bytes().all(|b| b == b'0') {
+        return None;
+    }
+    Some((parts[1].to_string(), parts[2].to_string()))
 }

@@ -306,7 +306,7 @@ async fn upload_errors_are_json_4xx() {
 #[tokio::test]
 async fn a_knowledge_search_tool_reads_the_callers_knowledge_bases() {
     use eino_server::config::AgentKind;
-    use eino_server::tools::{KnowledgeSearchConfig, ToolConfig};
+    use eino_server::config::{KnowledgeSearchConfig, ToolConfig};
     let e = minilm().await;
     let model = common::agent::ToolUser::default();
     let s = TestServer::start(

@@ -360,15 +360,18 @@ async fn request_ids_trace_context_and_security_headers() {
         .unwrap();
     let tp = r.headers()["traceparent"].to_str().unwrap().to_string();
     assert_eq!(
-        eino_server::http::parse_traceparent(&tp).unwrap().0.len(),
+        eino_server::telemetry::parse_traceparent(&tp)
+            .unwrap()
+            .0
+            .len(),
         32
     );
     assert!(!r.headers()["x-request-id"].is_empty());
-    assert!(eino_server::http::parse_traceparent(
+    assert!(eino_server::telemetry::parse_traceparent(
         "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
     )
     .is_none());
-    assert!(eino_server::http::parse_traceparent(
+    assert!(eino_server::telemetry::parse_traceparent(
         "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
     )
     .is_none());
@@ -400,7 +403,7 @@ async fn health_ready_metrics_openapi_and_json_404() {
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     // Every documented endpoint is routed (anything else is a JSON 404).
-    for e in eino_server::openapi::ENDPOINTS {
+    for e in eino_server::api::openapi::ENDPOINTS {
         let (method, path) = (&e.method, e.path);
         let concrete = path
             .replace("{id}", "x")
@@ -425,10 +428,10 @@ async fn health_ready_metrics_openapi_and_json_404() {
 
 #[tokio::test]
 async fn openapi_describes_every_route_with_its_request_types() {
-    let doc = eino_server::openapi::document();
+    let doc = eino_server::api::openapi::document();
     // Every path the router serves (its one table, in http.rs) is described.
-    let router = include_str!("../src/http.rs");
-    let described: Vec<&str> = eino_server::openapi::ENDPOINTS
+    let router = include_str!("../src/router.rs");
+    let described: Vec<&str> = eino_server::api::openapi::ENDPOINTS
         .iter()
         .map(|e| e.path)
         .collect();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use common::TestServer;
 use eino_server::config::TelemetryConfig;
-use eino_server::telemetry::{OtlpConfig, OtlpProtocol};
+use eino_server::config::{OtlpConfig, OtlpProtocol};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use serde_json::json;

@@ -174,9 +174,14 @@ async fn runs_nobody_decides_on_expire_with_their_checkpoints() {
     let now = eino_server::store::now_ms();
     // Not yet: it waited less than the TTL.
     assert_eq!(
-        eino_server::interrupts::expire(&s.state, now, ttl)
-            .await
-            .unwrap(),
+        eino_server::interrupts::expire(
+            s.state.store.as_ref(),
+            s.state.checkpoints.as_ref(),
+            now,
+            ttl
+        )
+        .await
+        .unwrap(),
         0
     );
     let (status, _) = s.get(&format!("/api/v1/runs/interrupted/{id}")).await;
@@ -184,9 +189,14 @@ async fn runs_nobody_decides_on_expire_with_their_checkpoints() {
     // Two hours later it is gone, checkpoint included.
     let later = now + 2 * 3600 * 1000;
     assert_eq!(
-        eino_server::interrupts::expire(&s.state, later, ttl)
-            .await
-            .unwrap(),
+        eino_server::interrupts::expire(
+            s.state.store.as_ref(),
+            s.state.checkpoints.as_ref(),
+            later,
+            ttl
+        )
+        .await
+        .unwrap(),
         1
     );
     let (status, _) = s.get(&format!("/api/v1/runs/interrupted/{id}")).await;

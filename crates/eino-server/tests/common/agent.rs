@@ -10,8 +10,8 @@ use eino::component::{ChatModel, ChatOptions};
 use eino::schema::{FunctionCall, Message, Role, StreamReader, ToolCall, ToolInfo};
 use eino::{Error, ErrorKind};
 use eino_server::config::{AgentKind, Config};
+use eino_server::config::{HttpToolConfig, ToolConfig};
 use eino_server::registry::Registry;
-use eino_server::tools::{HttpToolConfig, ToolConfig};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-use super::graph::{Branch, CompileOptions, GraphDef, NodeId};
+use super::compile::{CompileOptions, GraphDef};
+use super::graph::Branch;
+use super::ids::NodeId;
 use super::node::{IntoNode, NodeDef};
-use super::run::{Compiled, PlanNode};
+use super::plan::PlanNode;
+use super::run::Compiled;
 use super::value::{ops_of, GraphValue};
 use crate::callbacks::ComponentKind;
 use crate::error::{Error, Result};
@@ -51,7 +54,7 @@ impl<I: GraphValue> Chain<I, I> {
     pub fn new() -> Self {
         Self {
             def: GraphDef::new::<I, I>(ComponentKind::Chain),
-            tail: vec![super::graph::START_ID_PUB],
+            tail: vec![super::ids::START_ID_PUB],
             steps: 0,
             _p: PhantomData,
         }
@@ -169,7 +172,7 @@ impl<I: GraphValue, O: GraphValue> Chain<I, O> {
     /// Compile with options.
     pub fn compile_with(mut self, opts: CompileOptions) -> Result<Compiled<I, O>> {
         self.def.nodes[1] = PlanNode::terminal("end", ops_of::<O>());
-        let end = super::graph::END_ID_PUB;
+        let end = super::ids::END_ID_PUB;
         self.link(end);
         Ok(Compiled::new(self.def.compile(opts)?))
     }

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::context::NodePath;
 use crate::error::{Error, Result};
+
+/// A path of node keys from the graph being called down into subgraphs.
+pub type NodePath = Vec<String>;
 
 /// Where checkpoints live: bytes by checkpoint id. Implementations: [`MemoryCheckpointStore`]
 /// here, SQLite in `eino-sqlite`.

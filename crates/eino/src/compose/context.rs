@@ -8,16 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use super::checkpoint::{CheckpointRun, NodeResume};
+use super::checkpoint::{CheckpointRun, NodePath, NodeResume};
 use crate::callbacks::{self, ActiveCall, Callbacks, ComponentKind, Handler, RunInfo};
 use crate::component::{
     ChatOptions, EmbedOptions, IndexOptions, LoadOptions, RetrieveOptions, ToolOptions,
     TransformOptions,
 };
 use crate::error::{Error, Result};
-
-/// A path of node keys from the graph being called down into subgraphs.
-pub type NodePath = Vec<String>;
 
 /// An option for one call of a graph, routed by type to the nodes that use it, or
 /// designated to particular nodes (also inside subgraphs).

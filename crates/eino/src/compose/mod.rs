@@ -6,11 +6,13 @@
 
 mod chain;
 mod checkpoint;
+mod compile;
 mod context;
-mod durable;
 mod field_check;
 mod graph;
+mod ids;
 mod node;
+mod plan;
 mod run;
 mod runnable;
 mod tools_node;
@@ -21,15 +23,15 @@ mod workflow;
 pub use chain::{Chain, ChainBranch, Parallel};
 pub use checkpoint::{
     list_checkpoints, Checkpoint, CheckpointPolicy, CheckpointRun, CheckpointStore, InterruptInfo,
-    MemoryCheckpointStore,
+    MemoryCheckpointStore, NodePath,
 };
+pub use compile::CompileOptions;
 pub(crate) use context::note_globals_changed;
-pub use context::{CallOption, Context, NodePath};
-pub use graph::{
-    Branch, BranchBuilder, CompileOptions, End, Graph, Node, NodeId, RunMode, Sink, Source, Start,
-    END, START,
-};
+pub use context::{CallOption, Context};
+pub use graph::{Branch, BranchBuilder, Graph};
+pub use ids::{End, Node, NodeId, Sink, Source, Start, END, START};
 pub use node::{IntoNode, IntoNodeExt, NodeDef, Passthrough};
+pub use plan::RunMode;
 pub use run::Compiled;
 pub use runnable::{collect_lambda, lambda, stream_lambda, transform_lambda, Lambda, Runnable};
 pub use tools_node::{

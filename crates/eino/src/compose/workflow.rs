@@ -37,12 +37,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::compile::{CompileOptions, GraphDef};
 use super::field_check::{shape_of, Shape};
-use super::graph::{
-    Branch, CompileOptions, EdgeMap, End, GraphDef, NodeId, RunMode, Start, END_ID_PUB,
-    START_ID_PUB,
-};
+use super::graph::Branch;
+use super::ids::{End, NodeId, Start, END_ID_PUB, START_ID_PUB};
 use super::node::{IntoNode, NodeDef};
+use super::plan::{EdgeMap, RunMode};
 use super::run::Compiled;
 use super::runnable::{Lambda, Runnable};
 use super::value::{downcast, downcast_stream, AnyStream, AnyValue, Codec, GraphValue, JoinFn};

@@ -4,15 +4,16 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::checkpoint::{
+use super::Compiled;
+use crate::compose::checkpoint::NodePath;
+use crate::compose::checkpoint::{
     resume_for, Checkpoint, CheckpointPolicy, CheckpointStore, InterruptInfo, NodeResume,
     SavedInput, SavedTask, StateModifier, CHECKPOINT_VERSION,
 };
-use super::context::NodePath;
-use super::graph::StateInit;
-use super::run::{Compiled, Flow, Plan};
-use super::value::{GraphValue, ValueOps};
-use super::Context;
+use crate::compose::plan::StateInit;
+use crate::compose::plan::{Flow, Plan};
+use crate::compose::value::{GraphValue, ValueOps};
+use crate::compose::Context;
 use crate::error::{Error, Result};
 
 /// A node to run, with its input and, on resume, what it gets back.

@@ -2,28 +2,24 @@
 //! `data: [DONE]`), `POST /v1/embeddings`, `GET /v1/models`. Applications and raw models are
 //! both model ids; tools and `tool_choice` pass through to raw models.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::HeaderValue;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use eino::component::{ChatModel, ChatOptions, EmbedOptions};
-use eino::compose::{
-    CallOption, Chain, CheckpointRun, CompileOptions, Compiled, Context, Runnable,
-};
-use eino::schema::{Message, Part, Role, StreamReader, ToolCall, ToolChoice, ToolInfo};
+use eino::component::{ChatOptions, EmbedOptions};
+use eino::compose::CallOption;
+use eino::schema::{Message, Part, Role, ToolCall, ToolChoice, ToolInfo};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::{AppInput, SourcesSink};
+use crate::api::extract::RawJson;
+use crate::api::wire::{finish_reason, message_wire, usage_json, SseHead};
 use crate::auth::Caller;
 use crate::cache::ResponseCache;
+use crate::dispatch::Target;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::RawJson;
-use crate::resilience::FallbackModel;
 use crate::runs::RunGuard;
 use crate::state::AppState;
 
@@ -293,155 +289,6 @@ fn tools_of(r: &mut ChatRequest) -> ApiResult<Vec<ToolInfo>> {
         .collect()
 }
 
-pub(crate) fn finish_reason(m: &Message) -> String {
-    if !m.tool_calls.is_empty() {
-        return "tool_calls".into();
-    }
-    match m.meta.as_ref().and_then(|x| x.finish_reason.as_deref()) {
-        Some("length") | Some("max_tokens") => "length".into(),
-        Some("tool_calls") | Some("tool_use") => "tool_calls".into(),
-        Some("content_filter") => "content_filter".into(),
-        _ => "stop".into(),
-    }
-}
-
-pub(crate) fn usage_json(m: &Message) -> Value {
-    let u = m.meta.as_ref().and_then(|x| x.usage).unwrap_or_default();
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-    })
-}
-
-pub(crate) fn tool_calls_json(calls: &[ToolCall], with_index: bool) -> Value {
-    Value::Array(
-        calls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let mut v = json!({
-                    "id": c.id,
-                    "type": if c.kind.is_empty() { "function" } else { c.kind.as_str() },
-                    "function": { "name": c.function.name, "arguments": c.function.arguments },
-                });
-                if with_index {
-                    v["index"] = json!(c.index.unwrap_or(i));
-                }
-                v
-            })
-            .collect(),
-    )
-}
-
-/// What will answer a request: an application or a raw model.
-pub enum Target {
-    /// An application (its graph).
-    App(Arc<crate::app::Application>),
-    /// A raw model (tools bound) in a one-node chain, so callbacks and traces see it.
-    Model(Compiled<Vec<Message>, Message>),
-}
-
-pub(crate) fn resolve(state: &AppState, model: &str, tools: Vec<ToolInfo>) -> ApiResult<Target> {
-    if let Some(app) = state.apps.get(model) {
-        if !tools.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "{model} is an application; tools can only be passed to raw models"
-            )));
-        }
-        return Ok(Target::App(app.clone()));
-    }
-    let Some(m) = state.registry.models.get(model) else {
-        return Err(ApiError::not_found(format!(
-            "model {model:?} does not exist; GET /v1/models lists the ids"
-        ))
-        .with_code("model_not_found"));
-    };
-    if tools.is_empty() {
-        if let Some(c) = state.raw_models.get(model) {
-            return Ok(Target::Model(c.clone()));
-        }
-    }
-    let bound = FallbackModel::new(vec![m.clone()]).with_tools(tools)?;
-    Ok(Target::Model(raw_chain(model, bound)?))
-}
-
-/// A model as a one-node chain named after it, so callbacks and traces see the call.
-pub(crate) fn raw_chain(
-    id: &str,
-    model: Arc<dyn ChatModel>,
-) -> eino::Result<Compiled<Vec<Message>, Message>> {
-    Chain::<Vec<Message>, Vec<Message>>::new()
-        .then_keyed("model", model)
-        .compile_with(CompileOptions::default().with_name(id.to_string()))
-}
-
-/// An application call's input, and the context whose sink collects its sources (and,
-/// for an interruptible application, the checkpoint of run `run_id`).
-fn app_call(
-    app: &crate::app::Application,
-    tenant: &str,
-    messages: Vec<Message>,
-    ctx: Context,
-    run_id: &str,
-) -> (AppInput, Context, SourcesSink) {
-    let input = AppInput {
-        tenant: tenant.to_string(),
-        messages,
-    };
-    let checkpoint = CheckpointRun::new(run_id).force_new_run();
-    let (ctx, sink) = app.run_context(ctx, tenant, checkpoint);
-    (input, ctx, sink)
-}
-
-impl Target {
-    /// Answer in one piece (as run `run_id`).
-    pub async fn invoke(
-        &self,
-        tenant: &str,
-        messages: Vec<Message>,
-        ctx: Context,
-        run_id: &str,
-    ) -> eino::Result<(Message, Vec<eino::schema::Document>)> {
-        match self {
-            Target::App(app) => {
-                let (input, ctx, sink) = app_call(app, tenant, messages, ctx, run_id);
-                Ok((app.invoke(input, &ctx).await?, sink.take()))
-            }
-            Target::Model(c) => Ok((c.invoke(messages, &ctx).await?, Vec::new())),
-        }
-    }
-
-    /// Answer as a stream (as run `run_id`); the sources are known before the first chunk.
-    pub async fn stream(
-        &self,
-        tenant: &str,
-        messages: Vec<Message>,
-        ctx: Context,
-        run_id: &str,
-    ) -> eino::Result<(StreamReader<Message>, Vec<eino::schema::Document>)> {
-        match self {
-            Target::App(app) => {
-                let (input, ctx, sink) = app_call(app, tenant, messages, ctx, run_id);
-                Ok((app.stream(input, &ctx).await?, sink.take()))
-            }
-            Target::Model(c) => Ok((c.stream(messages, &ctx).await?, Vec::new())),
-        }
-    }
-}
-
-/// The `choices[0].message` object of a completion.
-pub(crate) fn message_wire(msg: &Message) -> Value {
-    let mut message = json!({ "role": "assistant", "content": msg.content });
-    if !msg.tool_calls.is_empty() {
-        message["tool_calls"] = tool_calls_json(&msg.tool_calls, false);
-    }
-    if let Some(r) = &msg.reasoning {
-        message["reasoning_content"] = json!(r);
-    }
-    message
-}
-
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -452,7 +299,7 @@ pub async fn chat_completions(
     let tools = tools_of(&mut req)?;
     let options = options_of(&req)?;
     let messages = to_messages(std::mem::take(&mut req.messages))?;
-    let target = resolve(&state, &req.model, tools)?;
+    let target = state.resolve(&req.model, tools)?;
     // Identical non-streaming requests to raw models may be answered from the cache.
     let cache = match (&state.cache, &target, req.stream) {
         (Some(c), Target::Model(_), false) => {
@@ -464,7 +311,7 @@ pub async fn chat_completions(
         }
         _ => None,
     };
-    let run = RunGuard::start(&state, &caller, &req.model, None);
+    let run = RunGuard::start(&state.runs, &caller, &req.model, None);
     let run_id = run.id().to_string();
     let ctx = run.context().with_option(CallOption::chat_model(options));
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -502,11 +349,14 @@ pub async fn chat_completions(
         Err(e) => return Err(run.fail(e).await),
     };
     let head = SseHead { id, created, model };
-    Ok(
-        Sse::new(crate::sse::openai_events(stream, run, head, include_usage))
-            .keep_alive(KeepAlive::default())
-            .into_response(),
-    )
+    Ok(Sse::new(crate::api::sse::openai_events(
+        stream,
+        run,
+        head,
+        include_usage,
+    ))
+    .keep_alive(KeepAlive::default())
+    .into_response())
 }
 
 /// An application run stopped for approval: recorded (no session: the OpenAI API has
@@ -525,7 +375,7 @@ async fn interrupted(
         session_id: None,
         user_message: None,
     };
-    match crate::interrupts::stop(state, &caller.tenant, stopped, e, run).await {
+    match crate::interrupts::stop(state.store.as_ref(), &caller.tenant, stopped, e, run).await {
         Ok(r) => {
             let tools: Vec<&str> = r.pending.iter().map(|p| p.tool.as_str()).collect();
             ApiError::conflict(format!(
@@ -549,38 +399,6 @@ fn cached(hit: &Value, prefix: &str) -> Response {
     resp.headers_mut()
         .insert("x-eino-cache", HeaderValue::from_static("hit"));
     resp
-}
-
-/// The fixed fields of every chunk of one streamed completion.
-pub(crate) struct SseHead {
-    pub(crate) id: String,
-    pub(crate) created: i64,
-    pub(crate) model: String,
-}
-
-impl SseHead {
-    /// One `chat.completion.chunk` event.
-    pub(crate) fn chunk(
-        &self,
-        delta: Option<Value>,
-        finish: Option<&str>,
-        usage: Option<Value>,
-    ) -> Event {
-        let choices = match delta {
-            Some(d) => {
-                json!([{ "index": 0, "delta": d, "finish_reason": finish, "logprobs": null }])
-            }
-            None => json!([]),
-        };
-        let mut v = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model, "choices": choices,
-        });
-        if let Some(u) = usage {
-            v["usage"] = u;
-        }
-        Event::default().data(v.to_string())
-    }
 }
 
 /// `POST /v1/embeddings`.

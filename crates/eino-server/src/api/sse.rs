@@ -10,9 +10,9 @@ use eino::schema::{Concat, Message, StreamReader};
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
+use crate::api::wire::{finish_reason, tool_calls_json, usage_json, SseHead};
 use crate::error::ApiError;
 use crate::metrics::InFlightStream;
-use crate::openai::{finish_reason, tool_calls_json, usage_json, SseHead};
 use crate::runs::RunGuard;
 
 enum Phase {

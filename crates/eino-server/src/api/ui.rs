@@ -10,9 +10,9 @@ use axum::Router;
 
 use crate::state::AppState;
 
-const INDEX: &str = include_str!("../ui/index.html");
-const SCRIPT: &str = include_str!("../ui/app.js");
-const STYLE: &str = include_str!("../ui/app.css");
+const INDEX: &str = include_str!("../../ui/index.html");
+const SCRIPT: &str = include_str!("../../ui/app.js");
+const STYLE: &str = include_str!("../../ui/app.css");
 
 /// The page may load its own script and style and call this server, nothing else.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

@@ -5,193 +5,25 @@
 //! dropping the run's future stops every node and closes every stream.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::{select, BoxFuture, Either};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
-use super::checkpoint::{Checkpoint, CheckpointStore};
-use super::durable::{Rerun, Scope, Snapshot, Stopping, Task};
-use super::graph::{EdgeMap, NodeId, RunMode, StateInit};
+mod durable;
+
+use super::checkpoint::Checkpoint;
+use super::plan::{Flow, Plan, RunMode};
 use super::runnable::Runnable;
-use super::value::{downcast, downcast_stream, AnyStream, AnyValue, GraphValue, ValueOps};
+use super::value::{downcast, downcast_stream, GraphValue, ValueOps};
 use super::Context;
-use crate::callbacks::{ComponentKind, RunInfo};
+use crate::callbacks::RunInfo;
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::StreamReader;
-
-/// A value or a stream moving along an edge.
-pub(crate) enum Flow {
-    V(AnyValue),
-    S(AnyStream),
-}
-
-type ValueHook = Arc<dyn Fn(AnyValue, &Context) -> Result<AnyValue> + Send + Sync>;
-type StreamHook = Arc<dyn Fn(AnyStream, &Context) -> Result<AnyStream> + Send + Sync>;
-
-/// A state pre- or post-handler, erased.
-pub(crate) struct StateHook {
-    value: Option<ValueHook>,
-    stream: Option<StreamHook>,
-    ops: Arc<dyn ValueOps>,
-}
-
-impl StateHook {
-    pub(crate) fn value<T: GraphValue, S: Send + 'static>(
-        f: impl Fn(T, &mut S) -> Result<T> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            value: Some(Arc::new(move |v, ctx| {
-                let t = downcast::<T>(v)?;
-                let out = ctx.process_state::<S, _>(|s| f(t, s))??;
-                Ok(Box::new(out) as AnyValue)
-            })),
-            stream: None,
-            ops: super::value::ops_of::<T>(),
-        }
-    }
-
-    pub(crate) fn stream<T: GraphValue, S: Send + 'static>(
-        f: impl Fn(StreamReader<T>, &mut S) -> Result<StreamReader<T>> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            value: None,
-            stream: Some(Arc::new(move |v, ctx| {
-                let t = downcast_stream::<T>(v)?;
-                let out = ctx.process_state::<S, _>(|s| f(t, s))??;
-                Ok(Box::new(out) as AnyStream)
-            })),
-            ops: super::value::ops_of::<T>(),
-        }
-    }
-
-    async fn apply(&self, flow: Flow, ctx: &Context) -> Result<Flow> {
-        match (flow, &self.value, &self.stream) {
-            (Flow::V(v), Some(f), _) => Ok(Flow::V(f(v, ctx)?)),
-            (Flow::S(s), _, Some(f)) => Ok(Flow::S(f(s, ctx)?)),
-            (Flow::V(v), None, Some(f)) => {
-                let s = f(self.ops.box_stream(v), ctx)?;
-                Ok(Flow::V(self.ops.concat_stream(s).await?))
-            }
-            (Flow::S(s), Some(f), None) => {
-                let v = self.ops.concat_stream(s).await?;
-                Ok(Flow::S(self.ops.box_stream(f(v, ctx)?)))
-            }
-            (flow, None, None) => Ok(flow),
-        }
-    }
-}
-
-type ValueCond = Arc<dyn Fn(&AnyValue) -> Result<Vec<NodeId>> + Send + Sync>;
-type StreamCond = Arc<dyn Fn(AnyStream) -> BoxFuture<'static, Result<Vec<NodeId>>> + Send + Sync>;
-
-/// A branch, erased: exactly one of `value` / `stream` is set.
-pub(crate) struct PlanBranch {
-    pub(crate) value: Option<ValueCond>,
-    pub(crate) stream: Option<StreamCond>,
-    pub(crate) targets: Vec<usize>,
-}
-
-trait ErasedRun: Send + Sync {
-    fn invoke<'a>(&'a self, v: AnyValue, ctx: &'a Context) -> BoxFuture<'a, Result<AnyValue>>;
-    fn transform<'a>(&'a self, s: AnyStream, ctx: &'a Context) -> BoxFuture<'a, Result<AnyStream>>;
-}
-
-struct Typed<I, O>(Arc<dyn Runnable<I, O>>);
-
-impl<I: GraphValue, O: GraphValue> ErasedRun for Typed<I, O> {
-    fn invoke<'a>(&'a self, v: AnyValue, ctx: &'a Context) -> BoxFuture<'a, Result<AnyValue>> {
-        Box::pin(async move {
-            let i = downcast::<I>(v)?;
-            Ok(Box::new(self.0.invoke(i, ctx).await?) as AnyValue)
-        })
-    }
-    fn transform<'a>(&'a self, s: AnyStream, ctx: &'a Context) -> BoxFuture<'a, Result<AnyStream>> {
-        Box::pin(async move {
-            let i = downcast_stream::<I>(s)?;
-            Ok(Box::new(self.0.transform(i, ctx).await?) as AnyStream)
-        })
-    }
-}
-
-/// A node's runnable with its types erased.
-pub(crate) struct ErasedNode(Box<dyn ErasedRun>);
-
-impl ErasedNode {
-    pub(crate) fn new<I: GraphValue, O: GraphValue>(r: Arc<dyn Runnable<I, O>>) -> Self {
-        Self(Box::new(Typed(r)))
-    }
-}
-
-/// One node of a compiled plan.
-pub(crate) struct PlanNode {
-    pub(crate) key: String,
-    pub(crate) name: String,
-    pub(crate) kind: ComponentKind,
-    pub(crate) typ: Cow<'static, str>,
-    pub(crate) runner: Option<Arc<ErasedNode>>,
-    pub(crate) input: Arc<dyn ValueOps>,
-    pub(crate) output: Arc<dyn ValueOps>,
-    pub(crate) streams_output: bool,
-    pub(crate) is_subgraph: bool,
-    pub(crate) sub_serde_problem: Option<String>,
-    pub(crate) pre: Option<StateHook>,
-    pub(crate) post: Option<StateHook>,
-    pub(crate) timeout: Option<Duration>,
-}
-
-impl PlanNode {
-    pub(crate) fn terminal(key: &str, ops: Arc<dyn ValueOps>) -> Self {
-        Self {
-            key: key.into(),
-            name: key.into(),
-            kind: ComponentKind::Passthrough,
-            typ: Cow::Borrowed("Passthrough"),
-            runner: None,
-            input: ops.clone(),
-            output: ops,
-            streams_output: false,
-            is_subgraph: false,
-            sub_serde_problem: None,
-            pre: None,
-            post: None,
-            timeout: None,
-        }
-    }
-}
-
-/// A validated graph. Index 0 is START, 1 is END.
-pub(crate) struct Plan {
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) kind: ComponentKind,
-    pub(crate) mode: RunMode,
-    pub(crate) max_steps: usize,
-    pub(crate) nodes: Vec<PlanNode>,
-    pub(crate) keys: HashMap<String, usize>,
-    /// Edge successors, in declaration order.
-    pub(crate) succ: Vec<Vec<usize>>,
-    pub(crate) branches: Vec<Vec<PlanBranch>>,
-    /// Every possible predecessor (edges and branches), in declaration order.
-    pub(crate) preds: Vec<Vec<usize>>,
-    /// Every possible successor (edges, then branch targets).
-    pub(crate) next: Vec<Vec<usize>>,
-    pub(crate) named_merge: Vec<bool>,
-    pub(crate) state: Option<StateInit>,
-    /// Data-only successors (Workflow): they get the value but do not wait for it.
-    pub(crate) data_succ: Vec<Vec<usize>>,
-    pub(crate) edge_maps: HashMap<(usize, usize), EdgeMap>,
-    pub(crate) data_maps: HashMap<(usize, usize), EdgeMap>,
-    pub(crate) store: Option<Arc<dyn CheckpointStore>>,
-    pub(crate) interrupt_before: Vec<usize>,
-    pub(crate) interrupt_after: Vec<usize>,
-    /// Why this graph's values cannot be checkpointed, if so.
-    pub(crate) serde_problem: Option<String>,
-}
+use durable::{Rerun, Scope, Snapshot, Stopping, Task};
 
 /// A compiled graph or chain: a [`Runnable`] from `I` to `O`. Cheap to clone and share.
 pub struct Compiled<I, O> {

@@ -49,7 +49,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/chat/completions",
         summary: "OpenAI-compatible chat completion (JSON or SSE with stream=true)",
         public: false,
-        body: Body::Json(schema::<crate::openai::ChatRequest>),
+        body: Body::Json(schema::<crate::api::openai::ChatRequest>),
         query: None,
     },
     Endpoint {
@@ -57,7 +57,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/embeddings",
         summary: "OpenAI-compatible embeddings",
         public: false,
-        body: Body::Json(schema::<crate::openai::EmbeddingsRequest>),
+        body: Body::Json(schema::<crate::api::openai::EmbeddingsRequest>),
         query: None,
     },
     Endpoint {
@@ -73,7 +73,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/api/v1/chat",
         summary: "Chat in a session (history persisted); SSE with stream=true",
         public: false,
-        body: Body::Json(schema::<crate::native::ChatBody>),
+        body: Body::Json(schema::<crate::api::sessions::ChatBody>),
         query: None,
     },
     Endpoint {
@@ -82,7 +82,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "List sessions",
         public: false,
         body: Body::None,
-        query: Some(schema::<crate::native::ListQuery>),
+        query: Some(schema::<crate::api::wire::ListQuery>),
     },
     Endpoint {
         method: "get",
@@ -113,7 +113,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/api/v1/knowledge-bases",
         summary: "Create a knowledge base",
         public: false,
-        body: Body::Json(schema::<crate::native::KbBody>),
+        body: Body::Json(schema::<crate::api::knowledge::KbBody>),
         query: None,
     },
     Endpoint {
@@ -153,7 +153,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/api/v1/knowledge-bases/{name}/search",
         summary: "Search a knowledge base",
         public: false,
-        body: Body::Json(schema::<crate::native::SearchBody>),
+        body: Body::Json(schema::<crate::api::knowledge::SearchBody>),
         query: None,
     },
     Endpoint {
@@ -178,7 +178,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "List runs",
         public: false,
         body: Body::None,
-        query: Some(schema::<crate::native::ListQuery>),
+        query: Some(schema::<crate::api::wire::ListQuery>),
     },
     Endpoint {
         method: "get",
@@ -194,7 +194,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "Runs waiting for a decision (tool approvals)",
         public: false,
         body: Body::None,
-        query: Some(schema::<crate::native::ListQuery>),
+        query: Some(schema::<crate::api::wire::ListQuery>),
     },
     Endpoint {
         method: "get",
@@ -217,7 +217,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/api/v1/runs/{id}/resume",
         summary: "Resume a waiting run with a decision per pending call; SSE with stream=true",
         public: false,
-        body: Body::Json(schema::<crate::interrupts::ResumeBody>),
+        body: Body::Json(schema::<crate::api::runs::ResumeBody>),
         query: None,
     },
     Endpoint {

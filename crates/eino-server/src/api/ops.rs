@@ -1,0 +1,43 @@
+//! Health, readiness, metrics and the OpenAPI document: what probes, scrapers and client
+//! generators read, without credentials.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return ApiError::unavailable("shutting down").into_response();
+    }
+    match state.store.ping().await {
+        Ok(()) => Json(
+            json!({ "status": "ready", "models": state.registry.models.len(),
+                               "applications": state.apps.len() }),
+        )
+        .into_response(),
+        Err(e) => {
+            ApiError::unavailable(format!("store not ready: {}", e.message())).into_response()
+        }
+    }
+}
+
+pub(crate) async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::api::openapi::document())
+}

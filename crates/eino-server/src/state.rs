@@ -101,7 +101,9 @@ impl AppState {
                     } else {
                         None
                     };
-                    (Arc::new(pg.clone()), Arc::new(pg), chunks)
+                    let checkpoints =
+                        eino_postgres::PostgresCheckpointStore::open(pg.database().clone()).await?;
+                    (Arc::new(pg), Arc::new(checkpoints), chunks)
                 }
                 None => {
                     let store = SqliteStore::open(&db)?;

@@ -303,8 +303,11 @@ async fn approvals_interrupt_and_resume_runs_in_postgres() {
         )
         .await;
     let id = out["run_id"].as_str().unwrap().to_string();
-    let direct = PostgresStore::connect(&pg.url, 1).await.unwrap();
     use eino::compose::CheckpointStore;
+    let db = eino_postgres::Postgres::connect(&pg.url, 1).await.unwrap();
+    let direct = eino_postgres::PostgresCheckpointStore::open(db)
+        .await
+        .unwrap();
     assert!(direct.list().await.unwrap().contains(&id));
     let url = pg.url.clone();
     let other = server(&hooks, &model, move |c| c.store.database_url = Some(url)).await;

@@ -3,8 +3,6 @@
 //! default; every query takes the tenant, so one tenant's rows are invisible to another.
 
 mod postgres;
-mod postgres_checkpoints;
-mod postgres_chunks;
 mod sqlite;
 
 use eino::schema::Message;
@@ -12,8 +10,8 @@ use eino::Result;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use eino_postgres::PostgresChunks;
 pub use postgres::PostgresStore;
-pub use postgres_chunks::PostgresChunks;
 pub use sqlite::SqliteStore;
 
 /// A chat session.

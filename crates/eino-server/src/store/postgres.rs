@@ -1,45 +1,18 @@
 //! The PostgreSQL store: the same tables as SQLite, a connection pool (deadpool), and
 //! migrations guarded by an advisory lock so several replicas can start at once.
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use eino::schema::Message;
-use eino::{Error, ErrorKind, Result};
+use eino::{Error, Result};
+use eino_postgres::{error as pg, Postgres, PostgresChunks};
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
 
 use super::{
     now_ms, InterruptedRun, JobStatus, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store,
 };
 
 use super::MIGRATIONS;
-
-/// An arbitrary constant: the advisory lock id of eino's migrations.
-pub(super) const MIGRATION_LOCK: i64 = 0x6569_6e6f_6d69_6772;
-
-pub(super) fn pg(e: tokio_postgres::Error) -> Error {
-    let transient = e.is_closed()
-        || e.code().is_some_and(|c| {
-            let c = c.code();
-            c.starts_with("08")
-                || c == "40001"
-                || c == "40P01"
-                || c.starts_with("53")
-                || c == "57P01"
-        })
-        || e.code().is_none();
-    let kind = if transient {
-        ErrorKind::Transient
-    } else {
-        ErrorKind::Internal
-    };
-    Error::new(kind, format!("database: {e}")).with_source(e)
-}
-
-pub(super) fn pool_err(e: deadpool_postgres::PoolError) -> Error {
-    Error::new(ErrorKind::Transient, format!("database pool: {e}")).with_source(e)
-}
 
 fn json_err(e: serde_json::Error) -> Error {
     Error::internal(format!("stored row is not valid JSON: {e}")).with_source(e)
@@ -48,7 +21,7 @@ fn json_err(e: serde_json::Error) -> Error {
 /// Sessions, knowledge bases and runs in PostgreSQL.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pub(super) pool: Pool,
+    db: Postgres,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -61,72 +34,31 @@ impl PostgresStore {
     /// Connect to `url` (`postgres://user:pass@host:port/db`) with up to `max_connections`
     /// pooled connections, and run pending migrations.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self> {
-        let mut cfg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| Error::invalid_input(format!("store.database_url: {e}")))?;
-        // Knowledge-base searches filter an HNSW scan to one knowledge base; pgvector's
-        // iterative scan goes on until the limit is filled instead of stopping at
-        // `hnsw.ef_search` candidates (a placeholder setting until pgvector loads).
-        let options = format!(
-            "{} -c hnsw.iterative_scan=relaxed_order",
-            cfg.get_options().unwrap_or("")
-        );
-        cfg.options(options.trim_start());
-        let mgr = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(mgr)
-            .max_size(max_connections.max(1))
-            .build()
-            .map_err(|e| Error::invalid_input(format!("store.database_url: {e}")))?;
-        let store = Self { pool };
-        store.migrate().await?;
-        Ok(store)
+        let db = Postgres::connect(url, max_connections)
+            .await
+            .map_err(|e| Error::invalid_input(format!("store.database_url: {}", e.message())))?;
+        db.migrate("eino_schema", MIGRATIONS).await?;
+        Ok(Self { db })
     }
 
-    async fn migrate(&self) -> Result<()> {
-        let mut c = self.pool.get().await.map_err(pool_err)?;
-        let tx = c.transaction().await.map_err(pg)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(pg)?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS eino_schema (version BIGINT NOT NULL)")
-            .await
-            .map_err(pg)?;
-        let done: i64 = tx
-            .query_opt("SELECT version FROM eino_schema", &[])
-            .await
-            .map_err(pg)?
-            .map_or(0, |r| r.get(0));
-        let done = usize::try_from(done).unwrap_or(usize::MAX);
-        if done > MIGRATIONS.len() {
-            return Err(Error::internal(format!(
-                "the database has schema version {done}, newer than this binary's {}",
-                MIGRATIONS.len()
-            )));
-        }
-        for sql in &MIGRATIONS[done..] {
-            tx.batch_execute(sql).await.map_err(pg)?;
-        }
-        tx.batch_execute(super::postgres_checkpoints::SCHEMA)
-            .await
-            .map_err(pg)?;
-        let v = MIGRATIONS.len() as i64;
-        tx.execute("DELETE FROM eino_schema", &[])
-            .await
-            .map_err(pg)?;
-        tx.execute("INSERT INTO eino_schema (version) VALUES ($1)", &[&v])
-            .await
-            .map_err(pg)?;
-        tx.commit().await.map_err(pg)
+    /// The database (pool), for the backends that share it.
+    pub fn database(&self) -> &Postgres {
+        &self.db
     }
 
-    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(pool_err)
+    /// The chunk store in this database, creating its table (and the pgvector extension)
+    /// if needed.
+    pub async fn chunks(&self) -> Result<PostgresChunks> {
+        PostgresChunks::open(self.db.clone()).await.map_err(|e| {
+            Error::invalid_input(format!(
+                "store.database_url: {} (or set store.chunks_in_database: false)",
+                e.message()
+            ))
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.db.client().await
     }
 
     /// The JSON bodies (first column) of the rows `sql` returns, decoded.

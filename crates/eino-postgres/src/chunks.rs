@@ -22,7 +22,7 @@ use futures_util::future::BoxFuture;
 use pgvector::Vector;
 use tokio_postgres::Row;
 
-use super::postgres::{pg, PostgresStore};
+use crate::pool::{error as pg, Postgres};
 
 /// Created at start when the chunks are in the database (idempotent; needs the pgvector
 /// extension installed on the server, and the right to create it if it is not yet).
@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS eino_chunks_keywords ON eino_chunks USING gin (keywor
 /// The chunks of every knowledge base in the store's PostgreSQL database.
 #[derive(Clone)]
 pub struct PostgresChunks {
-    store: PostgresStore,
+    store: Postgres,
     /// Vector sizes whose HNSW index this process has made sure of.
     indexed: Arc<Mutex<HashSet<usize>>>,
     /// Chunks this process wrote since it last refreshed the table's statistics.
@@ -63,34 +63,19 @@ impl std::fmt::Debug for PostgresChunks {
     }
 }
 
-impl PostgresStore {
-    /// Run `sql` in one transaction under the migrations' advisory lock.
-    async fn locked(&self, sql: &str) -> Result<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&super::postgres::MIGRATION_LOCK],
-        )
-        .await
-        .map_err(pg)?;
-        tx.batch_execute(sql).await.map_err(pg)?;
-        tx.commit().await.map_err(pg)
-    }
-
-    /// The chunk store in this database, creating its table (and the pgvector extension)
-    /// if needed.
-    pub async fn chunks(&self) -> Result<PostgresChunks> {
+impl PostgresChunks {
+    /// The chunk store in `db`, creating its table (and the pgvector extension) if
+    /// needed; without pgvector on the server this fails.
+    pub async fn open(db: Postgres) -> Result<Self> {
         // Under the migrations' lock: two replicas starting at once would otherwise race
         // on CREATE EXTENSION.
-        self.locked(SCHEMA).await.map_err(|e| {
+        db.locked(SCHEMA).await.map_err(|e| {
             Error::invalid_input(format!(
-                "store.database_url: knowledge bases in PostgreSQL need the pgvector extension \
-                 (or set store.chunks_in_database: false): {e}"
+                "chunks in PostgreSQL need the pgvector extension on the database server: {e}"
             ))
         })?;
-        Ok(PostgresChunks {
-            store: self.clone(),
+        Ok(Self {
+            store: db,
             indexed: Arc::default(),
             written: Arc::default(),
         })

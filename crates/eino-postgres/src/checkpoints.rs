@@ -1,18 +1,41 @@
-//! Checkpoints of interrupted runs in PostgreSQL (table `eino_checkpoints`), so with
-//! `store.database_url` every replica can resume a run another one interrupted.
+//! Checkpoints of interrupted runs in PostgreSQL (table `eino_checkpoints`), so every
+//! process on the database can resume a run another one interrupted.
 
 use eino::compose::CheckpointStore;
 use eino::Result;
 use futures_util::future::BoxFuture;
 
-use super::now_ms;
-use super::postgres::{pg, PostgresStore};
+use crate::pool::{error as pg, Postgres};
 
-/// Created with the migrations (idempotent, so databases migrated before it get it too).
-pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS eino_checkpoints (
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS eino_checkpoints (
     id TEXT PRIMARY KEY, data BYTEA NOT NULL, updated_at BIGINT NOT NULL)";
 
-impl CheckpointStore for PostgresStore {
+/// Unix milliseconds now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A [`CheckpointStore`] in table `eino_checkpoints` of a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PostgresCheckpointStore {
+    db: Postgres,
+}
+
+impl PostgresCheckpointStore {
+    /// The store in `db`, creating its table if needed.
+    pub async fn open(db: Postgres) -> Result<Self> {
+        db.locked(SCHEMA).await?;
+        Ok(Self { db })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.db.client().await
+    }
+}
+
+impl CheckpointStore for PostgresCheckpointStore {
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         Box::pin(async move {
             let row = self

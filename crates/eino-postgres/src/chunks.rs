@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use eino::schema::Document;
 use eino::{Error, Result};
 use eino_rag::load::keys;
-use eino_rag::ChunkStore;
+use eino_rag::{ChunkQuery, ChunkStore};
 use futures_util::future::BoxFuture;
 use pgvector::Vector;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::pool::{error as pg, Postgres};
@@ -82,6 +83,46 @@ impl PostgresChunks {
     }
 }
 
+/// A metadata filter (the in-process index's: a value for equality, `{"$in": [..]}`,
+/// `{"$ne": v}`) as SQL conditions on the `metadata` column, each starting with ` AND `,
+/// and their parameters, numbered from `$first`. Keys and values are parameters, never
+/// put in the statement.
+fn filter_sql(
+    filter: Option<&serde_json::Value>,
+    first: usize,
+) -> (String, Vec<serde_json::Value>) {
+    use serde_json::{json, Value};
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    let Some(conds) = filter.and_then(Value::as_object) else {
+        return (sql, values);
+    };
+    for (key, cond) in conds {
+        let n = first + values.len();
+        match cond {
+            Value::Object(op) if op.contains_key("$in") => {
+                let options = op["$in"].as_array().cloned().unwrap_or_default();
+                sql.push_str(&format!(
+                    " AND metadata -> (${n}::jsonb ->> 0) IN \
+                     (SELECT jsonb_array_elements(${}::jsonb))",
+                    n + 1
+                ));
+                values.push(json!([key]));
+                values.push(Value::Array(options));
+            }
+            Value::Object(op) if op.contains_key("$ne") => {
+                sql.push_str(&format!(" AND NOT (metadata @> ${n}::jsonb)"));
+                values.push(json!({ key: op["$ne"] }));
+            }
+            want => {
+                sql.push_str(&format!(" AND metadata @> ${n}::jsonb"));
+                values.push(json!({ key: want }));
+            }
+        }
+    }
+    (sql, values)
+}
+
 /// A stored chunk (columns id, content, metadata, score) as a scored document.
 fn document(row: &Row, score: f64) -> Document {
     let metadata = match row.get::<_, serde_json::Value>(2) {
@@ -109,6 +150,119 @@ fn any_word(query: &str) -> String {
 }
 
 impl PostgresChunks {
+    /// Write `chunks` into `collection` in one transaction: replacing every chunk of
+    /// source `replace` when given (all old or all new), else upserting by id. Returns how
+    /// many chunks were removed.
+    async fn write(
+        &self,
+        collection: &str,
+        replace: Option<&str>,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> Result<usize> {
+        if let Some((d, v)) = chunks
+            .iter()
+            .find(|(_, v)| v.is_empty() || v.iter().any(|x| !x.is_finite()))
+        {
+            return Err(Error::invalid_input(format!(
+                "chunk {} has an empty or non-finite vector ({} dimensions)",
+                d.id,
+                v.len()
+            )));
+        }
+        if let Some((_, v)) = chunks.first() {
+            self.ensure_index(v.len()).await?;
+        }
+        let mut c = self.store.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        if let Some((_, v)) = chunks.first() {
+            // One collection holds one embedding size, as the in-process index does.
+            let other = tx
+                .query_opt(
+                    "SELECT vector_dims(embedding) FROM eino_chunks \
+                         WHERE collection = $1 AND source <> $2 LIMIT 1",
+                    &[&collection, &replace.unwrap_or("")],
+                )
+                .await
+                .map_err(pg)?;
+            if let Some(dims) = other.map(|r| r.get::<_, i32>(0)) {
+                if usize::try_from(dims).ok() != Some(v.len()) {
+                    return Err(Error::invalid_input(format!(
+                        "collection '{collection}' holds {dims}-dimensional vectors, not {}",
+                        v.len()
+                    )));
+                }
+            }
+        }
+        let removed = match replace {
+            Some(source) => tx
+                .execute(
+                    "DELETE FROM eino_chunks WHERE collection = $1 AND source = $2",
+                    &[&collection, &source],
+                )
+                .await
+                .map_err(pg)?,
+            None => 0,
+        };
+        let insert = tx
+            .prepare(
+                "INSERT INTO eino_chunks (collection, id, source, content, metadata, embedding) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (collection, id) DO UPDATE SET \
+                     source = excluded.source, content = excluded.content, \
+                     metadata = excluded.metadata, embedding = excluded.embedding",
+            )
+            .await
+            .map_err(pg)?;
+        // Pipelined on the one connection: the inserts go out without waiting for
+        // each other's answers.
+        let rows: Vec<_> = chunks
+            .into_iter()
+            .map(|(d, v)| {
+                // A replaced source's chunks are that source's; an upserted chunk's
+                // source is its metadata's, else its own id.
+                let source = replace
+                    .map(str::to_string)
+                    .or_else(|| {
+                        d.metadata
+                            .get(keys::SOURCE)
+                            .and_then(|s| s.as_str())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| d.id.clone());
+                (
+                    d.id,
+                    source,
+                    d.content,
+                    serde_json::Value::Object(d.metadata),
+                    Vector::from(v),
+                )
+            })
+            .collect();
+        let (t, insert) = (&tx, &insert);
+        futures_util::future::try_join_all(rows.iter().map(
+            |(id, source, content, meta, v)| async move {
+                t.execute(insert, &[&collection, id, source, content, meta, v])
+                    .await
+            },
+        ))
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        drop(c);
+        let written = self.written.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
+        if written >= ANALYZE_EVERY {
+            self.written.store(0, Ordering::Relaxed);
+            // The chunks are committed: a failure here only leaves stale statistics.
+            let analyzed = match self.store.client().await {
+                Ok(c) => c.batch_execute("ANALYZE eino_chunks").await.map_err(pg),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = analyzed {
+                tracing::warn!(error = %e, "cannot refresh the chunk table's statistics");
+            }
+        }
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
     /// Create the HNSW index of `dims`-sized vectors unless this process already did.
     /// Under the migrations' lock, so replicas writing their first chunks at once do not
     /// race on the index name; `IF NOT EXISTS` makes it cheap when another one made it.
@@ -164,95 +318,15 @@ impl ChunkStore for PostgresChunks {
         source: &'a str,
         chunks: Vec<(Document, Vec<f32>)>,
     ) -> BoxFuture<'a, Result<usize>> {
-        Box::pin(async move {
-            if let Some((d, v)) = chunks
-                .iter()
-                .find(|(_, v)| v.is_empty() || v.iter().any(|x| !x.is_finite()))
-            {
-                return Err(Error::invalid_input(format!(
-                    "chunk {} has an empty or non-finite vector ({} dimensions)",
-                    d.id,
-                    v.len()
-                )));
-            }
-            if let Some((_, v)) = chunks.first() {
-                self.ensure_index(v.len()).await?;
-            }
-            let mut c = self.store.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            if let Some((_, v)) = chunks.first() {
-                // One collection holds one embedding size, as the in-process index does.
-                let other = tx
-                    .query_opt(
-                        "SELECT vector_dims(embedding) FROM eino_chunks \
-                         WHERE collection = $1 AND source <> $2 LIMIT 1",
-                        &[&collection, &source],
-                    )
-                    .await
-                    .map_err(pg)?;
-                if let Some(dims) = other.map(|r| r.get::<_, i32>(0)) {
-                    if usize::try_from(dims).ok() != Some(v.len()) {
-                        return Err(Error::invalid_input(format!(
-                            "collection '{collection}' holds {dims}-dimensional vectors, not {}",
-                            v.len()
-                        )));
-                    }
-                }
-            }
-            let removed = tx
-                .execute(
-                    "DELETE FROM eino_chunks WHERE collection = $1 AND source = $2",
-                    &[&collection, &source],
-                )
-                .await
-                .map_err(pg)?;
-            let insert = tx
-                .prepare(
-                    "INSERT INTO eino_chunks (collection, id, source, content, metadata, embedding) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (collection, id) DO UPDATE SET \
-                     source = excluded.source, content = excluded.content, \
-                     metadata = excluded.metadata, embedding = excluded.embedding",
-                )
-                .await
-                .map_err(pg)?;
-            // Pipelined on the one connection: the inserts go out without waiting for
-            // each other's answers.
-            let rows: Vec<_> = chunks
-                .into_iter()
-                .map(|(d, v)| {
-                    (
-                        d.id,
-                        d.content,
-                        serde_json::Value::Object(d.metadata),
-                        Vector::from(v),
-                    )
-                })
-                .collect();
-            let (t, insert) = (&tx, &insert);
-            futures_util::future::try_join_all(rows.iter().map(
-                |(id, content, meta, v)| async move {
-                    t.execute(insert, &[&collection, id, &source, content, meta, v])
-                        .await
-                },
-            ))
-            .await
-            .map_err(pg)?;
-            tx.commit().await.map_err(pg)?;
-            drop(c);
-            let written = self.written.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
-            if written >= ANALYZE_EVERY {
-                self.written.store(0, Ordering::Relaxed);
-                // The chunks are committed: a failure here only leaves stale statistics.
-                let analyzed = match self.store.client().await {
-                    Ok(c) => c.batch_execute("ANALYZE eino_chunks").await.map_err(pg),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = analyzed {
-                    tracing::warn!(error = %e, "cannot refresh the chunk table's statistics");
-                }
-            }
-            Ok(usize::try_from(removed).unwrap_or(usize::MAX))
-        })
+        Box::pin(self.write(collection, Some(source), chunks))
+    }
+
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.write(collection, None, chunks).await.map(drop) })
     }
 
     fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
@@ -290,11 +364,10 @@ impl ChunkStore for PostgresChunks {
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: &'a [f32],
-        k: usize,
-        min_score: Option<f64>,
+        query: ChunkQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
         Box::pin(async move {
+            let (vector, k, min_score) = (query.vector, query.k, query.min_score);
             if vector.is_empty() || vector.iter().any(|x| !x.is_finite()) {
                 return Err(Error::invalid_input(format!(
                     "query vector has {} dimensions (all must be finite)",
@@ -306,15 +379,15 @@ impl ChunkStore for PostgresChunks {
             let dims = vector.len();
             let c = self.store.client().await?;
             // The expressions match the partial index's (`dims` is a number, not input).
+            let (filter, values) = filter_sql(query.filter, 4);
             let sql = format!(
                 "SELECT id, content, metadata, 1 - (embedding::vector({dims}) <=> $2) FROM eino_chunks \
-                 WHERE collection = $1 AND vector_dims(embedding) = {dims} \
+                 WHERE collection = $1 AND vector_dims(embedding) = {dims}{filter} \
                  ORDER BY embedding::vector({dims}) <=> $2 LIMIT $3"
             );
-            let rows = c
-                .query(&sql, &[&collection, &q, &limit])
-                .await
-                .map_err(pg)?;
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&collection, &q, &limit];
+            params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+            let rows = c.query(&sql, &params).await.map_err(pg)?;
             if rows.is_empty() {
                 // A collection holds one size (writes check it), so no row of this size
                 // means it is empty or holds another size: answer the latter with the

@@ -18,8 +18,8 @@ use eino_local::{LocalChatModel, LocalOptions, MiniLmEmbedder};
 use eino_rag::ingest::Ingestor;
 use eino_rag::load::DirLoader;
 use eino_rag::{
-    reorder_for_context, Bm25Index, Bm25Retriever, HybridRetriever, LocalChunks,
-    MarkdownHeaderSplitter, VectorIndex, VectorRetriever,
+    reorder_for_context, Bm25Index, Bm25Retriever, ChunkRetriever, HybridRetriever, LocalChunks,
+    MarkdownHeaderSplitter, VectorIndex,
 };
 
 #[tokio::main]
@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let hybrid = HybridRetriever::new(
-        Arc::new(VectorRetriever::new(vectors, embedder, "docs")),
+        Arc::new(ChunkRetriever::new(vectors, embedder, "docs")),
         Arc::new(Bm25Retriever::new(keywords, "docs")),
     )
     .with_top_k(4);

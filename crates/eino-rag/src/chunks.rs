@@ -11,17 +11,57 @@
 
 use std::sync::Arc;
 
-use eino::component::{Embedder, RetrieveOptions, Retriever};
 use eino::schema::Document;
-use eino::{Error, Result};
+use eino::Result;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::load::keys;
 use crate::VectorIndex;
 
-/// Chunks with their vectors (and, in stores that have one, a keyword index), in named
-/// collections, replaced one source at a time.
+/// A vector search: the `k` nearest chunks, optionally above a score and matching a
+/// metadata filter.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkQuery<'a> {
+    /// The query's vector.
+    pub vector: &'a [f32],
+    /// Chunks wanted at most.
+    pub k: usize,
+    /// Least cosine similarity of a hit.
+    pub min_score: Option<f64>,
+    /// A metadata filter (see [`matches`](crate::index::matches)): a value for equality,
+    /// `{"$in": [..]}`, `{"$ne": v}`.
+    pub filter: Option<&'a Value>,
+}
+
+impl<'a> ChunkQuery<'a> {
+    /// The `k` chunks nearest to `vector`.
+    pub fn new(vector: &'a [f32], k: usize) -> Self {
+        Self {
+            vector,
+            k,
+            min_score: None,
+            filter: None,
+        }
+    }
+
+    /// Only hits scoring at least `min` (none: no floor).
+    pub fn with_min_score(mut self, min: Option<f64>) -> Self {
+        self.min_score = min;
+        self
+    }
+
+    /// Only chunks whose metadata matches `filter`.
+    pub fn with_filter(mut self, filter: Option<&'a Value>) -> Self {
+        self.filter = filter;
+        self
+    }
+}
+
+/// The one trait of a vector store: chunks with their vectors (and, in stores that have
+/// one, a keyword index) in named collections. The ingestion pipeline writes it (one
+/// source at a time), [`ChunkIndexer`] and [`ChunkRetriever`] make it an eino `Indexer`
+/// and `Retriever`, and the server keeps knowledge bases in it.
 pub trait ChunkStore: Send + Sync {
     /// The `content_hash` stored with `source`'s chunks, if it has any.
     fn source_hash<'a>(
@@ -46,15 +86,22 @@ pub trait ChunkStore: Send + Sync {
     /// Whether `collection` holds no chunk (a search can skip embedding the query).
     fn is_empty<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>>;
 
-    /// The `k` chunks most similar to `vector` (cosine; the score is the similarity), best
-    /// first, scoring at least `min_score` when given.
+    /// The `query.k` chunks most similar to `query.vector` (cosine; the score is the
+    /// similarity), best first, scoring at least `query.min_score` and matching
+    /// `query.filter` (see [`matches`](crate::index::matches)) when given.
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: &'a [f32],
-        k: usize,
-        min_score: Option<f64>,
+        query: ChunkQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Document>>>;
+
+    /// Add `chunks` (each with its vector) to `collection`, replacing chunks with the same
+    /// id: what an eino [`Indexer`](eino::component::Indexer) does (see [`ChunkIndexer`]).
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<()>>;
 
     /// The `k` best keyword matches for `query`, best first; `None` when this store keeps
     /// no keyword index.
@@ -94,11 +141,16 @@ impl<T: ChunkStore + ?Sized> ChunkStore for Arc<T> {
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: &'a [f32],
-        k: usize,
-        min_score: Option<f64>,
+        query: ChunkQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        (**self).search(collection, vector, k, min_score)
+        (**self).search(collection, query)
+    }
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        (**self).upsert(collection, chunks)
     }
     fn keyword_search<'a>(
         &'a self,
@@ -152,11 +204,26 @@ impl ChunkStore for VectorIndex {
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: &'a [f32],
-        k: usize,
-        min_score: Option<f64>,
+        query: ChunkQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(async move { VectorIndex::search(self, collection, vector, k, None, min_score) })
+        Box::pin(async move {
+            VectorIndex::search(
+                self,
+                collection,
+                query.vector,
+                query.k,
+                query.filter,
+                query.min_score,
+            )
+        })
+    }
+
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { VectorIndex::upsert(self, collection, chunks) })
     }
 }
 
@@ -246,11 +313,24 @@ impl ChunkStore for LocalChunks {
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: &'a [f32],
-        k: usize,
-        min_score: Option<f64>,
+        query: ChunkQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        ChunkStore::search(&self.vectors, collection, vector, k, min_score)
+        ChunkStore::search(&self.vectors, collection, query)
+    }
+
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            #[cfg(feature = "bm25")]
+            if let Some(k) = &self.keywords {
+                let docs = chunks.iter().map(|(d, _)| d.clone()).collect();
+                k.upsert(collection, docs)?;
+            }
+            VectorIndex::upsert(&self.vectors, collection, chunks)
+        })
     }
 
     fn keyword_search<'a>(
@@ -278,78 +358,11 @@ impl ChunkStore for LocalChunks {
     }
 }
 
-/// Any [`ChunkStore`] as an eino [`Retriever`]: embeds the query and searches one
-/// collection (`RetrieveOptions::index` overrides it), top-k (default 4) and score
-/// threshold from the options. Chunk stores search by vector only, so a metadata `filter`
-/// is refused rather than ignored.
-#[derive(Clone)]
-pub struct ChunkRetriever {
-    chunks: Arc<dyn ChunkStore>,
-    embedder: Arc<dyn Embedder>,
-    collection: String,
-    top_k: usize,
-}
-
-impl std::fmt::Debug for ChunkRetriever {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkRetriever")
-            .field("collection", &self.collection)
-            .field("top_k", &self.top_k)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ChunkRetriever {
-    /// Search `collection` of `chunks`, embedding queries with `embedder`.
-    pub fn new(
-        chunks: impl ChunkStore + 'static,
-        embedder: Arc<dyn Embedder>,
-        collection: impl Into<String>,
-    ) -> Self {
-        Self {
-            chunks: Arc::new(chunks),
-            embedder,
-            collection: collection.into(),
-            top_k: 4,
-        }
-    }
-
-    /// Default number of results.
-    pub fn with_top_k(mut self, k: usize) -> Self {
-        self.top_k = k;
-        self
-    }
-}
-
-impl Retriever for ChunkRetriever {
-    fn retrieve<'a>(
-        &'a self,
-        query: &'a str,
-        o: &'a RetrieveOptions,
-    ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(async move {
-            if o.filter.is_some() {
-                return Err(Error::invalid_input(
-                    "a chunk store searches by vector only: no metadata filter",
-                ));
-            }
-            let q = crate::retrieve::embed_query(self.embedder.as_ref(), query).await?;
-            let collection = o.index.as_deref().unwrap_or(&self.collection);
-            let k = o.top_k.unwrap_or(self.top_k);
-            self.chunks
-                .search(collection, &q, k, o.score_threshold)
-                .await
-        })
-    }
-
-    fn type_name(&self) -> std::borrow::Cow<'static, str> {
-        "ChunkStore".into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ChunkRetriever;
+    use eino::component::{Embedder, RetrieveOptions, Retriever};
 
     fn chunk(id: &str, source: &str, hash: &str) -> Document {
         let mut d = Document::new(id, format!("text of {id}"));
@@ -383,10 +396,19 @@ mod tests {
             store.source_hash("kb", "a.txt").await.unwrap().as_deref(),
             Some("h2")
         );
-        let hits = store.search("kb", &[1.0, 0.0], 5, None).await.unwrap();
+        let hits = store
+            .search("kb", ChunkQuery::new(&[1.0, 0.0], 5))
+            .await
+            .unwrap();
         let ids: Vec<_> = hits.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["a3", "b1"], "the old chunks of a.txt are gone");
-        let strict = store.search("kb", &[1.0, 0.0], 5, Some(0.9)).await.unwrap();
+        let strict = store
+            .search(
+                "kb",
+                ChunkQuery::new(&[1.0, 0.0], 5).with_min_score(Some(0.9)),
+            )
+            .await
+            .unwrap();
         assert_eq!(strict.len(), 1, "min_score is a cosine floor");
         assert_eq!(
             store
@@ -447,12 +469,47 @@ mod tests {
             ..RetrieveOptions::default()
         };
         assert!(r.retrieve("x", &other).await.unwrap().is_empty());
-        let filtered = RetrieveOptions {
-            filter: Some(json!({"source": "s"})),
+        // The options' metadata filter reaches the store.
+        let filtered = |filter| RetrieveOptions {
+            top_k: Some(5),
+            filter: Some(filter),
             ..RetrieveOptions::default()
         };
-        let err = r.retrieve("x", &filtered).await.unwrap_err();
-        assert_eq!(err.kind(), eino::ErrorKind::InvalidInput);
+        let hits = r
+            .retrieve("x", &filtered(json!({"source": "s"})))
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 2);
+        let none = r
+            .retrieve("x", &filtered(json!({"source": "t"})))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_chunk_store_answers_as_an_indexer() {
+        use eino::component::{IndexOptions, Indexer};
+        let store = LocalChunks::new(VectorIndex::in_memory());
+        let ix = crate::ChunkIndexer::new(store.clone(), Arc::new(Axis), "kb");
+        let ids = ix
+            .store(
+                vec![Document::new("d1", "x"), Document::new("d2", "y")],
+                &IndexOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids, ["d1", "d2"]);
+        // Upserts: the same id again replaces, it does not add.
+        ix.store(vec![Document::new("d1", "y")], &IndexOptions::default())
+            .await
+            .unwrap();
+        let hits = store
+            .search("kb", ChunkQuery::new(&[0.0, 1.0], 5))
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 2);
+        assert!(hits.iter().all(|d| d.content == "y"), "{hits:?}");
     }
 
     #[cfg(feature = "bm25")]

@@ -22,6 +22,26 @@ pub enum Fusion {
     },
 }
 
+impl From<Fusion> for eino::flow::retriever::FusionFn {
+    /// The same fusion over any number of lists, e.g. for a multi-query retriever (with
+    /// `Weighted`, the first list is the vector side and the others are summed as the
+    /// keyword side).
+    fn from(fusion: Fusion) -> Self {
+        Arc::new(move |mut lists: Vec<Vec<Document>>| {
+            if let Fusion::Rrf(k) = fusion {
+                return Ok(reciprocal_rank_fusion(lists, k));
+            }
+            let vector = if lists.is_empty() {
+                Vec::new()
+            } else {
+                lists.remove(0)
+            };
+            let keyword = reciprocal_rank_fusion(lists, 60.0);
+            Ok(fuse(fusion, vector, keyword))
+        })
+    }
+}
+
 /// What happened on each side of one hybrid query.
 #[derive(Debug, Clone, Default)]
 pub struct HybridReport {

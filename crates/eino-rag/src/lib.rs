@@ -6,8 +6,11 @@
 //!   [`SemanticSplitter`] cuts where consecutive sentence embeddings differ most.
 //! - [`VectorIndex`]: named collections, exact cosine search over a contiguous buffer or
 //!   approximate search through an HNSW graph ([`HnswConfig`]) for large collections,
-//!   metadata filters, upsert/delete by id, persisted to a directory; [`VectorIndexer`] and
-//!   [`VectorRetriever`] make it an eino `Indexer` and `Retriever`.
+//!   metadata filters, upsert/delete by id, persisted to a directory.
+//! - [`ChunkStore`]: the one trait of a vector store (the in-process [`VectorIndex`] and
+//!   [`LocalChunks`], PostgreSQL's in `eino-postgres`, or yours); [`ChunkIndexer`] and
+//!   [`ChunkRetriever`] make any of them an eino `Indexer` and `Retriever`, the
+//!   [`ingest::Ingestor`] writes it, and the server keeps knowledge bases in it.
 //!
 //! - [`HybridRetriever`]: any vector and keyword retrievers, queried concurrently, fused by
 //!   RRF or weighted scores, still answering when one side fails.
@@ -50,10 +53,10 @@ pub mod splitter;
 
 #[cfg(feature = "bm25")]
 pub use bm25::{Bm25Index, Bm25Indexer, Bm25Retriever};
-pub use chunks::{ChunkRetriever, ChunkStore, LocalChunks};
+pub use chunks::{ChunkQuery, ChunkStore, LocalChunks};
 pub use hybrid::{fuse, Fusion, HybridReport, HybridRetriever};
 pub use index::{HnswConfig, VectorIndex};
-pub use retrieve::{embed_query, reorder_for_context, VectorIndexer, VectorRetriever};
+pub use retrieve::{embed_query, reorder_for_context, ChunkIndexer, ChunkRetriever};
 pub use splitter::{
     HtmlHeaderSplitter, MarkdownHeaderSplitter, RecursiveSplitter, SemanticSplitter, Size,
 };

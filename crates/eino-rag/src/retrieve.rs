@@ -1,5 +1,6 @@
-//! The index as eino components: an [`Indexer`] that embeds and upserts, a [`Retriever`]
-//! that embeds the query and searches, and the "lost in the middle" reorder.
+//! Any [`ChunkStore`] as eino components: a [`ChunkIndexer`] that embeds and upserts, a
+//! [`ChunkRetriever`] that embeds the query and searches, and the "lost in the middle"
+//! reorder.
 
 use std::sync::Arc;
 
@@ -8,35 +9,35 @@ use eino::schema::Document;
 use eino::{Error, Result};
 use futures_util::future::BoxFuture;
 
-use crate::index::VectorIndex;
+use crate::chunks::{ChunkQuery, ChunkStore};
 
-/// Embeds documents in batches and stores them in a collection (`IndexOptions::index`
-/// overrides the collection).
+/// Any [`ChunkStore`] as an eino [`Indexer`]: embeds documents in batches and upserts
+/// them into a collection (`IndexOptions::index` overrides it).
 #[derive(Clone)]
-pub struct VectorIndexer {
-    index: VectorIndex,
+pub struct ChunkIndexer {
+    chunks: Arc<dyn ChunkStore>,
     embedder: Arc<dyn Embedder>,
     collection: String,
     batch: usize,
 }
 
-impl std::fmt::Debug for VectorIndexer {
+impl std::fmt::Debug for ChunkIndexer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VectorIndexer")
+        f.debug_struct("ChunkIndexer")
             .field("collection", &self.collection)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl VectorIndexer {
-    /// Store into `collection` of `index`, embedding with `embedder`.
+impl ChunkIndexer {
+    /// Store into `collection` of `chunks`, embedding with `embedder`.
     pub fn new(
-        index: VectorIndex,
+        chunks: impl ChunkStore + 'static,
         embedder: Arc<dyn Embedder>,
         collection: impl Into<String>,
     ) -> Self {
         Self {
-            index,
+            chunks: Arc::new(chunks),
             embedder,
             collection: collection.into(),
             batch: 32,
@@ -72,7 +73,7 @@ pub async fn embed_query(embedder: &dyn Embedder, query: &str) -> Result<Vec<f32
         .ok_or_else(|| Error::internal("embedder returned no vector"))
 }
 
-impl Indexer for VectorIndexer {
+impl Indexer for ChunkIndexer {
     fn store<'a>(
         &'a self,
         docs: Vec<Document>,
@@ -92,46 +93,48 @@ impl Indexer for VectorIndexer {
                 let tail = rest.split_off(rest.len().min(self.batch));
                 let batch = std::mem::replace(&mut rest, tail);
                 let vecs = embed_contents(self.embedder.as_ref(), &batch).await?;
-                self.index
-                    .upsert(collection, batch.into_iter().zip(vecs).collect())?;
+                self.chunks
+                    .upsert(collection, batch.into_iter().zip(vecs).collect())
+                    .await?;
             }
             Ok(ids)
         })
     }
 
     fn type_name(&self) -> std::borrow::Cow<'static, str> {
-        "VectorIndex".into()
+        "ChunkStore".into()
     }
 }
 
-/// Searches a collection: top-k (default 4), score threshold and metadata filter from
-/// [`RetrieveOptions`] (`index` overrides the collection).
+/// Any [`ChunkStore`] as an eino [`Retriever`]: embeds the query and searches one
+/// collection (`RetrieveOptions::index` overrides it), with top-k (default 4), score
+/// threshold and metadata filter from the options.
 #[derive(Clone)]
-pub struct VectorRetriever {
-    index: VectorIndex,
+pub struct ChunkRetriever {
+    chunks: Arc<dyn ChunkStore>,
     embedder: Arc<dyn Embedder>,
     collection: String,
     top_k: usize,
 }
 
-impl std::fmt::Debug for VectorRetriever {
+impl std::fmt::Debug for ChunkRetriever {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VectorRetriever")
+        f.debug_struct("ChunkRetriever")
             .field("collection", &self.collection)
             .field("top_k", &self.top_k)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl VectorRetriever {
-    /// Search `collection` of `index`, embedding queries with `embedder`.
+impl ChunkRetriever {
+    /// Search `collection` of `chunks`, embedding queries with `embedder`.
     pub fn new(
-        index: VectorIndex,
+        chunks: impl ChunkStore + 'static,
         embedder: Arc<dyn Embedder>,
         collection: impl Into<String>,
     ) -> Self {
         Self {
-            index,
+            chunks: Arc::new(chunks),
             embedder,
             collection: collection.into(),
             top_k: 4,
@@ -145,7 +148,7 @@ impl VectorRetriever {
     }
 }
 
-impl Retriever for VectorRetriever {
+impl Retriever for ChunkRetriever {
     fn retrieve<'a>(
         &'a self,
         query: &'a str,
@@ -154,18 +157,16 @@ impl Retriever for VectorRetriever {
         Box::pin(async move {
             let q = embed_query(self.embedder.as_ref(), query).await?;
             let collection = o.index.as_deref().unwrap_or(&self.collection);
-            self.index.search(
-                collection,
-                &q,
-                o.top_k.unwrap_or(self.top_k),
-                o.filter.as_ref(),
-                o.score_threshold,
-            )
+            let k = o.top_k.unwrap_or(self.top_k);
+            let search = ChunkQuery::new(&q, k)
+                .with_min_score(o.score_threshold)
+                .with_filter(o.filter.as_ref());
+            self.chunks.search(collection, search).await
         })
     }
 
     fn type_name(&self) -> std::borrow::Cow<'static, str> {
-        "VectorIndex".into()
+        "ChunkStore".into()
     }
 }
 

@@ -9,8 +9,8 @@ use eino::component::{RetrieveOptions, Retriever};
 use eino_rag::ingest::{Ingestor, Outcome};
 use eino_rag::load::DirLoader;
 use eino_rag::{
-    Bm25Index, Bm25Retriever, Fusion, HybridRetriever, LocalChunks, RecursiveSplitter, VectorIndex,
-    VectorRetriever,
+    Bm25Index, Bm25Retriever, ChunkRetriever, Fusion, HybridRetriever, LocalChunks,
+    RecursiveSplitter, VectorIndex,
 };
 
 fn fixtures() -> &'static Path {
@@ -63,7 +63,7 @@ async fn ingest_into_both_indexes_and_search_hybrid() {
         .ends_with("rust.md"));
 
     // A paraphrase with no shared word: only the vector side can answer it.
-    let vector = Arc::new(VectorRetriever::new(vectors.clone(), embedder, "kb"));
+    let vector = Arc::new(ChunkRetriever::new(vectors.clone(), embedder, "kb"));
     let paraphrase = "who is responsible for freeing a variable";
     assert!(bm25
         .retrieve(paraphrase, &o)
@@ -99,4 +99,30 @@ async fn ingest_into_both_indexes_and_search_hybrid() {
         .unwrap()
         .iter()
         .all(|d| !d.content.contains("cargo build")));
+}
+
+#[test]
+fn a_hybrid_fusion_serves_as_a_multi_query_fusion() {
+    use eino::flow::retriever::{reciprocal_rank_fusion, FusionFn};
+    use eino::schema::Document;
+    let list = |ids: &[&str]| -> Vec<Document> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut d = Document::new(*id, *id);
+                d.score = Some(1.0 - i as f64 / 10.0);
+                d
+            })
+            .collect()
+    };
+    let lists = vec![list(&["a", "b", "c"]), list(&["c", "b"]), list(&["c"])];
+    let rrf: FusionFn = eino_rag::Fusion::Rrf(60.0).into();
+    let ids = |docs: Vec<Document>| docs.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(rrf(lists.clone()).unwrap()),
+        ids(reciprocal_rank_fusion(lists.clone(), 60.0))
+    );
+    // Weighted: the first list is the vector side; all the vector side weighs here.
+    let vector_only: FusionFn = eino_rag::Fusion::Weighted { vector_weight: 1.0 }.into();
+    assert_eq!(ids(vector_only(lists).unwrap())[0], "a");
 }

@@ -7,8 +7,8 @@ use eino::component::{Indexer, RetrieveOptions, Retriever};
 use eino::schema::Document;
 use eino_rag::splitter::keys;
 use eino_rag::{
-    reorder_for_context, MarkdownHeaderSplitter, RecursiveSplitter, Size, VectorIndex,
-    VectorIndexer, VectorRetriever,
+    reorder_for_context, ChunkIndexer, ChunkRetriever, MarkdownHeaderSplitter, RecursiveSplitter,
+    Size, VectorIndex,
 };
 use serde_json::json;
 
@@ -262,7 +262,7 @@ async fn retrieve_with_the_local_embedder() {
         eino_local::MiniLmEmbedder::load(&dir, &eino_local::LocalOptions::default()).unwrap(),
     );
     let ix = VectorIndex::in_memory();
-    let indexer = VectorIndexer::new(ix.clone(), embedder.clone(), "kb");
+    let indexer = ChunkIndexer::new(ix.clone(), embedder.clone(), "kb");
     let mut docs = vec![
         doc("food", "A man is eating food."),
         doc("drums", "A monkey is playing drums."),
@@ -272,7 +272,7 @@ async fn retrieve_with_the_local_embedder() {
     docs[2].metadata.insert("topic".into(), json!("weather"));
     let ids = indexer.store(docs, &Default::default()).await.unwrap();
     assert_eq!(ids.len(), 4);
-    let r = VectorRetriever::new(ix, embedder, "kb").with_top_k(2);
+    let r = ChunkRetriever::new(ix, embedder, "kb").with_top_k(2);
     let hits = r
         .retrieve("Someone is having a meal.", &Default::default())
         .await

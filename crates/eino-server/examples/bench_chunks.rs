@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use eino::schema::Document;
-use eino_rag::{Bm25Index, ChunkStore, LocalChunks, VectorIndex};
+use eino_rag::{Bm25Index, ChunkQuery, ChunkStore, LocalChunks, VectorIndex};
 use eino_server::store::PostgresStore;
 
 const DIMS: usize = 384;
@@ -85,7 +85,7 @@ async fn measure(name: &str, store: &dyn ChunkStore, n: usize) -> eino::Result<V
                     .await?
                     .unwrap_or_default()
             } else {
-                store.search("kb", &v, 10, None).await?
+                store.search("kb", ChunkQuery::new(&v, 10)).await?
             };
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             assert_eq!(hits.len(), 10, "{side} search found too little");

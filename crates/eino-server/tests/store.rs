@@ -8,7 +8,7 @@ mod common;
 use common::pg::Postgres;
 use eino::schema::Message;
 use eino_rag::ingest::{Outcome, Progress};
-use eino_rag::ChunkStore;
+use eino_rag::{ChunkQuery, ChunkStore};
 use eino_server::store::{
     InterruptedRun, JobStatus, KbDocument, PendingCall, PostgresStore, RunRecord, SqliteStore,
     Store,
@@ -364,7 +364,10 @@ async fn postgres_keeps_chunks_with_vectors_and_keywords() {
         Some("hash-of-a.md")
     );
 
-    let hits = chunks.search("kb", &[1.0, 0.0], 5, None).await.unwrap();
+    let hits = chunks
+        .search("kb", ChunkQuery::new(&[1.0, 0.0], 5))
+        .await
+        .unwrap();
     let ids: Vec<_> = hits.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids, ["a1", "b1", "a2"]);
     assert!(
@@ -373,10 +376,58 @@ async fn postgres_keeps_chunks_with_vectors_and_keywords() {
     );
     assert_eq!(hits[0].metadata["source"], "a.md");
     let strict = chunks
-        .search("kb", &[1.0, 0.0], 5, Some(0.5))
+        .search(
+            "kb",
+            ChunkQuery::new(&[1.0, 0.0], 5).with_min_score(Some(0.5)),
+        )
         .await
         .unwrap();
     assert_eq!(strict.len(), 2, "min_score is a cosine floor");
+    // Metadata filters, with the in-process index's meaning: equality, $in, $ne.
+    let filtered = |filter: serde_json::Value| {
+        let chunks = &chunks;
+        async move {
+            let q = [1.0, 0.0];
+            let hits = chunks
+                .search("kb", ChunkQuery::new(&q, 5).with_filter(Some(&filter)))
+                .await
+                .unwrap();
+            hits.into_iter().map(|d| d.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        filtered(serde_json::json!({"source": "b.md"})).await,
+        ["b1"]
+    );
+    assert_eq!(
+        filtered(serde_json::json!({"source": {"$in": ["a.md", "zz.md"]}})).await,
+        ["a1", "a2"]
+    );
+    assert_eq!(
+        filtered(serde_json::json!({"source": {"$ne": "a.md"}})).await,
+        ["b1"]
+    );
+    // Upserts add or replace by id (what an eino Indexer does).
+    let up = |text: &str| vec![(chunk("u1", "u.md", text), vec![0.6, 0.8])];
+    chunks.upsert("kb", up("first")).await.unwrap();
+    chunks.upsert("kb", up("second")).await.unwrap();
+    let u = chunks
+        .search(
+            "kb",
+            ChunkQuery::new(&[0.6, 0.8], 5)
+                .with_filter(Some(&serde_json::json!({"source": "u.md"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0].content, "second");
+    assert_eq!(
+        chunks
+            .replace_source("kb", "u.md", Vec::new())
+            .await
+            .unwrap(),
+        1
+    );
 
     let words = chunks
         .keyword_search("kb", "how does cargo build?", 5)
@@ -400,7 +451,7 @@ async fn postgres_keeps_chunks_with_vectors_and_keywords() {
         .unwrap_err();
     assert_eq!(err.kind(), eino::ErrorKind::InvalidInput, "{err}");
     let err = chunks
-        .search("kb", &[1.0, 0.0, 0.0], 5, None)
+        .search("kb", ChunkQuery::new(&[1.0, 0.0, 0.0], 5))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), eino::ErrorKind::InvalidInput, "{err}");
@@ -408,7 +459,10 @@ async fn postgres_keeps_chunks_with_vectors_and_keywords() {
     // Replacing a source removes its old chunks, in one transaction.
     let a = vec![(chunk("a3", "a.md", "Cargo again"), vec![1.0, 0.1])];
     assert_eq!(chunks.replace_source("kb", "a.md", a).await.unwrap(), 2);
-    let hits = chunks.search("kb", &[1.0, 0.0], 5, None).await.unwrap();
+    let hits = chunks
+        .search("kb", ChunkQuery::new(&[1.0, 0.0], 5))
+        .await
+        .unwrap();
     let ids: Vec<_> = hits.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids, ["a3", "b1"]);
     assert_eq!(
@@ -483,9 +537,15 @@ async fn postgres_searches_large_knowledge_bases_through_hnsw() {
         plan.iter().any(|l| l.contains("eino_chunks_hnsw_8")),
         "{plan:#?}"
     );
-    let hits = chunks.search("big", &vector(1234), 3, None).await.unwrap();
+    let hits = chunks
+        .search("big", ChunkQuery::new(&vector(1234), 3))
+        .await
+        .unwrap();
     assert_eq!(hits[0].id, "c1234", "{hits:?}");
-    let small = chunks.search("small", &vector(2), 3, None).await.unwrap();
+    let small = chunks
+        .search("small", ChunkQuery::new(&vector(2), 3))
+        .await
+        .unwrap();
     assert_eq!(small.len(), 3, "{small:?}");
     assert_eq!(small[0].id, "f2");
 }

@@ -28,8 +28,8 @@ use eino::schema::Document;
 use eino_local::{LocalOptions, MiniLmEmbedder};
 use eino_rag::ingest::Ingestor;
 use eino_rag::{
-    Bm25Index, Bm25Retriever, Fusion, HnswConfig, HybridRetriever, LocalChunks, RecursiveSplitter,
-    VectorIndex, VectorRetriever,
+    Bm25Index, Bm25Retriever, ChunkRetriever, Fusion, HnswConfig, HybridRetriever, LocalChunks,
+    RecursiveSplitter, VectorIndex,
 };
 use futures_util::future::BoxFuture;
 
@@ -123,7 +123,7 @@ async fn quality(
     ann.upsert("man", items)?;
     ann.build_hnsw("man")?;
 
-    let vector = Arc::new(VectorRetriever::new(vi, embedder.clone(), "man").with_top_k(10));
+    let vector = Arc::new(ChunkRetriever::new(vi, embedder.clone(), "man").with_top_k(10));
     let keyword = Arc::new(Bm25Retriever::new(bm, "man").with_top_k(10));
     let rrf = HybridRetriever::new(vector.clone(), keyword.clone()).with_top_k(10);
     let weighted = rrf

@@ -16,7 +16,7 @@ use eino::component::Embedder;
 use eino::schema::Document;
 use eino::{Error, Result};
 use eino_rag::ingest::Ingestor;
-use eino_rag::{embed_query, fuse, ChunkStore, Fusion, MarkdownHeaderSplitter};
+use eino_rag::{embed_query, fuse, ChunkQuery, ChunkStore, Fusion, MarkdownHeaderSplitter};
 use tokio::sync::Semaphore;
 
 pub use crate::store::JobStatus;
@@ -157,7 +157,8 @@ impl Knowledge {
         let v = embed_query(self.embedder()?.as_ref(), query).await?;
         let mut hits = Vec::new();
         for (c, name) in cols {
-            let vector = self.chunks.search(&c, &v, k * 2, Some(min_score)).await?;
+            let nearest = ChunkQuery::new(&v, k * 2).with_min_score(Some(min_score));
+            let vector = self.chunks.search(&c, nearest).await?;
             // The vector side is the relevance gate (applications route on "anything
             // found"); keyword hits only join a knowledge base that passed it.
             let keyword = if vector.is_empty() {

@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::schema::{Document, Message};
 
 type Rewrite = Arc<dyn Fn(String) -> BoxFuture<'static, Result<Vec<String>>> + Send + Sync>;
-/// Fuses the result lists of several queries or retrievers into one list.
-pub type Fusion = Arc<dyn Fn(Vec<Vec<Document>>) -> Result<Vec<Document>> + Send + Sync>;
+/// Fuses the result lists of several queries or retrievers into one list (Eino's
+/// `FusionFunc`); `eino_rag::Fusion` (RRF or weighted) converts into one.
+pub type FusionFn = Arc<dyn Fn(Vec<Vec<Document>>) -> Result<Vec<Document>> + Send + Sync>;
 
 /// Keep the first occurrence of each document id, in list order (the multi-query default).
 pub fn dedupe_by_id(lists: Vec<Vec<Document>>) -> Result<Vec<Document>> {
@@ -52,7 +53,7 @@ pub fn reciprocal_rank_fusion(lists: Vec<Vec<Document>>, k: f64) -> Vec<Document
         .collect()
 }
 
-/// [`reciprocal_rank_fusion`] with k = 60, as a [`Fusion`].
+/// [`reciprocal_rank_fusion`] with k = 60, as a [`FusionFn`].
 pub fn rrf(lists: Vec<Vec<Document>>) -> Result<Vec<Document>> {
     Ok(reciprocal_rank_fusion(lists, 60.0))
 }
@@ -69,7 +70,7 @@ pub struct MultiQueryRetriever {
     retriever: Arc<dyn Retriever>,
     rewrite: Rewrite,
     max_queries: usize,
-    fusion: Fusion,
+    fusion: FusionFn,
 }
 
 impl std::fmt::Debug for MultiQueryRetriever {
@@ -189,7 +190,7 @@ type Route = Arc<dyn Fn(String) -> BoxFuture<'static, Result<Vec<String>>> + Sen
 pub struct RouterRetriever {
     retrievers: Vec<(String, Arc<dyn Retriever>)>,
     router: Option<Route>,
-    fusion: Fusion,
+    fusion: FusionFn,
 }
 
 impl std::fmt::Debug for RouterRetriever {

@@ -2,7 +2,9 @@
 //!
 //! One client for every server that speaks the OpenAI chat-completions wire format:
 //! OpenAI, Azure OpenAI, DeepSeek, Qwen/DashScope, vLLM, Ollama's `/v1`, llama.cpp's server,
-//! LM Studio; and Anthropic's Messages API ([`anthropic`]). Parsing is lenient (unknown fields and enum values, missing optional fields,
+//! LM Studio; and, with the `anthropic` feature (on by default), Anthropic's Messages API
+//! (`anthropic`). [`OpenAiSettings`] (and `AnthropicSettings`) are what a configuration file
+//! says about one. Parsing is lenient (unknown fields and enum values, missing optional fields,
 //! empty finish reasons); errors are typed and say whether a retry can help; transient
 //! failures are retried with jittered exponential backoff.
 //!
@@ -21,15 +23,21 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "anthropic")]
 pub mod anthropic;
 mod chat;
 mod config;
 mod embed;
 mod http;
+mod settings;
 mod stream;
 mod wire;
 
+#[cfg(feature = "anthropic")]
 pub use anthropic::{AnthropicChatModel, AnthropicConfig};
 pub use chat::OpenAiChatModel;
 pub use config::{ApiKeyHeader, OpenAiConfig, ResponseFormat};
 pub use embed::OpenAiEmbedder;
+#[cfg(feature = "anthropic")]
+pub use settings::AnthropicSettings;
+pub use settings::OpenAiSettings;

@@ -11,8 +11,8 @@ use eino_local::{
     GenerationConfig, HubOptions, LocalChatModel, LocalOptions, MiniLmEmbedder, ModelCache,
     ModelSpec, MINILM, SMOLLM2,
 };
-use eino_openai::anthropic::{AnthropicChatModel, AnthropicConfig};
-use eino_openai::{OpenAiChatModel, OpenAiConfig, OpenAiEmbedder};
+use eino_openai::anthropic::AnthropicChatModel;
+use eino_openai::{OpenAiChatModel, OpenAiEmbedder};
 
 use crate::config::{embedder_files, Config, EmbedderConfig, HubSource, ModelConfig};
 use crate::resilience::{Breaker, GuardedModel};
@@ -105,44 +105,19 @@ async fn chat_model(cache: &ModelCache, id: &str, cfg: &ModelConfig) -> Result<A
             let model = load_blocking(move || LocalChatModel::load(&file, &opts, gen)).await?;
             Arc::new(model)
         }
-        ModelConfig::Openai {
-            model,
-            base_url,
-            api_key_env,
-            timeout_secs,
-            max_retries,
-        } => {
-            let mut c = OpenAiConfig::new(model.clone()).with_api_key(secret_from_env(
+        ModelConfig::Openai(settings) => {
+            let key = secret_from_env(
                 &format!("models.{id}.api_key_env"),
-                api_key_env.as_deref(),
-            )?);
-            if let Some(u) = base_url {
-                c = c.with_base_url(u.clone());
-            }
-            if let Some(t) = timeout_secs {
-                c.timeout = Duration::from_secs(*t);
-            }
-            if let Some(n) = max_retries {
-                c = c.with_max_retries(*n);
-            }
-            Arc::new(OpenAiChatModel::new(c)?)
+                settings.api_key_env.as_deref(),
+            )?;
+            Arc::new(OpenAiChatModel::new(settings.to_config(key))?)
         }
-        ModelConfig::Anthropic {
-            model,
-            base_url,
-            api_key_env,
-            max_tokens,
-        } => {
-            let mut c = AnthropicConfig::new(model.clone());
-            c.api_key =
-                secret_from_env(&format!("models.{id}.api_key_env"), api_key_env.as_deref())?;
-            if let Some(u) = base_url {
-                c.base_url = u.clone();
-            }
-            if let Some(n) = max_tokens {
-                c.max_tokens = *n;
-            }
-            Arc::new(AnthropicChatModel::new(c)?)
+        ModelConfig::Anthropic(settings) => {
+            let key = secret_from_env(
+                &format!("models.{id}.api_key_env"),
+                settings.api_key_env.as_deref(),
+            )?;
+            Arc::new(AnthropicChatModel::new(settings.to_config(key))?)
         }
     })
 }
@@ -161,19 +136,12 @@ async fn embedder(cache: &ModelCache, id: &str, cfg: &EmbedderConfig) -> Result<
             let opts = LocalOptions::default();
             Arc::new(load_blocking(move || MiniLmEmbedder::load(&dir, &opts)).await?)
         }
-        EmbedderConfig::Openai {
-            model,
-            base_url,
-            api_key_env,
-        } => {
-            let mut c = OpenAiConfig::new(model.clone()).with_api_key(secret_from_env(
+        EmbedderConfig::Openai(settings) => {
+            let key = secret_from_env(
                 &format!("embedders.{id}.api_key_env"),
-                api_key_env.as_deref(),
-            )?);
-            if let Some(u) = base_url {
-                c = c.with_base_url(u.clone());
-            }
-            Arc::new(OpenAiEmbedder::new(c)?)
+                settings.api_key_env.as_deref(),
+            )?;
+            Arc::new(OpenAiEmbedder::new(settings.to_config(key))?)
         }
     })
 }

@@ -139,13 +139,10 @@ async fn a_missing_secret_stops_the_start_naming_the_tool() {
     cfg.applications.retain(|k, _| k == "agent");
     cfg.models.insert(
         "tooluser".into(),
-        eino_server::config::ModelConfig::Openai {
-            model: "x".into(),
+        eino_server::config::ModelConfig::Openai(eino_openai::OpenAiSettings {
             base_url: Some("http://127.0.0.1:9".into()),
-            api_key_env: None,
-            timeout_secs: None,
-            max_retries: None,
-        },
+            ..eino_openai::OpenAiSettings::new("x")
+        }),
     );
     cfg.embedders.clear();
     cfg.server.data_dir = tempfile::tempdir().unwrap().keep();

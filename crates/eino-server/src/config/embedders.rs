@@ -20,15 +20,6 @@ pub enum EmbedderConfig {
         #[serde(default)]
         hub: Option<HubSource>,
     },
-    /// An OpenAI-compatible embeddings endpoint.
-    Openai {
-        /// The provider's model name.
-        model: String,
-        /// Base URL.
-        #[serde(default)]
-        base_url: Option<String>,
-        /// Environment variable holding the API key.
-        #[serde(default)]
-        api_key_env: Option<String>,
-    },
+    /// An OpenAI-compatible embeddings endpoint (the provider crate's settings).
+    Openai(eino_openai::OpenAiSettings),
 }

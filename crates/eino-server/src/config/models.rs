@@ -27,37 +27,10 @@ pub enum ModelConfig {
         #[serde(default)]
         max_tokens: Option<u32>,
     },
-    /// Any OpenAI-compatible endpoint.
-    Openai {
-        /// The provider's model name.
-        model: String,
-        /// Base URL (default `https://api.openai.com/v1`).
-        #[serde(default)]
-        base_url: Option<String>,
-        /// Environment variable holding the API key.
-        #[serde(default)]
-        api_key_env: Option<String>,
-        /// Request deadline.
-        #[serde(default)]
-        timeout_secs: Option<u64>,
-        /// Retries of transient errors.
-        #[serde(default)]
-        max_retries: Option<u32>,
-    },
-    /// Anthropic's Messages API.
-    Anthropic {
-        /// The model name.
-        model: String,
-        /// Base URL (default `https://api.anthropic.com`).
-        #[serde(default)]
-        base_url: Option<String>,
-        /// Environment variable holding the API key.
-        #[serde(default)]
-        api_key_env: Option<String>,
-        /// Default answer length (required by the API; default 1024).
-        #[serde(default)]
-        max_tokens: Option<u32>,
-    },
+    /// Any OpenAI-compatible endpoint (the provider crate's settings).
+    Openai(eino_openai::OpenAiSettings),
+    /// Anthropic's Messages API (the provider crate's settings).
+    Anthropic(eino_openai::AnthropicSettings),
 }
 
 /// A model on the Hugging Face Hub (or a mirror), fetched into the model cache at start.

@@ -207,13 +207,7 @@ pub fn app(model: &str, fallbacks: &[&str], kbs: &[&str]) -> AppConfig {
 
 /// A model entry for the config; the test registry supplies the model itself.
 pub fn placeholder() -> ModelConfig {
-    ModelConfig::Openai {
-        model: "fake".into(),
-        base_url: None,
-        api_key_env: None,
-        timeout_secs: None,
-        max_retries: None,
-    }
+    ModelConfig::Openai(eino_openai::OpenAiSettings::new("fake"))
 }
 
 pub struct TestServer {

@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Modules in floors: no import circle in the server or in the core's compose/.
+python3 scripts/module_cycles.py crates/eino-server/src --depth 1
+python3 scripts/module_cycles.py crates/eino-server/src --depth 2
+python3 scripts/module_cycles.py crates/eino/src --prefix compose --depth 2
 cargo test --workspace
 # The service's API suites again, every test server on its own throwaway PostgreSQL
 # (tests/common/pg.rs) instead of SQLite: both stores pass the same suites. `--workspace`

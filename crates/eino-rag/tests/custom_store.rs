@@ -12,8 +12,11 @@ use eino_rag::index::matches;
 use eino_rag::{ChunkQuery, ChunkStore};
 use futures_util::future::BoxFuture;
 
+/// (collection, id) → the chunk and its vector.
+type Chunks = BTreeMap<(String, String), (Document, Vec<f32>)>;
+
 #[derive(Default)]
-struct MapStore(Mutex<BTreeMap<(String, String), (Document, Vec<f32>)>>);
+struct MapStore(Mutex<Chunks>);
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();

@@ -726,3 +726,82 @@ async fn deleting_a_knowledge_base_stops_its_ingestion_and_keeps_nothing() {
         "a deleted file is found"
     );
 }
+
+/// Answers after 10 s, noting when its call was dropped unfinished.
+#[derive(Clone, Default)]
+struct Sleeper {
+    dropped: Arc<AtomicBool>,
+}
+
+struct NoteDrop(Arc<AtomicBool>, bool);
+
+impl Drop for NoteDrop {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl ChatModel for Sleeper {
+    fn generate<'a>(
+        &'a self,
+        _: &'a [Message],
+        _: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<Message>> {
+        let guard = NoteDrop(self.dropped.clone(), false);
+        Box::pin(async move {
+            // The whole guard moves into the future (not just the field it sets).
+            let mut guard = guard;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            guard.1 = true;
+            Ok(Message::assistant("late", vec![]))
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        msgs: &'a [Message],
+        o: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<StreamReader<Message>>> {
+        Box::pin(async move { Ok(StreamReader::once(self.generate(msgs, o).await?)) })
+    }
+
+    fn with_tools(&self, _: Vec<ToolInfo>) -> eino::Result<Arc<dyn ChatModel>> {
+        Err(eino::Error::invalid_input("no tools"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_a_plain_request_stops_its_model_call() {
+    let sleeper = Sleeper::default();
+    let model = sleeper.clone();
+    let s = TestServer::start(
+        |c| {
+            c.models.insert("sleeper".into(), common::placeholder());
+        },
+        move |r| r.insert_model("sleeper", Arc::new(model)),
+    )
+    .await;
+    let body = json!({"model": "sleeper", "messages": [{"role": "user", "content": "hi"}]});
+    let gone = s
+        .http
+        .post(s.url("/v1/chat/completions"))
+        .json(&body)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up");
+    let mut waited = 0;
+    while !sleeper.dropped.load(Ordering::SeqCst) && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert!(
+        sleeper.dropped.load(Ordering::SeqCst),
+        "the model call still runs after the client left"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, runs) = s.get("/api/v1/runs").await;
+    assert_eq!(runs["data"][0]["status"], "cancelled", "{runs}");
+}

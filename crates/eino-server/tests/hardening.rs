@@ -491,14 +491,7 @@ async fn start_upload(s: &TestServer, kb: &str, files: &[(&str, Vec<u8>)]) -> St
 }
 
 async fn finish(s: &TestServer, job: &str) -> Value {
-    for _ in 0..600 {
-        let (_, st) = s.get(&format!("/api/v1/jobs/{job}")).await;
-        if st["state"] != "running" {
-            return st;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {job} did not finish");
+    s.job_done(job, Duration::from_secs(30)).await
 }
 
 async fn sources(s: &TestServer, kb: &str) -> Vec<String> {

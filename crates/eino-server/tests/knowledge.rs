@@ -67,14 +67,7 @@ async fn upload(s: &TestServer, kb: &str, files: &[&str]) -> Value {
         .as_str()
         .unwrap()
         .to_string();
-    for _ in 0..200 {
-        let (_, st) = s.get(&format!("/api/v1/jobs/{job}")).await;
-        if st["state"] != "running" {
-            return st;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job did not finish");
+    s.job_done(&job, Duration::from_secs(10)).await
 }
 
 #[tokio::test]

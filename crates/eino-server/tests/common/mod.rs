@@ -326,6 +326,20 @@ impl TestServer {
         (s, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// An ingestion job's status once it is no longer `running`, polled every 50 ms; panics
+    /// if it still runs after `within`.
+    pub async fn job_done(&self, job: &str, within: Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            let (_, st) = self.get(&format!("/api/v1/jobs/{job}")).await;
+            if st["state"] != "running" {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {job} did not finish within {within:?}");
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         self.http

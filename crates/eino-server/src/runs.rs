@@ -40,8 +40,6 @@ pub struct RunGuard {
     writer: RunWriter,
     /// Traced (callbacks and a row whatever the outcome).
     sampled: bool,
-    /// `telemetry.runs_max_trace_bytes`.
-    max_trace_bytes: usize,
     done: bool,
 }
 
@@ -57,8 +55,6 @@ pub struct RunWriter {
     enabled: bool,
     /// Share of successful runs kept.
     sample: f64,
-    /// `telemetry.runs_max_trace_bytes`.
-    max_trace_bytes: usize,
 }
 
 /// Traces queued at most; beyond, new ones are dropped (and counted).
@@ -81,14 +77,14 @@ impl RunWriter {
             tx,
             enabled: false,
             sample: 0.0,
-            max_trace_bytes: 0,
         }
     }
 
     /// Start the writer task on the current runtime, keeping the share `sample` (0–1) of
     /// successful runs.
     /// `sample` is the share of successful runs kept, `max_trace_bytes` the largest trace
-    /// stored (see [`TraceSummary::clip`](crate::trace::TraceSummary::clip)).
+    /// stored (see [`clip_nodes`](crate::trace::clip_nodes)); traces are clipped here, off
+    /// the request path, before they are written.
     pub fn spawn(store: Arc<dyn Store>, sample: f64, max_trace_bytes: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         tokio::spawn(async move {
@@ -106,6 +102,9 @@ impl RunWriter {
                     }
                 }
                 if !runs.is_empty() {
+                    for (_, r) in &mut runs {
+                        crate::trace::clip_nodes(&mut r.nodes, max_trace_bytes);
+                    }
                     if let Err(e) = store.put_runs(&runs).await {
                         tracing::error!(error = %e, runs = runs.len(), "cannot save run traces");
                     }
@@ -120,7 +119,6 @@ impl RunWriter {
             tx,
             enabled: true,
             sample,
-            max_trace_bytes,
         }
     }
 
@@ -169,7 +167,6 @@ impl RunGuard {
         Self {
             cancel: CancellationToken::new(),
             sampled: writer.samples(&id),
-            max_trace_bytes: writer.max_trace_bytes,
             id: id.to_string(),
             tenant: caller.tenant.clone(),
             app: app.to_string(),
@@ -200,7 +197,7 @@ impl RunGuard {
 
     async fn save(&mut self, status: &str, error: Option<String>) {
         self.done = true;
-        let trace = self.tracer.finish().await.clip(self.max_trace_bytes);
+        let trace = self.tracer.finish().await;
         let record = RunRecord {
             id: self.id.clone(),
             app: self.app.clone(),
@@ -262,7 +259,6 @@ impl Drop for RunGuard {
             tracer: self.tracer.clone(),
             writer: self.writer.clone(),
             sampled: self.sampled,
-            max_trace_bytes: self.max_trace_bytes,
             done: true,
         };
         rt.spawn(async move {

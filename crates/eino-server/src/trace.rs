@@ -125,28 +125,25 @@ pub struct TraceSummary {
     pub completion_tokens: u64,
 }
 
-impl TraceSummary {
-    /// Keep the nodes within `max_bytes` of JSON: past it, every node keeps its name,
-    /// timings and error, and its input and output say they were clipped.
-    pub fn clip(mut self, max_bytes: usize) -> Self {
-        let size = serde_json::to_string(&self.nodes).map_or(0, |s| s.len());
-        if size <= max_bytes {
-            return self;
-        }
-        let note = Value::String(format!(
-            "<clipped: this run's trace was {size} bytes, more than {max_bytes} \
-             (telemetry.runs_max_trace_bytes)>"
-        ));
-        if let Value::Array(nodes) = &mut self.nodes {
-            for n in nodes {
-                for key in ["input", "output"] {
-                    if let Some(v) = n.get_mut(key) {
-                        *v = note.clone();
-                    }
+/// Keep a run's `nodes` within `max_bytes` of JSON: past it, every node keeps its name,
+/// timings and error, and its input and output say they were clipped.
+pub fn clip_nodes(nodes: &mut Value, max_bytes: usize) {
+    let size = serde_json::to_string(&*nodes).map_or(0, |s| s.len());
+    if size <= max_bytes {
+        return;
+    }
+    let note = Value::String(format!(
+        "<clipped: this run's trace was {size} bytes, more than {max_bytes} \
+         (telemetry.runs_max_trace_bytes)>"
+    ));
+    if let Value::Array(nodes) = nodes {
+        for n in nodes {
+            for key in ["input", "output"] {
+                if let Some(v) = n.get_mut(key) {
+                    *v = note.clone();
                 }
             }
         }
-        self
     }
 }
 

@@ -122,18 +122,18 @@ fn screen(id: ObjectId, object: &mut Object) -> Option<(ObjectId, Object)> {
 /// counting no further than one read (16 KiB) past `max`. Unfiltered streams count nothing: they are already
 /// in memory at their size.
 fn inflated_size(stream: &Stream, max: u64) -> u64 {
-    let filters: Vec<Vec<u8>> = match stream.filters() {
-        Ok(f) => f.into_iter().map(<[u8]>::to_vec).collect(),
-        Err(_) => return 0,
+    let Ok(filters) = stream.filters() else {
+        return 0;
     };
-    let mut data = stream.content.clone();
+    // The stream's own bytes feed the first filter; later ones read what the previous kept.
+    let mut data = std::borrow::Cow::Borrowed(stream.content.as_slice());
     let mut size = 0;
     for (i, filter) in filters.iter().enumerate() {
         let last = i + 1 == filters.len();
         let mut sink = Bounded::new(max, last);
-        match filter.as_slice() {
+        match *filter {
             b"FlateDecode" => {
-                let got = drain(flate2::read::ZlibDecoder::new(data.as_slice()), &mut sink);
+                let got = drain(flate2::read::ZlibDecoder::new(&*data), &mut sink);
                 if got.is_err() && sink.count == 0 && data.len() > 2 {
                     // lopdf retries a failed zlib stream as raw deflate.
                     let _ = drain(flate2::read::DeflateDecoder::new(&data[2..]), &mut sink);
@@ -143,11 +143,11 @@ fn inflated_size(stream: &Stream, max: u64) -> u64 {
                 // PDF's LZW: most significant bit first, early change on by default.
                 let mut decoder =
                     weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8);
-                let _ = decoder.into_stream(&mut sink).decode_all(data.as_slice());
+                let _ = decoder.into_stream(&mut sink).decode_all(&*data);
             }
             b"ASCII85Decode" => {
                 // At most four bytes out per byte in: decoding it is already bounded.
-                let mut one = Stream::new(pdf_extract::Dictionary::new(), data.clone());
+                let mut one = Stream::new(pdf_extract::Dictionary::new(), data.to_vec());
                 one.dict
                     .set("Filter", Object::Name(b"ASCII85Decode".to_vec()));
                 let _ = std::io::Write::write_all(
@@ -162,7 +162,7 @@ fn inflated_size(stream: &Stream, max: u64) -> u64 {
         if size > max || last {
             return size;
         }
-        data = sink.kept;
+        data = std::borrow::Cow::Owned(sink.kept);
     }
     size
 }

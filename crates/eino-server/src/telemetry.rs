@@ -72,8 +72,10 @@ impl Drop for Telemetry {
 /// the level). Call inside the tokio runtime: exports run on it.
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry> {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    // PostgreSQL's notices ("relation already exists, skipping" from every idempotent
+    // migration step at each start) arrive as tokio_postgres INFO events: not ours to log.
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},tokio_postgres=warn", config.log_level)));
     let (provider, otel) = match &config.otlp {
         Some(o) => {
             let provider = tracer_provider(o)?;

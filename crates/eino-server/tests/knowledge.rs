@@ -124,6 +124,17 @@ async fn upload_search_answer_with_sources_and_persist() {
     // Every uploaded file counts, the one that failed to parse too.
     assert_eq!(st["progress"]["documents_done"], 4);
     assert_eq!(st["progress"]["documents_total"], 4);
+    // The dashboard's ingestion panels (counters are process-wide: other tests add to them).
+    let metrics = s.metrics().await;
+    for line in [
+        r#"eino_ingest_jobs_total{state="done"}"#,
+        r#"eino_ingest_documents_total{outcome="added"}"#,
+        r#"eino_ingest_documents_total{outcome="failed"}"#,
+        "eino_ingest_chunks_total",
+        "eino_ingest_jobs_running",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in:\n{metrics}");
+    }
     assert_eq!(
         st["progress"]["chunks_done"],
         st["progress"]["chunks_total"]

@@ -395,6 +395,8 @@ async fn health_ready_metrics_openapi_and_json_404() {
         "eino_component_calls_total",
         "eino_tokens_total",
         "eino_runs_total",
+        "eino_ready 1",
+        "eino_build_info{version=",
     ] {
         assert!(text.contains(metric), "{metric} missing in:\n{text}");
     }

@@ -106,6 +106,11 @@ async fn fails_over_opens_the_breaker_and_recovers() {
         metrics.contains("eino_breaker_rejections_total"),
         "{metrics}"
     );
+    // The breaker's state is a gauge read at scrape time (the alert `EinoBreakerOpen`).
+    assert!(
+        metrics.contains(r#"eino_breaker_open{model="up"} 1"#),
+        "{metrics}"
+    );
 
     // Recovered upstream: after the cool-down, one trial closes the breaker.
     up.mode.store(OK, Ordering::SeqCst);
@@ -113,6 +118,11 @@ async fn fails_over_opens_the_breaker_and_recovers() {
     assert_eq!(ask(&s).await, "from upstream");
     assert_eq!(ask(&s).await, "from upstream");
     assert_eq!(up.hits.load(Ordering::SeqCst), 5);
+    let metrics = s.metrics().await;
+    assert!(
+        metrics.contains(r#"eino_breaker_open{model="up"} 0"#),
+        "{metrics}"
+    );
 
     // A stalled upstream times out (retryable) and the fallback answers.
     up.mode.store(STALL, Ordering::SeqCst);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::api::wire::{finish_reason, tool_calls_json, usage_json, SseHead};
 use crate::error::ApiError;
-use crate::metrics::InFlightStream;
+use crate::metrics::InFlight;
 use crate::runs::RunGuard;
 
 enum Phase {
@@ -26,7 +26,7 @@ struct Relay {
     run: Option<RunGuard>,
     chunks: Vec<Message>,
     phase: Phase,
-    _inflight: InFlightStream,
+    _inflight: InFlight,
 }
 
 fn delta_of(m: &Message) -> Option<Value> {
@@ -66,7 +66,7 @@ impl Relay {
             run: Some(run),
             chunks: Vec::new(),
             phase: Phase::Role,
-            _inflight: InFlightStream::new(),
+            _inflight: InFlight::new("eino_streams_in_flight"),
         }
     }
 

@@ -394,6 +394,44 @@ mod tests {
         );
     }
 
+    /// Containers configure secrets by environment alone (docs/deploy.md): API-key hashes
+    /// as a list of tables, the database URL with its password.
+    #[test]
+    fn api_keys_and_urls_come_from_the_environment() {
+        let hash = "ab".repeat(32);
+        let keys = format!(
+            r#"[{{sha256="{hash}",tenant="acme",name="ci"}}, {{sha256="{hash}",tenant="b"}}]"#
+        );
+        let c = Config::load(
+            None,
+            env(&[
+                ("EINO_AUTH__API_KEYS", &keys),
+                (
+                    "EINO_STORE__DATABASE_URL",
+                    "postgres://eino:p%40ss@db:5432/eino",
+                ),
+                ("EINO_REDIS__URL", "redis://valkey:6379"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.auth.api_keys.len(), 2);
+        assert_eq!(c.auth.api_keys[0].sha256, hash);
+        assert_eq!(c.auth.api_keys[0].tenant, "acme");
+        assert_eq!(c.auth.api_keys[0].name.as_deref(), Some("ci"));
+        assert_eq!(c.auth.api_keys[1].tenant, "b");
+        assert!(c.auth_enabled());
+        assert_eq!(
+            c.store.database_url.as_deref(),
+            Some("postgres://eino:p%40ss@db:5432/eino")
+        );
+        let bad = Config::load(
+            None,
+            env(&[("EINO_AUTH__API_KEYS", r#"[{sha256="nothex",tenant="a"}]"#)]),
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("auth.api_keys[0].sha256"), "{bad}");
+    }
+
     #[test]
     fn errors_name_the_bad_key() {
         let cases = [

@@ -157,6 +157,7 @@ impl IngestRun {
                 "done"
             }
             .into();
+            count_finished(s);
         });
     }
 
@@ -363,8 +364,26 @@ impl Knowledge {
         };
         tokio::spawn(async move {
             let _stopped = stopped.drop_guard();
+            let _running = crate::metrics::InFlight::new("eino_ingest_jobs_running");
             run.run(files).await;
         });
         Ok(id)
     }
+}
+
+/// `eino_ingest_jobs_total{state}` and `eino_ingest_documents_total{outcome}` for a job
+/// that ended in this replica.
+fn count_finished(status: &JobStatus) {
+    metrics::counter!("eino_ingest_jobs_total", "state" => status.state.clone()).increment(1);
+    for (_, outcome) in &status.outcomes {
+        let outcome = match outcome {
+            Outcome::Added { .. } => "added",
+            Outcome::Replaced { .. } => "replaced",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed { .. } => "failed",
+        };
+        metrics::counter!("eino_ingest_documents_total", "outcome" => outcome).increment(1);
+    }
+    let chunks = status.progress.chunks_done;
+    metrics::counter!("eino_ingest_chunks_total").increment(chunks as u64);
 }

@@ -20,6 +20,7 @@ deploy_packages() {
     command -v docker-compose >/dev/null || missing+=(docker-compose)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v promtool >/dev/null || missing+=(prometheus)
+    command -v curl >/dev/null || missing+=(curl)
     if ((${#missing[@]})); then
         echo "deploy: installing ${missing[*]}"
         apt-get update -qq
@@ -80,6 +81,6 @@ deploy_base_image() {
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
         "$root"/usr/share/locale/*
-    tar -C "$root" -c . | docker import -q -c 'CMD ["bash"]' - "$DEPLOY_BASE_IMAGE" >/dev/null
+    tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - "$DEPLOY_BASE_IMAGE" >/dev/null
     rm -rf "$root"
 }

@@ -16,7 +16,8 @@ cargo test --workspace
 # keeps the first pass's feature set, so the test binaries are reused, not rebuilt.
 EINO_TEST_STORE=postgres cargo test --workspace \
     --test native_api --test openai_api --test tools --test knowledge --test resilience \
-    --test web_ui --test otlp --test openai_sdk --test agent --test redis --test hardening --test crash
+    --test web_ui --test otlp --test openai_sdk --test agent --test redis --test hardening --test crash \
+    --test mcp_tools
 # The deploy test: the Dockerfile, the compose stack and the Kubernetes, Prometheus and
 # Grafana files, checked and run on Docker (docs/deploy.md). It needs root (apt, dockerd);
 # EINO_SKIP_DEPLOY_TEST=1 skips it on a workstation, never in CI.

@@ -132,7 +132,7 @@ impl AppState {
             kb_embedder,
             IngestLimits::from_config(&config.limits),
         );
-        let tools = crate::tools::build_all(&config.tools, &knowledge)?;
+        let tools = crate::tools::build_all(&config.tools, &knowledge).await?;
         let mut apps = BTreeMap::new();
         for (id, app) in &config.applications {
             let chain = std::iter::once(&app.model)
@@ -143,11 +143,14 @@ impl AppState {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let interruptible = app.tools.iter().any(|t| config.tools[t].approval);
+            let interruptible = app.tools.iter().any(|t| {
+                let entry = t.split_once('/').map_or(t.as_str(), |(e, _)| e);
+                config.tools[entry].approval
+            });
             let parts = AppParts {
                 model: FallbackModel::new(chain),
                 knowledge: knowledge.clone(),
-                tools: app.tools.iter().map(|t| tools[t].clone()).collect(),
+                tools: crate::tools::pick(id, &app.tools, &tools)?,
                 checkpoints: interruptible.then(|| checkpoints.clone()),
             };
             let built = Application::build(id, app.clone(), parts)?;

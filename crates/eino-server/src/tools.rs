@@ -4,6 +4,7 @@
 //! - `http`: a webhook. The model's JSON arguments are POSTed to the URL; the response body
 //!   is what the model reads. Secrets for headers come from environment variables.
 //! - `knowledge_search`: a search of the caller's knowledge bases (agentic RAG).
+//! - `mcp`: the tools of an MCP server (`eino_mcp`), started with the service.
 //!
 //! Any tool can require `approval`: its call then interrupts the run, which is saved as a
 //! checkpoint and listed by `GET /api/v1/runs/interrupted` until someone approves or
@@ -31,17 +32,19 @@ const MAX_ANSWER_BYTES: usize = 32 * 1024;
 #[derive(Debug, Clone)]
 pub struct CallerTenant(pub String);
 
-/// Build every configured tool. Secret headers are read from the environment now, so a
-/// missing variable stops the start naming the tool.
-pub fn build_all(
+/// Build every configured tool entry: one tool for `http` and `knowledge_search` entries,
+/// the (allowed) tools of its server for an `mcp` entry. Secrets are read from the
+/// environment and MCP servers are started now, so a missing variable or a server that
+/// cannot start stops the start naming the entry.
+pub async fn build_all(
     configs: &BTreeMap<String, ToolConfig>,
     knowledge: &Knowledge,
-) -> Result<BTreeMap<String, Arc<dyn Tool>>> {
+) -> Result<BTreeMap<String, Vec<Arc<dyn Tool>>>> {
     let mut out = BTreeMap::new();
     for (name, c) in configs {
-        let tool: Arc<dyn Tool> = match (&c.http, &c.knowledge_search) {
-            (Some(h), _) => Arc::new(HttpTool::new(name, c, h)?),
-            (None, Some(k)) => Arc::new(KnowledgeSearchTool {
+        let tools: Vec<Arc<dyn Tool>> = match (&c.http, &c.knowledge_search, &c.mcp) {
+            (Some(h), _, _) => vec![Arc::new(HttpTool::new(name, c, h)?)],
+            (None, Some(k), _) => vec![Arc::new(KnowledgeSearchTool {
                 info: ToolInfo::new(
                     name.clone(),
                     c.description.clone(),
@@ -53,19 +56,97 @@ pub fn build_all(
                 ),
                 knowledge: knowledge.clone(),
                 config: k.clone(),
-            }),
-            (None, None) => {
+            })],
+            (None, None, Some(m)) => mcp_tools(name, m, &c.allow).await?,
+            (None, None, None) => {
                 return Err(Error::invalid_input(format!(
-                    "tools.{name}: give exactly one of `http` and `knowledge_search`"
+                    "tools.{name}: give exactly one of `http`, `knowledge_search` and `mcp`"
                 )))
             }
         };
-        let tool = if c.approval {
-            Arc::new(ApprovalGate { inner: tool })
-        } else {
-            tool
+        let tools = tools
+            .into_iter()
+            .map(|tool| {
+                if c.approval {
+                    Arc::new(ApprovalGate { inner: tool }) as Arc<dyn Tool>
+                } else {
+                    tool
+                }
+            })
+            .collect();
+        out.insert(name.clone(), tools);
+    }
+    Ok(out)
+}
+
+/// Start the MCP server of entry `name` and list its tools (those in `allow`, if any).
+async fn mcp_tools(
+    name: &str,
+    settings: &eino_mcp::McpSettings,
+    allow: &[String],
+) -> Result<Vec<Arc<dyn Tool>>> {
+    let key = format!("tools.{name}.mcp");
+    let transport = settings
+        .to_transport(|field, var| crate::registry::secret_var(&format!("{key}.{field}"), var))?;
+    let at_start = |e: eino_mcp::McpError| {
+        let kind = e.kind();
+        Error::new(kind, format!("{key}: {e}")).with_source(e)
+    };
+    let client = eino_mcp::McpClient::connect(name, transport, settings.options())
+        .await
+        .map_err(at_start)?;
+    let listed = client.tools().await.map_err(at_start)?;
+    if let Some(missing) = allow
+        .iter()
+        .find(|a| !listed.iter().any(|t| &t.info().name == *a))
+    {
+        return Err(Error::invalid_input(format!(
+            "tools.{name}.allow: the server has no tool {missing:?} (it has {:?})",
+            listed.iter().map(|t| t.info().name).collect::<Vec<_>>()
+        )));
+    }
+    tracing::info!(entry = %name, tools = listed.len(), "MCP server ready");
+    Ok(listed
+        .into_iter()
+        .filter(|t| allow.is_empty() || allow.contains(&t.info().name))
+        .map(|t| Arc::new(t) as Arc<dyn Tool>)
+        .collect())
+}
+
+/// The tools an application's `tools:` list names: `entry` (all of the entry's) or
+/// `entry/tool` (one tool of an mcp entry). Two tools of the same name are refused: the
+/// model could not tell them apart.
+pub fn pick(
+    app: &str,
+    names: &[String],
+    built: &BTreeMap<String, Vec<Arc<dyn Tool>>>,
+) -> Result<Vec<Arc<dyn Tool>>> {
+    let mut out: Vec<Arc<dyn Tool>> = Vec::new();
+    for n in names {
+        let (entry, one) = match n.split_once('/') {
+            Some((e, t)) => (e, Some(t)),
+            None => (n.as_str(), None),
         };
-        out.insert(name.clone(), tool);
+        let tools = built.get(entry).map(Vec::as_slice).unwrap_or_default();
+        let chosen: Vec<_> = tools
+            .iter()
+            .filter(|t| one.is_none_or(|o| t.info().name == o))
+            .cloned()
+            .collect();
+        if chosen.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "applications.{app}.tools: {n:?} names no tool the server lists"
+            )));
+        }
+        for t in chosen {
+            let name = t.info().name;
+            if out.iter().any(|o| o.info().name == name) {
+                return Err(Error::invalid_input(format!(
+                    "applications.{app}.tools: two tools are called {name:?}"
+                )));
+            }
+            out.push(t);
+        }
     }
     Ok(out)
 }
@@ -333,6 +414,8 @@ mod tests {
                 timeout_secs: None,
             }),
             knowledge_search: None,
+            mcp: None,
+            allow: Vec::new(),
         }
     }
 

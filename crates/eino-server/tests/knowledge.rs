@@ -334,6 +334,8 @@ async fn a_knowledge_search_tool_reads_the_callers_knowledge_bases() {
                         knowledge_bases: vec!["*".into()],
                         top_k: 2,
                     }),
+                    mcp: None,
+                    allow: Vec::new(),
                 },
             );
             let mut app = common::app("tooluser", &[], &[]);

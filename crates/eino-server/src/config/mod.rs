@@ -281,14 +281,29 @@ impl Config {
                 ));
             }
             for t in &app.tools {
-                if !self.tools.contains_key(t) {
-                    return Err(ConfigError::new(
-                        format!("applications.{id}.tools"),
-                        format!(
-                            "unknown tool {t:?} (tools: {:?})",
-                            self.tools.keys().collect::<Vec<_>>()
-                        ),
-                    ));
+                // `entry` or, for an mcp entry, `entry/tool`.
+                let (entry, one) = match t.split_once('/') {
+                    Some((e, tool)) => (e, Some(tool)),
+                    None => (t.as_str(), None),
+                };
+                let bad = |why: String| ConfigError::new(format!("applications.{id}.tools"), why);
+                let Some(c) = self.tools.get(entry) else {
+                    return Err(bad(format!(
+                        "unknown tool {t:?} (tools: {:?})",
+                        self.tools.keys().collect::<Vec<_>>()
+                    )));
+                };
+                if let Some(one) = one {
+                    if c.mcp.is_none() {
+                        return Err(bad(format!(
+                            "{t:?}: only an mcp entry has tools to pick with `/`"
+                        )));
+                    }
+                    if !c.allow.is_empty() && !c.allow.iter().any(|a| a == one) {
+                        return Err(bad(format!(
+                            "{t:?}: tools.{entry}.allow does not list {one:?}"
+                        )));
+                    }
                 }
             }
             match (app.agent, app.tools.is_empty()) {

@@ -1,4 +1,5 @@
-//! `tools:`: webhooks and knowledge searches that `react` applications may call.
+//! `tools:`: webhooks, knowledge searches and MCP servers' tools that `react` applications
+//! may call.
 
 use std::collections::BTreeMap;
 
@@ -7,12 +8,17 @@ use serde_json::Value;
 
 use super::ConfigError;
 
-/// One tool of the `tools:` section: a description, what runs it (exactly one of `http`
-/// and `knowledge_search`) and whether a person must approve each call.
+/// One entry of the `tools:` section: what runs it (exactly one of `http`,
+/// `knowledge_search` and `mcp`), a description (not for `mcp`: its tools describe
+/// themselves) and whether a person must approve each call.
+///
+/// An `mcp` entry stands for the tools of one MCP server (all of them, or those in
+/// `allow`); an application names the entry for all of them or `entry/tool` for one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolConfig {
     /// When and why the model should call it.
+    #[serde(default)]
     pub description: String,
     /// JSON Schema (an object schema) of the arguments; required for `http` tools.
     #[serde(default)]
@@ -26,6 +32,12 @@ pub struct ToolConfig {
     /// Search knowledge bases.
     #[serde(default)]
     pub knowledge_search: Option<KnowledgeSearchConfig>,
+    /// The tools of an MCP server (stdio command or Streamable HTTP URL).
+    #[serde(default)]
+    pub mcp: Option<eino_mcp::McpSettings>,
+    /// Only these tools of the `mcp` server (empty: all it lists).
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// A webhook tool.
@@ -68,6 +80,29 @@ impl ToolConfig {
     /// Check the entry `tools.<name>`; the error names the key.
     pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
         let key = format!("tools.{name}");
+        if let Some(m) = &self.mcp {
+            if self.http.is_some() || self.knowledge_search.is_some() {
+                return Err(ConfigError::new(
+                    key,
+                    "give exactly one of `http`, `knowledge_search` and `mcp`",
+                ));
+            }
+            if self.parameters.is_some() {
+                return Err(ConfigError::new(
+                    format!("{key}.parameters"),
+                    "an mcp server's tools bring their own schemas; remove `parameters`",
+                ));
+            }
+            return m
+                .validate()
+                .map_err(|(field, why)| ConfigError::new(format!("{key}.mcp.{field}"), why));
+        }
+        if !self.allow.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.allow"),
+                "`allow` lists tools of an `mcp` server",
+            ));
+        }
         if self.description.trim().is_empty() {
             return Err(ConfigError::new(
                 format!("{key}.description"),
@@ -121,7 +156,7 @@ impl ToolConfig {
             }
             _ => Err(ConfigError::new(
                 key,
-                "give exactly one of `http` and `knowledge_search`",
+                "give exactly one of `http`, `knowledge_search` and `mcp`",
             )),
         }
     }

@@ -169,6 +169,8 @@ pub fn configure(cfg: &mut Config, hooks: &Webhooks) {
             timeout_secs: Some(5),
         }),
         knowledge_search: None,
+        mcp: None,
+        allow: Vec::new(),
     };
     cfg.tools
         .insert("weather".into(), http("/weather", true, false));

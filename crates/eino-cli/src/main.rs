@@ -81,6 +81,26 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Serve MCP over stdin and stdout, for desktop MCP clients: the applications as
+    /// tools (`ask_<app>`), knowledge search, knowledge bases as resources. In this process
+    /// on the embedded defaults (or `--config`), or with `--url` through a running server.
+    Mcp {
+        /// A running eino server to forward to (its `/mcp`), instead of running in-process.
+        #[arg(long, env = "EINO_URL")]
+        url: Option<String>,
+        /// API key for `--url`.
+        #[arg(long, env = "EINO_API_KEY", hide_env_values = true, requires = "url")]
+        api_key: Option<String>,
+        /// YAML configuration file (in-process).
+        #[arg(long, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// Data directory (in-process; not one a running server uses).
+        #[arg(long, conflicts_with = "url")]
+        data_dir: Option<PathBuf>,
+        /// The tenant whose knowledge bases are served (in-process).
+        #[arg(long, default_value = "default", conflicts_with = "url")]
+        tenant: String,
+    },
     /// Probe a running server: exit 0 when `GET URL+PATH` answers 2xx (container
     /// health checks: the image has no curl).
     Health {
@@ -155,6 +175,37 @@ async fn serve(
     eprintln!("eino is listening on http://{addr} (OpenAI-compatible API at http://{addr}/v1)");
     eino_server::http::serve(listener, state, shutdown_signal()).await?;
     telemetry.flush();
+    Ok(())
+}
+
+/// `eino mcp`: the service built in this process, served over stdio (stdout carries the
+/// protocol; logs go to stderr).
+async fn mcp_stdio(config: Option<PathBuf>, data_dir: Option<PathBuf>, tenant: &str) -> Result<()> {
+    let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
+    if let Some(d) = data_dir {
+        cfg.server.data_dir = d;
+    }
+    cfg.server.web_ui = false;
+    cfg.validate()?;
+    let telemetry = eino_server::telemetry::init(&cfg.telemetry)?;
+    let registry = eino_server::registry::Registry::load(&cfg).await?;
+    let state = eino_server::state::AppState::build(cfg, registry).await?;
+    eino_server::api::mcp::serve_stdio(state, tenant).await?;
+    telemetry.flush();
+    Ok(())
+}
+
+/// `eino mcp --url`: a running server's `/mcp`, served over stdio.
+async fn mcp_proxy(url: &str, api_key: Option<String>) -> Result<()> {
+    let mut server = eino_mcp::HttpServer::new(format!("{}/mcp", url.trim_end_matches('/')));
+    server.bearer = api_key;
+    let client = eino_mcp::McpClient::connect(
+        "eino",
+        eino_mcp::McpTransport::Http(server),
+        eino_mcp::McpOptions::default(),
+    )
+    .await?;
+    eino_mcp::serve_proxy_stdio(client).await?;
     Ok(())
 }
 
@@ -245,6 +296,18 @@ async fn main() -> Result<()> {
         }
         Command::Models { action } => models(action).await,
         Command::Graph { app, remote } => client::graph(&remote.url, remote.api_key, &app).await,
+        Command::Mcp {
+            url: Some(url),
+            api_key,
+            ..
+        } => mcp_proxy(&url, api_key).await,
+        Command::Mcp {
+            url: None,
+            config,
+            data_dir,
+            tenant,
+            ..
+        } => mcp_stdio(config, data_dir, &tenant).await,
         Command::Health {
             url,
             path,

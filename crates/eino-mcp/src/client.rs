@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, JsonObject, ReadResourceRequestParams, Resource,
-    ResourceContents,
+    CallToolRequestParams, CallToolResult, JsonObject, ReadResourceRequestParams,
+    ReadResourceResult, Resource, ResourceContents,
 };
 use rmcp::{Peer, RoleClient};
 use tokio::sync::Mutex;
@@ -193,14 +193,18 @@ impl McpClient {
         .await
     }
 
+    /// Resource `uri` as the server sent it.
+    pub async fn read_resource_raw(&self, uri: &str) -> Result<ReadResourceResult, McpError> {
+        let params = ReadResourceRequestParams::new(uri.to_string());
+        self.request("resources/read", |peer| async move {
+            peer.read_resource(params).await
+        })
+        .await
+    }
+
     /// The text of resource `uri` (binary parts are described, as in tool results).
     pub async fn read_resource(&self, uri: &str) -> Result<String, McpError> {
-        let params = ReadResourceRequestParams::new(uri.to_string());
-        let result = self
-            .request("resources/read", |peer| async move {
-                peer.read_resource(params).await
-            })
-            .await?;
+        let result = self.read_resource_raw(uri).await?;
         Ok(result
             .contents
             .iter()

@@ -32,15 +32,23 @@
 mod client;
 pub mod content;
 mod error;
+#[cfg(feature = "server")]
+mod proxy;
 mod settings;
 mod tool;
 mod transport;
 
 pub use client::{McpClient, McpOptions};
 pub use error::McpError;
+#[cfg(feature = "server")]
+pub use proxy::{serve_proxy_stdio, McpProxy};
 pub use settings::McpSettings;
 pub use tool::McpTool;
 pub use transport::{HttpServer, McpTransport, StdioServer, PASSED_THROUGH};
 
 /// The SDK's protocol types (tools, results, resources), as this crate uses them.
 pub use rmcp::model;
+
+/// The whole SDK (feature `server`), for serving MCP with the same version.
+#[cfg(feature = "server")]
+pub use rmcp;

@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/applications/{id}/graph",
             get(applications::app_graph),
         )
+        .route_service("/mcp", crate::api::mcp::service(state.clone()))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             mw::authenticate,

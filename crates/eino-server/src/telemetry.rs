@@ -73,9 +73,15 @@ impl Drop for Telemetry {
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry> {
     use tracing_subscriber::EnvFilter;
     // PostgreSQL's notices ("relation already exists, skipping" from every idempotent
-    // migration step at each start) arrive as tokio_postgres INFO events: not ours to log.
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},tokio_postgres=warn", config.log_level)));
+    // migration step at each start) arrive as tokio_postgres INFO events, and the MCP
+    // SDK logs every JSON-RPC error it answers (a client's bad call) as a warning: neither
+    // is ours to log.
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},tokio_postgres=warn,rmcp::service=error",
+            config.log_level
+        ))
+    });
     let (provider, otel) = match &config.otlp {
         Some(o) => {
             let provider = tracer_provider(o)?;

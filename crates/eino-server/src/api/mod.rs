@@ -7,6 +7,7 @@ pub mod applications;
 pub(crate) mod extract;
 pub mod jobs;
 pub mod knowledge;
+pub mod mcp;
 pub mod middleware;
 pub mod openai;
 pub mod openapi;

@@ -237,6 +237,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: None,
     },
     Endpoint {
+        method: "post",
+        path: "/mcp",
+        summary: "Model Context Protocol over Streamable HTTP (JSON-RPC, stateless): ask_<app> and search_knowledge as tools, knowledge bases as resources (docs/mcp.md)",
+        public: false,
+        body: Body::None,
+        query: None,
+    },
+    Endpoint {
         method: "get",
         path: "/health",
         summary: "Liveness",

@@ -8,10 +8,10 @@
 # add gigabytes to every CI run.
 #
 # Two targets:
-#   runtime      the binary alone (127 MB): for deployments whose models are upstream
+#   runtime      the binary alone (130 MB): for deployments whose models are upstream
 #                providers, or that mount a model directory at $EINO_MODELS_DIR.
 #   with-models  the default (last) target: the runtime plus the default local models
-#                baked in at build time (317 MB in all), so a replica starts in seconds, with no
+#                baked in at build time (320 MB in all), so a replica starts in seconds, with no
 #                download, no Python and no egress at start.
 ARG BASE=debian:trixie-slim
 

@@ -129,6 +129,8 @@ fn the_python_sdk_uses_eino_over_mcp_with_and_without_auth() {
     let (ok, out) = client(&url, None);
     assert!(!ok, "without the key:\n{out}");
     let bearer = format!("Authorization: Bearer {key}");
+    let (ok, out) = inspector(&url, &["--method", "tools/list", "--header", &bearer]);
+    assert!(ok && out.contains("ask_assistant"), "{out}");
     let (ok, out) = inspector(&url, &["--method", "resources/list", "--header", &bearer]);
     assert!(ok && out.contains("eino://knowledge-bases/docs"), "{out}");
     let (ok, out) = inspector(&url, &["--method", "tools/list"]);

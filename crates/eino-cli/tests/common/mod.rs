@@ -15,6 +15,10 @@ pub fn python() -> String {
 /// A virtualenv `name` with the pinned `packages`; reused when its marker names the
 /// same pins.
 pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
+    // Tests of one binary run in parallel: the first to need the venv builds it, the
+    // others wait for it instead of building it into the same directory at once.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let marker = dir.join("installed.txt");
     let want = packages.join("\n");

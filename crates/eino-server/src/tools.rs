@@ -341,10 +341,7 @@ impl Tool for KnowledgeSearchTool {
                     0.0,
                 )
                 .await?;
-            if docs.is_empty() {
-                return Ok("No matching passages.".into());
-            }
-            Ok(crate::knowledge::context_block(&docs))
+            Ok(crate::knowledge::passages_text(&docs))
         })
     }
 }

@@ -254,11 +254,7 @@ impl Endpoint {
             .search(&caller.tenant, &kbs, &query, top_k, 0.0)
             .await
             .map_err(internal)?;
-        let text = if docs.is_empty() {
-            "No matching passages.".to_string()
-        } else {
-            crate::knowledge::context_block(&docs)
-        };
+        let text = crate::knowledge::passages_text(&docs);
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = Some(json!({ "passages": sources_json(&docs) }));
         Ok(result)

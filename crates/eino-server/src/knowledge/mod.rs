@@ -207,6 +207,16 @@ pub(crate) fn context_block(docs: &[Document]) -> String {
     out
 }
 
+/// What a search tool answers (the agents' `knowledge_search`, MCP's `search_knowledge`):
+/// the passages, or a sentence saying there are none.
+pub(crate) fn passages_text(docs: &[Document]) -> String {
+    if docs.is_empty() {
+        "No matching passages.".into()
+    } else {
+        context_block(docs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::collection;

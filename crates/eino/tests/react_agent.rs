@@ -386,4 +386,17 @@ async fn a_resumed_tool_call_reads_its_own_resume_data() {
             r#"paid {"q":"inv-8"}"#
         ]
     );
+    // The re-run tools node did not add its call to the history a second time.
+    let roles: Vec<Role> = seen[2].iter().map(|m| m.role).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::User,
+            Role::Assistant,
+            Role::Tool,
+            Role::Tool,
+            Role::Assistant,
+            Role::Tool
+        ]
+    );
 }

@@ -307,6 +307,10 @@ impl<I: GraphValue, O: GraphValue, S: Send + 'static> Graph<I, O, S> {
 
     /// Run `f` on the node's input with the state locked, before the node runs. In stream
     /// mode the input stream is joined first.
+    ///
+    /// A node that interrupted itself re-runs on resume with its saved input, and `f` runs
+    /// again, on the state restored from the checkpoint (which already holds what `f` did
+    /// the first time): write `f` so that a second pass changes nothing.
     pub fn set_pre_handler<NI: GraphValue, NO>(
         &mut self,
         node: Node<NI, NO>,

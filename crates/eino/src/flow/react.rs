@@ -274,7 +274,11 @@ impl ReactAgent {
             })
         });
         g.set_pre_handler(tools, |call: Message, st: &mut ReactState| {
-            st.messages.push(call.clone());
+            // A tools node that interrupted re-runs on resume, and its pre-handler with it,
+            // on the restored state that already holds the call.
+            if st.messages.last() != Some(&call) {
+                st.messages.push(call.clone());
+            }
             Ok(call)
         });
         g.add_edge(START, chat);

@@ -105,21 +105,21 @@ async fn a_second_store_on_the_same_file_sees_the_writes() {
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
 
-/// The example binary; built by `cargo test`, or here if this test runs alone.
-fn approval_bin() -> PathBuf {
+/// An example binary; built by `cargo test`, or here if this test runs alone.
+fn example_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let debug_dir = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
     let bin = debug_dir
         .join("examples")
-        .join(format!("approval{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let ok = Command::new(cargo)
-            .args(["build", "-p", "eino-sqlite", "--example", "approval"])
+            .args(["build", "-p", "eino-sqlite", "--example", name])
             .status()
             .unwrap()
             .success();
-        assert!(ok, "building the approval example failed");
+        assert!(ok, "building the {name} example failed");
     }
     bin
 }
@@ -136,7 +136,7 @@ fn run(bin: &PathBuf, args: &[&str]) -> String {
 
 #[test]
 fn interrupt_in_one_process_resume_in_another() {
-    let bin = approval_bin();
+    let bin = example_bin("approval");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs.db");
     let db = db.to_str().unwrap();
@@ -161,4 +161,35 @@ fn interrupt_in_one_process_resume_in_another() {
         rejected.trim(),
         "finished: nothing done: the reviewer rejected it"
     );
+}
+
+/// An agent run (a supervisor, its clerk, the clerk's tool asking for approval) stops in one
+/// process and is resumed in another with data for the waiting tool call.
+#[test]
+fn agent_interrupt_in_one_process_resume_in_another() {
+    let bin = example_bin("agent_approval");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agents.db");
+    let db = db.to_str().unwrap();
+
+    let first = run(&bin, &["start", db, "a1", "order 42"]);
+    let point = "agent:sup;agent:clerk;tool:refund:r1";
+    assert!(first.starts_with(&format!("waiting: {point} ")), "{first}");
+    assert!(first.contains("approve refund"), "{first}");
+
+    let second = run(&bin, &["resume", db, "a1", point, "yes"]);
+    assert_eq!(
+        second.lines().collect::<Vec<_>>(),
+        [
+            r#"clerk: Refund: refunded {"order":"order 42"}"#,
+            r#"sup: Done. Refund: refunded {"order":"order 42"}"#
+        ]
+    );
+    // Completed: the checkpoint is gone, so resuming again is refused.
+    let out = Command::new(&bin)
+        .args(["resume", db, "a1", point, "yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no checkpoint 'a1'"));
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../../../README.md")]
 #![warn(missing_docs)]
 
+pub mod adk;
 pub mod callbacks;
 pub mod component;
 pub mod compose;

@@ -32,12 +32,25 @@ pub struct ToolOptions {
 pub struct ToolResume {
     /// This call's resume data.
     pub data: Option<serde_json::Value>,
+    /// The interrupt info this call reported when it stopped (a tool has no state of its
+    /// own, so what it needs to continue goes there).
+    pub info: Option<serde_json::Value>,
 }
+
+/// Set by a [`ToolsNode`](crate::compose::ToolsNode) in the options of every call: the
+/// model's id for this tool call (what an agent tool puts in its interrupt address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallId(pub String);
 
 impl ToolOptions {
     /// True if this call interrupted before and is now re-running.
     pub fn is_resumed(&self) -> bool {
         self.extensions.get::<ToolResume>().is_some()
+    }
+
+    /// The id of the tool call being answered, when called by a tools node.
+    pub fn call_id(&self) -> Option<&str> {
+        self.extensions.get::<ToolCallId>().map(|c| c.0.as_str())
     }
 
     /// The data this re-run call was resumed with, if any and if it fits `T`.

@@ -17,7 +17,7 @@ use super::runnable::Runnable;
 use super::value::concat_typed;
 use super::Context;
 use crate::callbacks::{ActiveCall, ComponentKind, RunInfo};
-use crate::component::{Tool, ToolOptions, ToolResume};
+use crate::component::{Tool, ToolCallId, ToolOptions, ToolResume};
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{Message, Role, StreamReader, ToolCall, ToolInfo};
 
@@ -409,7 +409,8 @@ impl ToolsNode {
     }
 
     /// Turn per-call results (none interrupted) into answers: errors become readable answers
-    /// unless `fail_on_error`, which reports the first failing call instead.
+    /// unless `fail_on_error`, which reports the first failing call instead. A cancelled
+    /// call cancels the node.
     fn settle<T>(
         &self,
         calls: &[ToolCall],
@@ -420,6 +421,8 @@ impl ToolsNode {
         for (call, r) in calls.iter().zip(results) {
             match r {
                 Ok(t) => out.push(t),
+                // The caller stopped the run: that is not the model's to read.
+                Err(e) if e.kind() == ErrorKind::Cancelled => return Err(e),
                 Err(e) if self.fail_on_error => {
                     let msg = format!(
                         "failed to invoke tool[name:{} id:{}]: {}",
@@ -532,11 +535,15 @@ fn tool_options(ctx: &Context, call_id: &str) -> ToolOptions {
         .last()
         .cloned()
         .unwrap_or_default();
+    options.extensions.insert(ToolCallId(call_id.to_string()));
     if ctx.is_resumed() {
         let data = ctx
             .resume_data::<serde_json::Map<String, serde_json::Value>>()
             .and_then(|mut m| m.remove(call_id));
-        options.extensions.insert(ToolResume { data });
+        let info = ctx
+            .interrupt_state::<ToolsInterruptState>()
+            .and_then(|mut s| s.rerun_info.remove(call_id));
+        options.extensions.insert(ToolResume { data, info });
     }
     options
 }

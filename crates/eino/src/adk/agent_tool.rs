@@ -79,6 +79,59 @@ fn answer(run: &AgentRun, agent: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Run `agent` for the tool call in `options` (tool `tool`) on `request`: the agent
+/// continues the caller's run (session, cancellation, interrupt addresses through the
+/// call) with its own history. Used by [`AgentTool`] and the deep agent's `task` tool.
+pub(crate) async fn run_for_call(
+    agent: &dyn Agent,
+    tool: &str,
+    request: String,
+    options: &ToolOptions,
+    forward_events: bool,
+    full_history: bool,
+) -> Result<String> {
+    let name = agent.name();
+    // Outside an agent (a plain tools node), the agent runs on its own.
+    let parent = match options.extensions.get::<AgentRun>() {
+        Some(run) => run.clone(),
+        None => AgentRun::root(
+            RunSeed {
+                session: Default::default(),
+                history: Vec::new(),
+                targets: Default::default(),
+                streaming: false,
+                ctx: Context::new(),
+                resume: None,
+            },
+            EventSink::discard(),
+        ),
+    };
+    let call_id = options.call_id().unwrap_or(tool);
+    let saved = options
+        .extensions
+        .get::<ToolResume>()
+        .and_then(|r| r.info.as_ref())
+        .and_then(AgentInterrupt::from_tool_info)
+        .map(|i| i.state);
+    let run = parent
+        .for_tool(tool, call_id, forward_events)
+        .enter(name)
+        .resuming(saved);
+    let mut input = Vec::new();
+    if full_history {
+        input = super::team::rewrite_history(&parent.history(), name);
+    }
+    input.push(Message::user(request));
+    run.record_input(&input);
+    match agent.run(input, &run).await {
+        Ok(_) => Ok(answer(&run, name)),
+        Err(e) => match AgentInterrupt::from_error(&e) {
+            Some(i) => Err(Error::interrupt(i.into_tool_info())),
+            None => Err(e),
+        },
+    }
+}
+
 impl Tool for AgentTool {
     fn info(&self) -> ToolInfo {
         ToolInfo::of::<Request>(self.agent.name(), self.agent.description())
@@ -97,46 +150,15 @@ impl Tool for AgentTool {
                 ))
                 .with_source(e)
             })?;
-            let name = self.agent.name();
-            // Outside an agent (a plain tools node), the agent runs on its own.
-            let parent = match options.extensions.get::<AgentRun>() {
-                Some(run) => run.clone(),
-                None => AgentRun::root(
-                    RunSeed {
-                        session: Default::default(),
-                        history: Vec::new(),
-                        targets: Default::default(),
-                        streaming: false,
-                        ctx: Context::new(),
-                        resume: None,
-                    },
-                    EventSink::discard(),
-                ),
-            };
-            let call_id = options.call_id().unwrap_or(name);
-            let saved = options
-                .extensions
-                .get::<ToolResume>()
-                .and_then(|r| r.info.as_ref())
-                .and_then(AgentInterrupt::from_tool_info)
-                .map(|i| i.state);
-            let run = parent
-                .for_tool(name, call_id, self.forward_events)
-                .enter(name)
-                .resuming(saved);
-            let mut input = Vec::new();
-            if self.full_history {
-                input = super::team::rewrite_history(&parent.history(), name);
-            }
-            input.push(Message::user(req.request));
-            run.record_input(&input);
-            match self.agent.run(input, &run).await {
-                Ok(_) => Ok(answer(&run, name)),
-                Err(e) => match AgentInterrupt::from_error(&e) {
-                    Some(i) => Err(Error::interrupt(i.into_tool_info())),
-                    None => Err(e),
-                },
-            }
+            run_for_call(
+                &*self.agent,
+                self.agent.name(),
+                req.request,
+                options,
+                self.forward_events,
+                self.full_history,
+            )
+            .await
         })
     }
 }

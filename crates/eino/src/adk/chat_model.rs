@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::event::{AgentAction, EventKind};
 use super::interrupt::{AddressSegment, AgentInterrupt, InterruptPoint};
 use super::run::AgentRun;
-use super::Agent;
+use super::{Agent, AgentMiddleware};
 use crate::callbacks::ComponentKind;
 use crate::component::{ChatModel, ToolOptions};
 use crate::compose::{
@@ -60,6 +60,8 @@ pub struct ChatModelAgentConfig {
     /// Most model calls in one run (default 20); one more is an
     /// [`ErrorKind::ExceededMaxSteps`] error.
     pub max_iterations: usize,
+    /// Middlewares, in the order they apply (see [`AgentMiddleware`]).
+    pub middlewares: Vec<Arc<dyn AgentMiddleware>>,
 }
 
 impl std::fmt::Debug for ChatModelAgentConfig {
@@ -89,7 +91,14 @@ impl ChatModelAgentConfig {
             exit_tool: false,
             output_key: None,
             max_iterations: 20,
+            middlewares: Vec::new(),
         }
+    }
+
+    /// Add a middleware (after those added before).
+    pub fn with_middleware(mut self, m: impl AgentMiddleware + 'static) -> Self {
+        self.middlewares.push(Arc::new(m));
+        self
     }
 
     /// Set the instruction (system prompt over session values).
@@ -225,32 +234,56 @@ fn agent_run(ctx: &Context) -> Result<AgentRun> {
         .ok_or_else(|| Error::internal("the agent loop runs without its agent run"))
 }
 
-async fn model_turn(
-    config: &ChatModelAgentConfig,
-    model: &Arc<dyn ChatModel>,
-    mut messages: Vec<Message>,
-    ctx: &Context,
-) -> Result<Message> {
-    let run = agent_run(ctx)?;
-    if !config.instruction.is_empty() {
-        let text = format_fstring(&config.instruction, &run.session_values())?;
-        messages.insert(0, Message::system(text));
+/// What the loop's model node needs: the configuration (tools and instruction merged with
+/// the middlewares'), the model wrapped by the middlewares, and that model bound to every
+/// tool (used as is when nothing changes the offer per turn).
+struct ModelNode {
+    config: Arc<ChatModelAgentConfig>,
+    wrapped: Arc<dyn ChatModel>,
+    bound: Arc<dyn ChatModel>,
+}
+
+impl ModelNode {
+    /// The model for this turn: bound to the tools offered now.
+    fn model_for(&self, run: &AgentRun) -> Result<Arc<dyn ChatModel>> {
+        let cfg = &self.config;
+        if run.transfer_targets().is_empty() && cfg.middlewares.is_empty() {
+            return Ok(self.bound.clone());
+        }
+        let mut infos = cfg.tools.tool_infos().to_vec();
+        infos.extend(exit_info(cfg));
+        if !run.transfer_targets().is_empty() {
+            infos.push(transfer_info(run.transfer_targets()));
+        }
+        for m in &cfg.middlewares {
+            infos = m.offered_tools(infos, run);
+        }
+        self.wrapped.with_tools(infos)
     }
-    let bound;
-    let model = if run.transfer_targets().is_empty() {
-        model
-    } else {
-        let mut infos = config.tools.tool_infos().to_vec();
-        infos.extend(exit_info(config));
-        infos.push(transfer_info(run.transfer_targets()));
-        bound = config.model.with_tools(infos)?;
-        &bound
-    };
-    let options = ctx.chat_options();
-    let message = if run.is_streaming() {
+
+    async fn turn(&self, mut messages: Vec<Message>, ctx: &Context) -> Result<Message> {
+        let run = agent_run(ctx)?;
+        let cfg = &self.config;
+        if !cfg.middlewares.is_empty() {
+            for m in &cfg.middlewares {
+                messages = m.before_model(messages, &run).await?;
+            }
+            let kept = messages.clone();
+            ctx.process_state(|s: &mut LoopState| s.messages = kept)?;
+        }
+        if !cfg.instruction.is_empty() {
+            let text = format_fstring(&cfg.instruction, &run.session_values())?;
+            messages.insert(0, Message::system(text));
+        }
+        let model = self.model_for(&run)?;
+        let options = ctx.chat_options();
+        if !run.is_streaming() {
+            let m = model.generate(&messages, &options).await?;
+            run.emit_message(m.clone());
+            return Ok(m);
+        }
         let mut copies = model.stream(&messages, &options).await?.copy(2).into_iter();
-        let (shown, kept) = (copies.next(), copies.next());
-        let (Some(shown), Some(kept)) = (shown, kept) else {
+        let (Some(shown), Some(kept)) = (copies.next(), copies.next()) else {
             return Err(Error::internal("stream copy count"));
         };
         run.emit(EventKind::MessageStream {
@@ -260,13 +293,8 @@ async fn model_turn(
         });
         let m = kept.concat().await?;
         run.record(m.clone());
-        m
-    } else {
-        let m = model.generate(&messages, &options).await?;
-        run.emit_message(m.clone());
-        m
-    };
-    Ok(message)
+        Ok(m)
+    }
 }
 
 fn exit_info(config: &ChatModelAgentConfig) -> Option<ToolInfo> {
@@ -392,26 +420,44 @@ fn finish(answers: Vec<Message>, enders: &Enders, ctx: &Context) -> Result<Turn>
 
 impl ChatModelAgent {
     /// Build and compile the agent's loop.
-    pub fn new(config: ChatModelAgentConfig) -> Result<Self> {
+    pub fn new(mut config: ChatModelAgentConfig) -> Result<Self> {
         if config.name.is_empty() {
             return Err(Error::invalid_input("an agent needs a name"));
         }
+        let mut wrapped = config.model.clone();
+        for m in config.middlewares.iter().rev() {
+            wrapped = m.wrap_model(wrapped);
+        }
+        let mut instruction = vec![std::mem::take(&mut config.instruction)];
+        for m in &config.middlewares {
+            config.tools = m
+                .tools()
+                .into_iter()
+                .fold(config.tools.clone(), |t, tool| t.with_tool(tool));
+            instruction.extend(m.instruction());
+        }
+        instruction.retain(|s| !s.is_empty());
+        config.instruction = instruction.join("\n\n");
         let mut infos = config.tools.tool_infos().to_vec();
         infos.extend(exit_info(&config));
-        let model = config.model.with_tools(infos)?;
+        let bound = wrapped.with_tools(infos)?;
         let config = Arc::new(config);
+        let node = Arc::new(ModelNode {
+            config: config.clone(),
+            wrapped,
+            bound,
+        });
         let max = config.max_iterations;
         let enders = Enders {
             return_directly: Arc::new(config.return_directly.clone()),
         };
         let mut g = Graph::<Vec<Message>, Turn>::with_state(LoopState::default);
-        let (cfg, m) = (config.clone(), model);
         let chat = g.add_node(
             "chat",
             Lambda::new()
                 .with_invoke(move |msgs: Vec<Message>, ctx: Context| {
-                    let (cfg, m) = (cfg.clone(), m.clone());
-                    async move { model_turn(&cfg, &m, msgs, &ctx).await }
+                    let node = node.clone();
+                    async move { node.turn(msgs, &ctx).await }
                 })
                 .with_kind(ComponentKind::ChatModel),
         );

@@ -582,3 +582,51 @@ async fn a_cancelled_run_does_not_keep_its_source_alive_through_handler_copies()
     );
     assert!(handler.ended_with_error.load(Ordering::SeqCst) >= 1);
 }
+
+/// Go's `NewChainMultiBranch`: the condition picks several branches; their outputs are
+/// merged for the next step. Picking none, or an unknown key, is an error.
+#[tokio::test]
+async fn chain_multi_branch_runs_every_selected_branch_and_merges() {
+    let branch = |key: &'static str| {
+        lambda(move |x: String| async move {
+            let mut m = eino::schema::Map::new();
+            m.insert(key.into(), serde_json::json!(format!("{key}:{x}")));
+            Ok(m)
+        })
+    };
+    let chain = Chain::<String>::new()
+        .branch(
+            ChainBranch::multi(|x: &String| {
+                Ok(x.split(',')
+                    .map(str::to_string)
+                    .filter(|k| !k.is_empty())
+                    .collect())
+            })
+            .add("a".to_string(), branch("a"))
+            .add("b".to_string(), branch("b"))
+            .add("c".to_string(), branch("c")),
+        )
+        .then(lambda(|m: eino::schema::Map| async move {
+            Ok(m.keys().cloned().collect::<Vec<_>>().join("+"))
+        }))
+        .compile()
+        .unwrap();
+    let ctx = Context::new();
+    assert_eq!(chain.invoke(s("a,c"), &ctx).await.unwrap(), "a+c");
+    assert_eq!(chain.invoke(s("b"), &ctx).await.unwrap(), "b");
+    let streamed = chain
+        .stream(s("a,b,c"), &ctx)
+        .await
+        .unwrap()
+        .concat()
+        .await
+        .unwrap();
+    assert_eq!(streamed, "a+b+c");
+    let none = chain.invoke(s(""), &ctx).await.unwrap_err();
+    assert!(none.to_string().contains("selected no branch"), "{none}");
+    let unknown = chain.invoke(s("z"), &ctx).await.unwrap_err();
+    assert!(
+        unknown.to_string().contains("unintended end node"),
+        "{unknown}"
+    );
+}

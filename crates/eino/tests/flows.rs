@@ -373,3 +373,103 @@ async fn sequential_parallel_and_loop_share_the_session() {
     assert_eq!(out.content, "E (E (s))");
     assert!(LoopAgent::new("none", vec![], 1).is_err());
 }
+
+/// Records each call's query and `top_k`; named like Go's test double.
+/// Each call: the query and the `top_k` it was given.
+type Calls = Arc<Mutex<Vec<(String, Option<usize>)>>>;
+
+#[derive(Clone, Default)]
+struct Mock(Calls);
+
+impl Retriever for Mock {
+    fn retrieve<'a>(
+        &'a self,
+        query: &'a str,
+        o: &'a RetrieveOptions,
+    ) -> BoxFuture<'a, eino::Result<Vec<Document>>> {
+        self.0.lock().unwrap().push((query.to_string(), o.top_k));
+        Box::pin(async move { Ok(vec![doc(query)]) })
+    }
+    fn type_name(&self) -> std::borrow::Cow<'static, str> {
+        "MockRetriever".into()
+    }
+}
+
+#[derive(Default)]
+struct Names(Mutex<Vec<String>>);
+
+impl eino::callbacks::Handler for Names {
+    fn on_start(
+        &self,
+        info: &eino::callbacks::RunInfo,
+        _: eino::callbacks::CallbackValue<'_>,
+        _: Option<&eino::callbacks::ScopeValue>,
+    ) -> Option<eino::callbacks::ScopeValue> {
+        self.0.lock().unwrap().push(info.name.to_string());
+        None
+    }
+}
+
+/// Inventory case 30 (`TestRouterRetriever`): callbacks of the router, each retriever and
+/// the fusion; here the call's options also reach the inner retrievers, in a graph node
+/// and when called directly with a context.
+#[tokio::test]
+async fn retriever_flows_take_the_context() {
+    use eino::compose::{CallOption, Graph, Runnable, END, START};
+    let (a, b, c) = (Mock::default(), Mock::default(), Mock::default());
+    let router = RouterRetriever::new([
+        ("a", Arc::new(a.clone()) as Arc<dyn Retriever>),
+        ("b", Arc::new(b.clone()) as Arc<dyn Retriever>),
+        ("c", Arc::new(c.clone()) as Arc<dyn Retriever>),
+    ])
+    .router(|_q| async { Ok(vec!["a".to_string(), "b".to_string()]) });
+    let mut g = Graph::<String, Vec<Document>>::new();
+    let n = g.add_node("router", router.clone());
+    g.add_edge(START, n);
+    g.add_edge(n, END);
+    let graph = g.compile(Default::default()).unwrap();
+    let names = Arc::new(Names::default());
+    let options = RetrieveOptions {
+        top_k: Some(3),
+        ..RetrieveOptions::default()
+    };
+    let ctx = Context::new()
+        .with_callbacks(names.clone())
+        .with_option(CallOption::retriever(options));
+    let docs = graph.invoke("q".into(), &ctx).await.unwrap();
+    assert_eq!(docs.len(), 1, "both found 'q': fused into one");
+    assert_eq!(
+        *names.0.lock().unwrap(),
+        [
+            "Graph",
+            "router",
+            "RouterLambda",
+            "MockRetriever",
+            "MockRetriever",
+            "FusionFuncLambda"
+        ]
+    );
+    assert_eq!(*a.0.lock().unwrap(), [("q".to_string(), Some(3))]);
+    assert!(c.0.lock().unwrap().is_empty());
+
+    // Multi-query and parent flows, called directly with a context.
+    names.0.lock().unwrap().clear();
+    let mq = MultiQueryRetriever::with_rewriter(Arc::new(b.clone()), |q| async move {
+        Ok(vec![q.clone(), format!("{q}!")])
+    });
+    mq.retrieve_in("x", &ctx).await.unwrap();
+    let parent = ParentRetriever::new(Arc::new(c.clone()), "parent", |_ids| async { Ok(vec![]) });
+    parent.retrieve_in("y", &ctx).await.unwrap();
+    assert_eq!(
+        *names.0.lock().unwrap(),
+        [
+            "QueryRewriteLambda",
+            "MockRetriever",
+            "MockRetriever",
+            "FusionFuncLambda",
+            "MockRetriever",
+            "GetParentsLambda"
+        ]
+    );
+    assert_eq!(c.0.lock().unwrap()[0], ("y".to_string(), Some(3)));
+}

@@ -665,3 +665,51 @@ async fn first_chunk_reaches_caller_before_the_stream_ends() {
     assert_eq!(out.recv().await.unwrap().unwrap(), "A-2");
     assert!(out.recv().await.is_none());
 }
+
+/// Async stream state handlers: the pre-handler awaits the whole input stream (without
+/// holding the state's lock), records what it saw in the state, and passes a new stream on;
+/// the post-handler reads the state. Works in stream and invoke mode.
+#[tokio::test]
+async fn async_stream_state_handlers_can_await() {
+    use eino::compose::{transform_lambda, Graph, Runnable, StateAccess, END, START};
+    #[derive(Default, serde::Serialize, serde::Deserialize)]
+    struct Seen {
+        chunks: usize,
+    }
+    let mut g = Graph::<String, String>::with_state(Seen::default);
+    let echo = g.add_node(
+        "echo",
+        transform_lambda(|s: StreamReader<String>| async move { Ok(s) }),
+    );
+    g.set_async_stream_pre_handler(
+        echo,
+        |s: StreamReader<String>, st: StateAccess<Seen>| async move {
+            let chunks = s.collect_vec().await?;
+            tokio::task::yield_now().await;
+            st.with(|seen| seen.chunks = chunks.len())?;
+            Ok(StreamReader::from_vec(chunks))
+        },
+    );
+    g.set_async_stream_post_handler(
+        echo,
+        |s: StreamReader<String>, st: StateAccess<Seen>| async move {
+            let n = st.with(|seen| seen.chunks)?;
+            let text = s.concat().await?;
+            Ok(StreamReader::once(format!("{text} ({n} chunks)")))
+        },
+    );
+    g.add_edge(START, echo);
+    g.add_edge(echo, END);
+    let graph = g.compile(Default::default()).unwrap();
+    let ctx = eino::compose::Context::new();
+    let input = StreamReader::from_vec(vec![s("a"), s("b"), s("c")]);
+    let out = graph
+        .transform(input, &ctx)
+        .await
+        .unwrap()
+        .concat()
+        .await
+        .unwrap();
+    assert_eq!(out, "abc (3 chunks)");
+    assert_eq!(graph.invoke(s("xy"), &ctx).await.unwrap(), "xy (1 chunks)");
+}

@@ -337,3 +337,39 @@ async fn streaming_tool_chunks_flow_through() {
     let texts: Vec<&str> = chunks.iter().map(|c| c[0].content.as_str()).collect();
     assert_eq!(texts, ["a", "b", "c"]);
 }
+
+/// `raw_arguments`: the tool gets the model's argument string as written (Go Eino passes
+/// the raw string), JSON or not, empty or not.
+#[tokio::test]
+async fn raw_arguments_reach_the_tool_unchecked() {
+    struct Echo;
+    impl eino::component::Tool for Echo {
+        fn info(&self) -> eino::schema::ToolInfo {
+            eino::schema::ToolInfo::new("echo", "Echo", serde_json::json!({"type": "object"}))
+        }
+        fn call<'a>(
+            &'a self,
+            args: &'a str,
+            _: &'a eino::component::ToolOptions,
+        ) -> futures_util::future::BoxFuture<'a, eino::Result<String>> {
+            Box::pin(async move { Ok(format!("<{args}>")) })
+        }
+    }
+    let echo: Arc<dyn eino::component::Tool> = Arc::new(Echo);
+    let call = eino::schema::Message::assistant(
+        "",
+        vec![
+            eino::schema::ToolCall::function("1", "echo", "plain words, not JSON"),
+            eino::schema::ToolCall::function("2", "echo", ""),
+        ],
+    );
+    let ctx = eino::compose::Context::new();
+    let raw = eino::compose::ToolsNode::new([echo.clone()]).raw_arguments();
+    let out = raw.run(&call, &ctx).await.unwrap();
+    assert_eq!(out[0].content, "<plain words, not JSON>");
+    assert_eq!(out[1].content, "<>");
+    let checked = eino::compose::ToolsNode::new([echo]);
+    let out = checked.run(&call, &ctx).await.unwrap();
+    assert!(out[0].content.contains("not valid JSON"));
+    assert_eq!(out[1].content, "<{}>");
+}

@@ -112,7 +112,9 @@ impl<I: GraphValue, O: GraphValue> Chain<I, O> {
         self.retype(ids)
     }
 
-    /// Append a branch: the condition picks one of the branch's nodes by its key.
+    /// Append a branch: the condition picks one of the branch's nodes by its key (or, for a
+    /// [`ChainBranch::multi`] branch, several, whose outputs are merged for the next step
+    /// like Go's `NewChainMultiBranch`).
     pub fn branch<N: GraphValue, K>(mut self, b: ChainBranch<O, N, K>) -> Chain<I, N>
     where
         K: Clone + PartialEq + Debug + Send + Sync + 'static,
@@ -129,25 +131,32 @@ impl<I: GraphValue, O: GraphValue> Chain<I, O> {
             routes.push((k, id));
         }
         let routes = Arc::new(routes);
-        let lookup = move |routes: &[(K, NodeId)], k: K| {
-            routes
-                .iter()
-                .find(|(rk, _)| *rk == k)
-                .map(|(_, id)| *id)
-                .ok_or_else(|| {
-                    Error::graph(format!(
-                        "branch invocation returns unintended end node: {k:?}"
-                    ))
+        let lookup = move |routes: &[(K, NodeId)], keys: Vec<K>| {
+            if keys.is_empty() {
+                return Err(Error::graph("chain multi-branch selected no branch"));
+            }
+            keys.into_iter()
+                .map(|k| {
+                    routes
+                        .iter()
+                        .find(|(rk, _)| *rk == k)
+                        .map(|(_, id)| *id)
+                        .ok_or_else(|| {
+                            Error::graph(format!(
+                                "branch invocation returns unintended end node: {k:?}"
+                            ))
+                        })
                 })
+                .collect::<Result<Vec<NodeId>>>()
         };
         let branch = match b.cond {
             Cond::Value(f) => {
                 let routes = routes.clone();
-                Branch::new(move |x: &O| lookup(&routes, f(x)?))
+                Branch::multi(move |x: &O| lookup(&routes, f(x)?))
             }
             Cond::Stream(f) => {
                 let routes = routes.clone();
-                Branch::stream(move |s: StreamReader<O>| {
+                Branch::stream_multi(move |s: StreamReader<O>| {
                     let fut = f(s);
                     let routes = routes.clone();
                     async move { lookup(&routes, fut.await?) }
@@ -208,9 +217,9 @@ impl<X: GraphValue> Parallel<X> {
     }
 }
 
-type KeyFn<X, K> = Arc<dyn Fn(&X) -> Result<K> + Send + Sync>;
+type KeyFn<X, K> = Arc<dyn Fn(&X) -> Result<Vec<K>> + Send + Sync>;
 type StreamKeyFn<X, K> =
-    Arc<dyn Fn(StreamReader<X>) -> BoxFuture<'static, Result<K>> + Send + Sync>;
+    Arc<dyn Fn(StreamReader<X>) -> BoxFuture<'static, Result<Vec<K>>> + Send + Sync>;
 
 enum Cond<X, K> {
     Value(KeyFn<X, K>),
@@ -218,7 +227,8 @@ enum Cond<X, K> {
 }
 
 /// A branch step of a [`Chain`]: nodes keyed by `K` (an enum of routes, a string …) and a
-/// condition that returns the key to run.
+/// condition that returns the key to run ([`new`](Self::new), [`stream`](Self::stream)) or
+/// the keys ([`multi`](Self::multi), [`stream_multi`](Self::stream_multi)).
 pub struct ChainBranch<X, Y, K> {
     cond: Cond<X, K>,
     nodes: Vec<(K, NodeDef<X, Y>)>,
@@ -227,6 +237,13 @@ pub struct ChainBranch<X, Y, K> {
 impl<X: GraphValue, Y: GraphValue, K> ChainBranch<X, Y, K> {
     /// Decide from the whole value.
     pub fn new(cond: impl Fn(&X) -> Result<K> + Send + Sync + 'static) -> Self {
+        Self::multi(move |x| cond(x).map(|k| vec![k]))
+    }
+
+    /// Decide from the whole value, choosing several branches (at least one): all run on
+    /// the value and the next step receives their outputs merged (so `Y` needs a merge
+    /// rule, like [`Map`]).
+    pub fn multi(cond: impl Fn(&X) -> Result<Vec<K>> + Send + Sync + 'static) -> Self {
         Self {
             cond: Cond::Value(Arc::new(cond)),
             nodes: Vec::new(),
@@ -238,6 +255,19 @@ impl<X: GraphValue, Y: GraphValue, K> ChainBranch<X, Y, K> {
     where
         F: Fn(StreamReader<X>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<K>> + Send + 'static,
+        K: Send + 'static,
+    {
+        Self::stream_multi(move |s| {
+            let f = cond(s);
+            async move { f.await.map(|k| vec![k]) }
+        })
+    }
+
+    /// Decide several branches from the live stream.
+    pub fn stream_multi<F, Fut>(cond: F) -> Self
+    where
+        F: Fn(StreamReader<X>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<K>>> + Send + 'static,
     {
         Self {
             cond: Cond::Stream(Arc::new(move |s| Box::pin(cond(s)))),

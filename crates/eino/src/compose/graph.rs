@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::compile::{CompileOptions, GraphDef};
+use super::context::Context;
 use super::ids::{Node, NodeId, Sink, Source, ANY_GRAPH};
 use super::node::{IntoNode, NodeDef};
 use super::plan::{decode_state, encode_state, PlanBranch, StateHook, StateInit};
@@ -25,6 +26,33 @@ use crate::schema::StreamReader;
 type ValueCond<T> = Arc<dyn Fn(&T) -> Result<Vec<NodeId>> + Send + Sync>;
 type StreamCond<T> =
     Arc<dyn Fn(StreamReader<T>) -> BoxFuture<'static, Result<Vec<NodeId>>> + Send + Sync>;
+
+/// The graph state, for an async state handler: lock it briefly with
+/// [`with`](Self::with) (never across an await).
+pub struct StateAccess<S> {
+    ctx: Context,
+    _state: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<S> std::fmt::Debug for StateAccess<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateAccess")
+    }
+}
+
+impl<S: Send + 'static> StateAccess<S> {
+    pub(crate) fn new(ctx: Context) -> Self {
+        Self {
+            ctx,
+            _state: std::marker::PhantomData,
+        }
+    }
+
+    /// Run `f` on the state, locked while `f` runs.
+    pub fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> Result<R> {
+        self.ctx.process_state(f)
+    }
+}
 
 /// A branch condition over values of type `T`, choosing among the targets added with
 /// [`BranchBuilder::to`].
@@ -341,6 +369,43 @@ impl<I: GraphValue, O: GraphValue, S: Send + 'static> Graph<I, O, S> {
     ) {
         if let Some(n) = self.def.node_mut(node.id) {
             n.pre = Some(StateHook::stream::<NI, S>(f));
+        }
+    }
+
+    /// Like [`set_stream_pre_handler`](Self::set_stream_pre_handler), but `f` is async: it
+    /// may await (read the stream, call a service) without holding a thread, and locks the
+    /// state only inside [`StateAccess::with`].
+    pub fn set_async_stream_pre_handler<NI: GraphValue, NO, F, Fut>(
+        &mut self,
+        node: Node<NI, NO>,
+        f: F,
+    ) where
+        S: Send + 'static,
+        F: Fn(StreamReader<NI>, StateAccess<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<StreamReader<NI>>> + Send + 'static,
+    {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.pre = Some(StateHook::async_stream::<NI, S>(move |s, st| {
+                Box::pin(f(s, st))
+            }));
+        }
+    }
+
+    /// Like [`set_stream_post_handler`](Self::set_stream_post_handler), but async (see
+    /// [`set_async_stream_pre_handler`](Self::set_async_stream_pre_handler)).
+    pub fn set_async_stream_post_handler<NI, NO: GraphValue, F, Fut>(
+        &mut self,
+        node: Node<NI, NO>,
+        f: F,
+    ) where
+        S: Send + 'static,
+        F: Fn(StreamReader<NO>, StateAccess<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<StreamReader<NO>>> + Send + 'static,
+    {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.post = Some(StateHook::async_stream::<NO, S>(move |s, st| {
+                Box::pin(f(s, st))
+            }));
         }
     }
 

@@ -28,7 +28,7 @@ pub use checkpoint::{
 pub use compile::CompileOptions;
 pub(crate) use context::note_globals_changed;
 pub use context::{CallOption, Context};
-pub use graph::{Branch, BranchBuilder, Graph};
+pub use graph::{Branch, BranchBuilder, Graph, StateAccess};
 pub use ids::{End, Node, NodeId, Sink, Source, Start, END, START};
 pub use node::{IntoNode, IntoNodeExt, NodeDef, Passthrough};
 pub use plan::RunMode;

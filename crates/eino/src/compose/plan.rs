@@ -77,11 +77,16 @@ pub(crate) enum Flow {
 
 type ValueHook = Arc<dyn Fn(AnyValue, &Context) -> Result<AnyValue> + Send + Sync>;
 type StreamHook = Arc<dyn Fn(AnyStream, &Context) -> Result<AnyStream> + Send + Sync>;
+type AsyncStreamHook =
+    Arc<dyn Fn(AnyStream, Context) -> BoxFuture<'static, Result<AnyStream>> + Send + Sync>;
 
-/// A state pre- or post-handler, erased.
+/// A state pre- or post-handler, erased. A stream handler is either sync (it runs with the
+/// state locked) or async (it may await, and locks the state only inside
+/// [`StateAccess::with`](super::StateAccess::with)).
 pub(crate) struct StateHook {
     value: Option<ValueHook>,
     stream: Option<StreamHook>,
+    async_stream: Option<AsyncStreamHook>,
     ops: Arc<dyn ValueOps>,
 }
 
@@ -96,6 +101,32 @@ impl StateHook {
                 Ok(Box::new(out) as AnyValue)
             })),
             stream: None,
+            async_stream: None,
+            ops: super::value::ops_of::<T>(),
+        }
+    }
+
+    pub(crate) fn async_stream<T: GraphValue, S: Send + 'static>(
+        f: impl Fn(
+                StreamReader<T>,
+                super::StateAccess<S>,
+            ) -> BoxFuture<'static, Result<StreamReader<T>>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        let f = Arc::new(f);
+        Self {
+            value: None,
+            stream: None,
+            async_stream: Some(Arc::new(move |v, ctx| {
+                let f = f.clone();
+                Box::pin(async move {
+                    let t = downcast_stream::<T>(v)?;
+                    let out = f(t, super::StateAccess::new(ctx)).await?;
+                    Ok(Box::new(out) as AnyStream)
+                })
+            })),
             ops: super::value::ops_of::<T>(),
         }
     }
@@ -110,11 +141,21 @@ impl StateHook {
                 let out = ctx.process_state::<S, _>(|s| f(t, s))??;
                 Ok(Box::new(out) as AnyStream)
             })),
+            async_stream: None,
             ops: super::value::ops_of::<T>(),
         }
     }
 
     pub(crate) async fn apply(&self, flow: Flow, ctx: &Context) -> Result<Flow> {
+        if let Some(f) = &self.async_stream {
+            return match flow {
+                Flow::S(s) => Ok(Flow::S(f(s, ctx.clone()).await?)),
+                Flow::V(v) => {
+                    let s = f(self.ops.box_stream(v), ctx.clone()).await?;
+                    Ok(Flow::V(self.ops.concat_stream(s).await?))
+                }
+            };
+        }
         match (flow, &self.value, &self.stream) {
             (Flow::V(v), Some(f), _) => Ok(Flow::V(f(v, ctx)?)),
             (Flow::S(s), _, Some(f)) => Ok(Flow::S(f(s, ctx)?)),

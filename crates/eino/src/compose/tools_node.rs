@@ -125,6 +125,7 @@ pub struct ToolsNode {
     unknown: Option<UnknownToolHandler>,
     arguments: Option<ArgumentsHandler>,
     middlewares: Arc<Vec<Arc<dyn ToolMiddleware>>>,
+    raw_arguments: bool,
 }
 
 impl std::fmt::Debug for ToolsNode {
@@ -171,6 +172,7 @@ impl ToolsNode {
             unknown: None,
             arguments: None,
             middlewares: Arc::new(Vec::new()),
+            raw_arguments: false,
         }
     }
 
@@ -219,6 +221,14 @@ impl ToolsNode {
         f: impl Fn(&str, String) -> Result<String> + Send + Sync + 'static,
     ) -> Self {
         self.arguments = Some(Arc::new(f));
+        self
+    }
+
+    /// Hand tools their argument strings exactly as the model wrote them, like Go Eino:
+    /// no JSON check (and an empty string stays empty). For tools that take free text or
+    /// repair malformed JSON themselves.
+    pub fn raw_arguments(mut self) -> Self {
+        self.raw_arguments = true;
         self
     }
 
@@ -295,7 +305,9 @@ impl ToolsNode {
                 None => Err(self.unknown_tool_error(&input.name)),
             };
         };
-        Self::check_json(&mut input)?;
+        if !self.raw_arguments {
+            Self::check_json(&mut input)?;
+        }
         Ok(Resolved::Tool(input, &**tool))
     }
 

@@ -1,17 +1,90 @@
 //! Retriever and indexer flows: multi-query, router (with reciprocal-rank fusion) and
 //! parent-document retrieval, and the parent indexer.
+//!
+//! The retrieval flows run with the caller's [`Context`] ([`MultiQueryRetriever::retrieve_in`]
+//! and the others, or as graph nodes): their steps fire callbacks (`QueryRewriteLambda`,
+//! `RouterLambda`, `FusionFuncLambda`, `GetParentsLambda`, and each inner retriever under
+//! its own type name, like Go Eino's flows) and the call's [`RetrieveOptions`] reach the
+//! inner retrievers. Called as plain [`Retriever`]s they run with an empty context.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::future::{join_all, BoxFuture};
 
+use crate::callbacks::{ActiveCall, ComponentKind, RunInfo};
 use crate::component::{
     ChatModel, ChatOptions, IndexOptions, Indexer, RetrieveOptions, Retriever, TransformOptions,
     Transformer,
 };
+use crate::compose::{CallOption, Context, IntoNode, Lambda, NodeDef};
 use crate::error::{Error, Result};
 use crate::schema::{Document, Message};
+
+/// Start the callbacks of one step of a flow (none without handlers).
+fn start_step(
+    ctx: &Context,
+    name: &'static str,
+    input: &(dyn Any + Send + Sync),
+) -> Option<ActiveCall> {
+    let cbs = ctx.callbacks()?;
+    Some(cbs.start(&RunInfo::new(name, "Lambda", ComponentKind::Lambda), input))
+}
+
+/// End a step's callbacks with its result.
+fn end_step<T: Any + Send + Sync>(call: Option<ActiveCall>, r: Result<T>) -> Result<T> {
+    if let Some(call) = call {
+        match &r {
+            Ok(v) => call.end(v),
+            Err(e) => call.error(e),
+        }
+    }
+    r
+}
+
+/// The call's retrieve options.
+fn retrieve_options(ctx: &Context) -> RetrieveOptions {
+    ctx.options::<RetrieveOptions>()
+        .last()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Call an inner retriever with the call's options and its own callbacks.
+async fn inner_retrieve(
+    r: &dyn Retriever,
+    query: &str,
+    options: &RetrieveOptions,
+    ctx: &Context,
+) -> Result<Vec<Document>> {
+    let call = ctx.callbacks().map(|cbs| {
+        let typ = r.type_name();
+        cbs.start(
+            &RunInfo::new(typ.clone(), typ, ComponentKind::Retriever),
+            &query.to_string(),
+        )
+    });
+    end_step(call, r.retrieve(query, options).await)
+}
+
+/// A context that carries `options` (a flow called as a plain retriever).
+fn context_of(options: &RetrieveOptions) -> Context {
+    Context::new().with_option(CallOption::retriever(options.clone()))
+}
+
+/// A flow as a graph node of kind Retriever that passes the node's context on.
+fn flow_node<F>(flow: F, typ: &'static str) -> NodeDef<String, Vec<Document>>
+where
+    F: Fn(String, Context) -> BoxFuture<'static, Result<Vec<Document>>> + Send + Sync + 'static,
+{
+    Lambda::new()
+        .with_invoke(flow)
+        .with_kind(ComponentKind::Retriever)
+        .with_type_name(Cow::Borrowed(typ))
+        .into_node()
+}
 
 type Rewrite = Arc<dyn Fn(String) -> BoxFuture<'static, Result<Vec<String>>> + Send + Sync>;
 /// Fuses the result lists of several queries or retrievers into one list (Eino's
@@ -144,6 +217,23 @@ impl MultiQueryRetriever {
         self
     }
 
+    /// Retrieve with the caller's context: callbacks for the rewrite, each retrieval and
+    /// the fusion; the context's retrieve options for every query.
+    pub async fn retrieve_in(&self, query: &str, ctx: &Context) -> Result<Vec<Document>> {
+        let call = start_step(ctx, "QueryRewriteLambda", &query.to_string());
+        let qs = end_step(call, self.queries(query).await)?;
+        let options = retrieve_options(ctx);
+        let lists = join_all(
+            qs.iter()
+                .map(|q| inner_retrieve(&*self.retriever, q, &options, ctx)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        let call = start_step(ctx, "FusionFuncLambda", &lists);
+        end_step(call, (self.fusion)(lists))
+    }
+
     /// The queries that will be run for `query`: the distinct rewrites, at most N, or the
     /// query itself if the rewrite gave none.
     pub async fn queries(&self, query: &str) -> Result<Vec<String>> {
@@ -167,18 +257,24 @@ impl Retriever for MultiQueryRetriever {
         query: &'a str,
         options: &'a RetrieveOptions,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(async move {
-            let qs = self.queries(query).await?;
-            let lists = join_all(qs.iter().map(|q| self.retriever.retrieve(q, options)))
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>>>()?;
-            (self.fusion)(lists)
-        })
+        Box::pin(async move { self.retrieve_in(query, &context_of(options)).await })
     }
 
     fn type_name(&self) -> std::borrow::Cow<'static, str> {
         "MultiQuery".into()
+    }
+}
+
+impl IntoNode<String, Vec<Document>> for MultiQueryRetriever {
+    fn into_node(self) -> NodeDef<String, Vec<Document>> {
+        let flow = Arc::new(self);
+        flow_node(
+            move |q, ctx| {
+                let f = flow.clone();
+                Box::pin(async move { f.retrieve_in(&q, &ctx).await })
+            },
+            "MultiQuery",
+        )
     }
 }
 
@@ -234,42 +330,68 @@ impl RouterRetriever {
     }
 }
 
+impl RouterRetriever {
+    /// Retrieve with the caller's context: callbacks for the router, each retriever and
+    /// the fusion; the context's retrieve options for every retriever.
+    pub async fn retrieve_in(&self, query: &str, ctx: &Context) -> Result<Vec<Document>> {
+        let options = retrieve_options(ctx);
+        let chosen: Vec<&Arc<dyn Retriever>> = match &self.router {
+            None => self.retrievers.iter().map(|(_, r)| r).collect(),
+            Some(route) => {
+                let call = start_step(ctx, "RouterLambda", &query.to_string());
+                let names = end_step(call, route(query.to_string()).await)?;
+                let mut out = Vec::with_capacity(names.len());
+                for n in &names {
+                    let r = self.retrievers.iter().find(|(name, _)| name == n);
+                    match r {
+                        Some((_, r)) => out.push(r),
+                        None => {
+                            return Err(Error::invalid_input(format!(
+                                "router chose unknown retriever '{n}'"
+                            )))
+                        }
+                    }
+                }
+                out
+            }
+        };
+        let lists = join_all(
+            chosen
+                .iter()
+                .map(|r| inner_retrieve(&***r, query, &options, ctx)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        let call = start_step(ctx, "FusionFuncLambda", &lists);
+        end_step(call, (self.fusion)(lists))
+    }
+}
+
 impl Retriever for RouterRetriever {
     fn retrieve<'a>(
         &'a self,
         query: &'a str,
         options: &'a RetrieveOptions,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(async move {
-            let chosen: Vec<&Arc<dyn Retriever>> = match &self.router {
-                None => self.retrievers.iter().map(|(_, r)| r).collect(),
-                Some(route) => {
-                    let names = route(query.to_string()).await?;
-                    let mut out = Vec::with_capacity(names.len());
-                    for n in &names {
-                        let r = self.retrievers.iter().find(|(name, _)| name == n);
-                        match r {
-                            Some((_, r)) => out.push(r),
-                            None => {
-                                return Err(Error::invalid_input(format!(
-                                    "router chose unknown retriever '{n}'"
-                                )))
-                            }
-                        }
-                    }
-                    out
-                }
-            };
-            let lists = join_all(chosen.iter().map(|r| r.retrieve(query, options)))
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>>>()?;
-            (self.fusion)(lists)
-        })
+        Box::pin(async move { self.retrieve_in(query, &context_of(options)).await })
     }
 
     fn type_name(&self) -> std::borrow::Cow<'static, str> {
         "Router".into()
+    }
+}
+
+impl IntoNode<String, Vec<Document>> for RouterRetriever {
+    fn into_node(self) -> NodeDef<String, Vec<Document>> {
+        let flow = Arc::new(self);
+        flow_node(
+            move |q, ctx| {
+                let f = flow.clone();
+                Box::pin(async move { f.retrieve_in(&q, &ctx).await })
+            },
+            "Router",
+        )
     }
 }
 
@@ -312,28 +434,49 @@ impl ParentRetriever {
     }
 }
 
+impl ParentRetriever {
+    /// Retrieve with the caller's context: callbacks for the chunk retrieval and the parent
+    /// lookup; the context's retrieve options for the chunks.
+    pub async fn retrieve_in(&self, query: &str, ctx: &Context) -> Result<Vec<Document>> {
+        let options = retrieve_options(ctx);
+        let chunks = inner_retrieve(&*self.retriever, query, &options, ctx).await?;
+        let mut ids: Vec<String> = Vec::new();
+        for c in &chunks {
+            if let Some(id) = c.metadata.get(&self.parent_key).and_then(|v| v.as_str()) {
+                if !ids.iter().any(|x| x == id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        let call = start_step(ctx, "GetParentsLambda", &ids);
+        end_step(call, (self.get_parents)(ids).await)
+    }
+}
+
 impl Retriever for ParentRetriever {
     fn retrieve<'a>(
         &'a self,
         query: &'a str,
         options: &'a RetrieveOptions,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(async move {
-            let chunks = self.retriever.retrieve(query, options).await?;
-            let mut ids: Vec<String> = Vec::new();
-            for c in &chunks {
-                if let Some(id) = c.metadata.get(&self.parent_key).and_then(|v| v.as_str()) {
-                    if !ids.iter().any(|x| x == id) {
-                        ids.push(id.to_string());
-                    }
-                }
-            }
-            (self.get_parents)(ids).await
-        })
+        Box::pin(async move { self.retrieve_in(query, &context_of(options)).await })
     }
 
     fn type_name(&self) -> std::borrow::Cow<'static, str> {
         "Parent".into()
+    }
+}
+
+impl IntoNode<String, Vec<Document>> for ParentRetriever {
+    fn into_node(self) -> NodeDef<String, Vec<Document>> {
+        let flow = Arc::new(self);
+        flow_node(
+            move |q, ctx| {
+                let f = flow.clone();
+                Box::pin(async move { f.retrieve_in(&q, &ctx).await })
+            },
+            "Parent",
+        )
     }
 }
 

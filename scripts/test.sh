@@ -10,6 +10,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 python3 scripts/module_cycles.py crates/eino-server/src --depth 1
 python3 scripts/module_cycles.py crates/eino-server/src --depth 2
 python3 scripts/module_cycles.py crates/eino/src --prefix compose --depth 2
+python3 scripts/module_cycles.py crates/eino/src --prefix adk --depth 2
 cargo test --workspace
 # The service's API suites again, every test server on its own throwaway PostgreSQL
 # (tests/common/pg.rs) instead of SQLite: both stores pass the same suites. `--workspace`

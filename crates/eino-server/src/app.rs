@@ -4,13 +4,17 @@
 //! agent: chat    retrieve ─┬─ rag  ─┬─ model ── end
 //!                          └─ chat ─┘
 //! agent: react   retrieve ── tools ── agent ── end
+//! agent: supervisor | plan_execute | deep
+//!                retrieve ── tools ── agent ── end
 //! ```
 //!
 //! `retrieve` searches the application's knowledge bases. An `agent: chat` application
 //! goes the `rag` way when relevant chunks were found (context in the system prompt) and
 //! the `chat` way otherwise; an `agent: react` application hands the conversation to a
 //! ReAct agent (the subgraph `agent`) over its tools, with the context, if any, in its
-//! system prompt. Model nodes are
+//! system prompt. A multi-agent application's `agent` node is an
+//! [`AgentNode`](eino::adk::AgentNode) over the agent built by [`crate::agents`]; its
+//! events go to an [`EventTap`](eino::adk::EventTap) when the caller passes one. Model nodes are
 //! [`FallbackModel`]s, so an application degrades to its fallback models when the first
 //! one fails. The graph runs under the service's checkpoint store: a tool that needs
 //! approval interrupts the run, which resumes later from the checkpoint.
@@ -101,6 +105,8 @@ pub struct AppParts {
     pub knowledge: Knowledge,
     /// Its tools (`agent: react`), in configuration order.
     pub tools: Vec<Arc<dyn Tool>>,
+    /// The agent of a multi-agent application (see [`crate::agents`]).
+    pub agent: Option<Arc<dyn eino::adk::Agent>>,
     /// Where interrupted runs are saved; set when a tool needs approval (only then can a
     /// run stop, so only then are runs checkpointed).
     pub checkpoints: Option<Arc<dyn CheckpointStore>>,
@@ -113,6 +119,7 @@ impl Application {
             model,
             knowledge,
             tools,
+            agent,
             checkpoints,
         } = parts;
         let kbs = config.knowledge_bases.clone();
@@ -154,7 +161,17 @@ impl Application {
         let mut g = Graph::<AppInput, Message>::new();
         let retrieve = g.add_node("retrieve", retrieve);
         g.add_edge(START, retrieve);
-        if config.agent == AgentKind::React {
+        if let Some(agent) = agent.filter(|_| config.agent.is_multi_agent()) {
+            let with_context = g.add_node("tools", route_prompt(base));
+            let agent = g.add_node("agent", eino::adk::AgentNode::new(agent));
+            g.add_edge(retrieve, with_context);
+            g.add_edge(with_context, agent);
+            g.add_edge(agent, END);
+        } else if config.agent.is_multi_agent() {
+            return Err(eino::Error::invalid_input(format!(
+                "applications.{id}: a multi-agent application is built with its agent"
+            )));
+        } else if config.agent == AgentKind::React {
             let with_tools = g.add_node("tools", route_prompt(base));
             let agent = ReactAgent::new(
                 ReactConfig::new(model, ToolsNode::new(tools))
@@ -234,7 +251,7 @@ impl Application {
         let sink = SourcesSink::default();
         let mut ctx = ctx.with_option(CallOption::lambda(sink.clone()));
         // Only agents call tools: chat applications skip building the options per request.
-        if self.config.agent == AgentKind::React {
+        if self.config.agent != AgentKind::Chat {
             let mut tool_options = ToolOptions::default();
             tool_options
                 .extensions

@@ -37,6 +37,10 @@ pub fn pending_calls(info: &InterruptInfo) -> Vec<PendingCall> {
 
 fn collect(info: &InterruptInfo, path: &mut Vec<String>, out: &mut Vec<PendingCall>) {
     for (node, state) in &info.rerun_info {
+        if let Some(points) = state.get("adk_interrupt_points").and_then(Value::as_array) {
+            agent_calls(points, path, node, out);
+            continue;
+        }
         // A tools node reports its calls' interrupts by call id, in call order.
         let (Some(order), Some(by_call)) = (
             state.get("rerun").and_then(Value::as_array),
@@ -65,6 +69,31 @@ fn collect(info: &InterruptInfo, path: &mut Vec<String>, out: &mut Vec<PendingCa
     }
 }
 
+/// The approval requests among a multi-agent node's interrupt points (root causes whose
+/// info asks for approval), keyed by their tool call id (the node accepts either that or
+/// the point id as the key of a decision).
+fn agent_calls(points: &[Value], path: &[String], node: &str, out: &mut Vec<PendingCall>) {
+    for p in points.iter().filter(|p| p["is_root_cause"] == true) {
+        let Some(req) = p["info"].get("approval") else {
+            continue;
+        };
+        let call_id = p["address"]
+            .as_array()
+            .and_then(|a| a.last())
+            .and_then(|seg| seg["sub_id"].as_str())
+            .or_else(|| p["id"].as_str())
+            .unwrap_or_default();
+        let mut at = path.to_vec();
+        at.push(node.to_string());
+        out.push(PendingCall {
+            call_id: call_id.to_string(),
+            tool: req["tool"].as_str().unwrap_or_default().to_string(),
+            arguments: req["arguments"].clone(),
+            path: at,
+        });
+    }
+}
+
 /// The JSON of a waiting run.
 pub fn wire(run: &InterruptedRun) -> Value {
     json!({
@@ -82,6 +111,36 @@ pub(crate) struct Stopped<'a> {
     pub(crate) app: &'a str,
     pub(crate) session_id: Option<String>,
     pub(crate) user_message: Option<Message>,
+}
+
+/// [`Stopped`] owning its parts, to keep across an await in another task.
+pub(crate) struct StoppedOwned {
+    pub(crate) app: String,
+    pub(crate) session_id: Option<String>,
+    pub(crate) user_message: Option<Message>,
+}
+
+impl Stopped<'_> {
+    /// Own the parts (the run id is given back to [`StoppedOwned::borrowed`]).
+    pub(crate) fn owned(self) -> StoppedOwned {
+        StoppedOwned {
+            app: self.app.to_string(),
+            session_id: self.session_id,
+            user_message: self.user_message,
+        }
+    }
+}
+
+impl StoppedOwned {
+    /// Borrowed again, for run `run_id`.
+    pub(crate) fn borrowed<'a>(&'a self, run_id: &'a str) -> Stopped<'a> {
+        Stopped {
+            run_id,
+            app: &self.app,
+            session_id: self.session_id.clone(),
+            user_message: self.user_message.clone(),
+        }
+    }
 }
 
 /// Record an interrupted run; the error if `e` is not an interrupt with approval requests.

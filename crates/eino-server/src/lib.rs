@@ -24,12 +24,13 @@
 // Floors, each importing only the ones below it (scripts/module_cycles.py checks):
 // 0. `config` (plain data), `error`;
 // 1. services, no handlers: `store`, `redis`, `metrics`, `resilience`, `registry`,
-//    `cache`, `telemetry`, `knowledge`, `tools`, `app`, `trace`, `auth`, `runs`,
+//    `cache`, `telemetry`, `knowledge`, `tools`, `agents`, `app`, `trace`, `auth`, `runs`,
 //    `interrupts`, `dispatch`;
 // 2. `state` (wires the services);
 // 3. `api` (one file per resource, the wire helpers and the middleware);
 // 4. `router` (the one routing table);
 // 5. `http` (the accept loop).
+pub mod agents;
 pub mod api;
 pub mod app;
 pub mod auth;

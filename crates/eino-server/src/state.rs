@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use eino::component::ChatModel;
 use eino::compose::{CheckpointStore, Compiled};
 use eino::schema::Message;
 use eino::{Error, Result};
@@ -17,6 +18,20 @@ use crate::knowledge::{IngestLimits, Knowledge};
 use crate::registry::Registry;
 use crate::resilience::FallbackModel;
 use crate::store::{PostgresStore, SqliteStore, Store};
+
+/// The model of application `id`, with its fallbacks.
+fn app_model(config: &Config, registry: &Registry, id: &str) -> Result<FallbackModel> {
+    let app = &config.applications[id];
+    let chain = std::iter::once(&app.model)
+        .chain(&app.fallbacks)
+        .map(|m| {
+            registry.models.get(m).cloned().ok_or_else(|| {
+                Error::invalid_input(format!("applications.{id}: model {m} is not loaded"))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(FallbackModel::new(chain))
+}
 
 /// Everything a handler needs: one pointer to the [`SharedState`], so the per-request
 /// clones (axum clones the state for every handler and middleware) touch one reference
@@ -135,22 +150,37 @@ impl AppState {
         let tools = crate::tools::build_all(&config.tools, &knowledge).await?;
         let mut apps = BTreeMap::new();
         for (id, app) in &config.applications {
-            let chain = std::iter::once(&app.model)
-                .chain(&app.fallbacks)
-                .map(|m| {
-                    registry.models.get(m).cloned().ok_or_else(|| {
-                        Error::invalid_input(format!("applications.{id}: model {m} is not loaded"))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let interruptible = app.tools.iter().any(|t| {
-                let entry = t.split_once('/').map_or(t.as_str(), |(e, _)| e);
-                config.tools[entry].approval
-            });
+            // A sub-agent's tool needing approval stops the run too.
+            let interruptible = std::iter::once(app)
+                .chain(
+                    app.sub_agents
+                        .iter()
+                        .filter_map(|s| config.applications.get(s)),
+                )
+                .flat_map(|a| &a.tools)
+                .any(|t| {
+                    let entry = t.split_once('/').map_or(t.as_str(), |(e, _)| e);
+                    config.tools[entry].approval
+                });
+            let agent = if app.agent.is_multi_agent() {
+                let sources = crate::agents::Sources {
+                    model: &|app_id: &str| {
+                        Ok(Arc::new(app_model(&config, &registry, app_id)?) as Arc<dyn ChatModel>)
+                    },
+                    tools: &|app_id: &str| {
+                        let a = &config.applications[app_id];
+                        crate::tools::pick(app_id, &a.tools, &tools)
+                    },
+                };
+                Some(crate::agents::build(&config, id, &sources)?)
+            } else {
+                None
+            };
             let parts = AppParts {
-                model: FallbackModel::new(chain),
+                model: app_model(&config, &registry, id)?,
                 knowledge: knowledge.clone(),
                 tools: crate::tools::pick(id, &app.tools, &tools)?,
+                agent,
                 checkpoints: interruptible.then(|| checkpoints.clone()),
             };
             let built = Application::build(id, app.clone(), parts)?;

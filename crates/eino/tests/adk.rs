@@ -726,3 +726,59 @@ async fn plan_execute_replans_until_it_responds() {
         std::marker::PhantomData::<ExecutedStep>,
     );
 }
+
+/// An agent as a graph node: events through a tap, an interrupt of a sub-agent's tool
+/// becomes the node's interrupt (saved in the graph's checkpoint), and resume data keyed
+/// by the tool call id reaches it.
+#[tokio::test]
+async fn an_agent_node_interrupts_and_resumes_inside_a_graph() {
+    use eino::adk::{AgentNode, EventTap};
+    use eino::compose::{CallOption, CheckpointRun, CompileOptions, Graph, Runnable, END, START};
+    let store: Arc<dyn CheckpointStore> = Arc::new(MemoryCheckpointStore::new());
+    let graph = |sup: &ScriptedModel, clerk: &ScriptedModel| {
+        let mut g = Graph::<Vec<Message>, Message>::new();
+        let n = g.add_node("agent", AgentNode::new(approval_team(sup, clerk)));
+        g.add_edge(START, n);
+        g.add_edge(n, END);
+        g.compile(CompileOptions::default().with_checkpoint_store(store.clone()))
+            .unwrap()
+    };
+    let sup = scripted(vec![call_msg(
+        "",
+        &[("t1", "transfer_to_agent", r#"{"agent_name":"clerk"}"#)],
+    )]);
+    let clerk = scripted(vec![call_msg("", &[("a1", "approve", r#"{"item":"x"}"#)])]);
+    let (tap, mut events) = EventTap::channel();
+    let ctx = Context::new()
+        .with_option(CallOption::lambda(tap))
+        .with_checkpoint(CheckpointRun::new("g1"));
+    let e = graph(&sup, &clerk)
+        .invoke(vec![Message::user("refund")], &ctx)
+        .await
+        .unwrap_err();
+    let info = e.interrupt_info().unwrap();
+    assert_eq!(info.rerun_nodes, ["agent"]);
+    let points = info.rerun_info["agent"]["adk_interrupt_points"]
+        .as_array()
+        .unwrap();
+    assert!(points
+        .iter()
+        .any(|p| p["id"] == "agent:sup;agent:clerk;tool:approve:a1" && p["is_root_cause"] == true));
+    let mut seen = Vec::new();
+    while let Some(ev) = events.try_next() {
+        seen.push(ev.unwrap());
+    }
+    assert_eq!(lines(&seen)[0], "sup: calls transfer_to_agent");
+
+    let sup = scripted(vec![Message::assistant("Refunded.", vec![])]);
+    let clerk = scripted(vec![Message::assistant("approved", vec![])]);
+    let resume = CheckpointRun::new("g1")
+        .resume_with(["agent"], json!({ "a1": true }))
+        .unwrap();
+    let out = graph(&sup, &clerk)
+        .invoke(vec![], &Context::new().with_checkpoint(resume))
+        .await
+        .unwrap();
+    assert_eq!(out.content, "Refunded.");
+    assert_eq!(out.role, Role::Assistant);
+}

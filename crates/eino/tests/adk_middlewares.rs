@@ -235,7 +235,7 @@ async fn retry_then_failover_inside_the_loop() {
 #[tokio::test]
 async fn deep_agent_plans_delegates_and_keeps_files() {
     use eino::adk::filesystem::{FileBackend, MemoryFiles};
-    use eino::adk::prebuilt::deep::{deep_agent, DeepAgentConfig};
+    use eino::adk::prebuilt::deep::{deep_agent, DeepAgentConfig, FileSpace};
 
     // One script for the deep agent and its general-purpose sub-agent (they share the model).
     let model = ScriptedModel::new(vec![
@@ -269,7 +269,7 @@ async fn deep_agent_plans_delegates_and_keeps_files() {
     ]);
     let files = Arc::new(MemoryFiles::new());
     let mut cfg = DeepAgentConfig::new("deep", Arc::new(model.clone()));
-    cfg.files = Some(files.clone());
+    cfg.files = FileSpace::Backend(files.clone());
     let agent: Arc<dyn Agent> = Arc::new(deep_agent(cfg).unwrap());
     let events = Runner::new(agent)
         .query("When does water boil?")

@@ -145,6 +145,25 @@ pub async fn chat(
         }))
         .into_response());
     }
+    if app.config.agent.is_multi_agent() {
+        return Ok(agent_stream(AgentTurn {
+            state: state.clone(),
+            target,
+            tenant: caller.tenant.clone(),
+            messages,
+            ctx,
+            run,
+            run_id,
+            stopped: crate::interrupts::Stopped {
+                run_id: "",
+                app: &app_id,
+                session_id: Some(session.id.clone()),
+                user_message: Some(Message::user(body.message.clone())),
+            }
+            .owned(),
+            save_turn: Box::new(move |answer| Box::pin(save_turn(answer))),
+        }));
+    }
     let (stream, sources) = match target.stream(&caller.tenant, messages, ctx, &run_id).await {
         Ok(s) => s,
         Err(e) if e.kind() == eino::ErrorKind::Interrupted => return stopped(e, run).await,
@@ -159,6 +178,78 @@ pub async fn chat(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+type SaveTurn =
+    Box<dyn FnOnce(Message) -> futures_util::future::BoxFuture<'static, ApiResult<Message>> + Send>;
+
+/// A multi-agent turn to stream.
+struct AgentTurn {
+    state: AppState,
+    target: crate::dispatch::Target,
+    tenant: String,
+    messages: Vec<Message>,
+    ctx: eino::compose::Context,
+    run: RunGuard,
+    run_id: String,
+    stopped: crate::interrupts::StoppedOwned,
+    save_turn: SaveTurn,
+}
+
+/// Stream a multi-agent turn: `event: agent` for each step while the agents work (the
+/// run goes on in a task), then the answer's events, or `interrupted`, or `error`.
+fn agent_stream(turn: AgentTurn) -> Response {
+    use crate::api::sse::{error_event, native_events, with_agent_events};
+    use axum::response::sse::Event;
+    use futures_util::StreamExt;
+    let (tap, events) = eino::adk::EventTap::channel();
+    let AgentTurn {
+        state,
+        target,
+        tenant,
+        messages,
+        ctx,
+        run,
+        run_id,
+        stopped,
+        save_turn,
+    } = turn;
+    let ctx = ctx.with_option(CallOption::lambda(tap));
+    let (t, id) = (tenant.clone(), run_id.clone());
+    let answer = tokio::spawn(async move { target.stream(&t, messages, ctx, &id).await });
+    let rest = async move {
+        let one = |e: Event| futures_util::stream::iter([Ok(e)]).boxed();
+        match answer.await {
+            Ok(Ok((stream, sources))) => {
+                let session_id = stopped.session_id.clone();
+                let done = move |answer: Message| async move {
+                    let answer = save_turn(answer).await?;
+                    Ok(
+                        json!({ "session_id": session_id, "run_id": run_id, "message": message_wire(&answer) }),
+                    )
+                };
+                native_events(stream, run, sources_json(&sources), done).boxed()
+            }
+            Ok(Err(e)) if e.kind() == eino::ErrorKind::Interrupted => {
+                let stopped = stopped.borrowed(&run_id);
+                match crate::interrupts::stop(state.store.as_ref(), &tenant, stopped, e, run).await
+                {
+                    Ok(saved) => one(Event::default()
+                        .event("interrupted")
+                        .data(crate::interrupts::wire(&saved).to_string())),
+                    Err(err) => one(error_event(&err).event("error")),
+                }
+            }
+            Ok(Err(e)) => one(error_event(&run.fail(e).await).event("error")),
+            Err(join) => one(error_event(&ApiError::internal(format!(
+                "the agent run failed: {join}"
+            )))
+            .event("error")),
+        }
+    };
+    Sse::new(with_agent_events(events, Box::pin(rest)))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// `GET /api/v1/sessions`.

@@ -6,7 +6,10 @@
 use std::convert::Infallible;
 
 use axum::response::sse::Event;
+use eino::adk::{AgentAction, AgentEvent, AgentEvents, EventKind};
 use eino::schema::{Concat, Message, StreamReader};
+use futures_util::future::{select, BoxFuture, Either};
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
@@ -43,7 +46,7 @@ fn delta_of(m: &Message) -> Option<Value> {
     (!d.is_empty()).then_some(Value::Object(d))
 }
 
-fn error_event(e: &ApiError) -> Event {
+pub(crate) fn error_event(e: &ApiError) -> Event {
     Event::default().data(
         json!({ "error": { "message": e.message, "type": e.kind, "code": e.code } }).to_string(),
     )
@@ -191,5 +194,108 @@ where
             ))
         },
     )
+    .flatten()
+}
+
+/// A message of an agent step: its real role, and for a tool's result the tool and call.
+fn step_message(m: &Message) -> Value {
+    let mut v = crate::api::wire::message_wire(m);
+    v["role"] = json!(m.role.as_str());
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = json!(id);
+    }
+    if let Some(name) = &m.name {
+        v["name"] = json!(name);
+    }
+    v
+}
+
+/// A multi-agent run's `event: agent` (see docs/server.md): who, where, and a message
+/// (`type: message`, with `role` assistant or tool) or an action (`type: action`).
+async fn agent_event(e: AgentEvent) -> Event {
+    let mut body = json!({ "agent": e.agent, "run_path": e.run_path });
+    match e.kind {
+        EventKind::Message(m) => {
+            body["type"] = json!("message");
+            body["message"] = step_message(&m);
+        }
+        EventKind::MessageStream { stream, .. } => {
+            body["type"] = json!("message");
+            body["message"] = match stream.concat().await {
+                Ok(m) => step_message(&m),
+                Err(e) => json!({ "error": e.to_string() }),
+            };
+        }
+        EventKind::Action(a) => {
+            body["type"] = json!("action");
+            body["action"] = match a {
+                AgentAction::TransferTo(to) => json!({ "type": "transfer", "to": to }),
+                AgentAction::Exit => json!({ "type": "exit" }),
+                AgentAction::BreakLoop => json!({ "type": "break_loop" }),
+                AgentAction::Interrupted { points, .. } => {
+                    json!({ "type": "interrupted", "points": points })
+                }
+            };
+        }
+    }
+    Event::default().event("agent").data(body.to_string())
+}
+
+type Events = BoxStream<'static, Result<Event, Infallible>>;
+
+enum Prelude {
+    /// The agents are running: their events go out as they come.
+    Live(AgentEvents, BoxFuture<'static, Events>),
+    /// The run ended: the events still queued, then the rest.
+    Draining(AgentEvents, Events),
+    Done,
+}
+
+/// A multi-agent run's native event stream: `event: agent` for each step as it happens,
+/// then what `rest` gives once the run has an answer (the usual `sources`, `delta`s and
+/// `done`, or `interrupted`, or `error`).
+pub(crate) fn with_agent_events(
+    events: AgentEvents,
+    rest: BoxFuture<'static, Events>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Prelude::Live(events, rest), |st| async move {
+        match st {
+            Prelude::Live(mut events, mut rest) => {
+                let next = match select(Box::pin(events.next()), &mut rest).await {
+                    Either::Left((next, _)) => Either::Left(next),
+                    Either::Right((tail, _)) => Either::Right(tail),
+                };
+                match next {
+                    Either::Left(Some(Ok(e))) => {
+                        let ev: Events = futures_util::stream::once(async move {
+                            Ok::<_, Infallible>(agent_event(e).await)
+                        })
+                        .boxed();
+                        Some((ev, Prelude::Live(events, rest)))
+                    }
+                    // The agents' channel closed: wait for the answer.
+                    Either::Left(_) => {
+                        let tail = rest.await;
+                        Some((tail, Prelude::Done))
+                    }
+                    Either::Right(tail) => Some((
+                        futures_util::stream::empty().boxed(),
+                        Prelude::Draining(events, tail),
+                    )),
+                }
+            }
+            Prelude::Draining(mut events, tail) => match events.try_next() {
+                Some(Ok(e)) => {
+                    let ev: Events = futures_util::stream::once(async move {
+                        Ok::<_, Infallible>(agent_event(e).await)
+                    })
+                    .boxed();
+                    Some((ev, Prelude::Draining(events, tail)))
+                }
+                _ => Some((tail, Prelude::Done)),
+            },
+            Prelude::Done => None,
+        }
+    })
     .flatten()
 }

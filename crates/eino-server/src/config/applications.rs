@@ -31,15 +31,24 @@ pub struct AppConfig {
     #[serde(default = "default_history")]
     pub history_messages: usize,
     /// How messages are answered: `chat` (one model call, with knowledge-base context when
-    /// some is found) or `react` (a ReAct agent that may call `tools`).
+    /// some is found), `react` (a ReAct agent that may call `tools`), or one of the
+    /// multi-agent kinds `supervisor`, `plan_execute`, `deep` (see `docs/agents.md`).
     #[serde(default)]
     pub agent: AgentKind,
     /// Tools the agent may call (names of the `tools:` section).
     #[serde(default)]
     pub tools: Vec<String>,
-    /// `react`: model calls per message at most.
+    /// Model calls per message at most (`react`; for the multi-agent kinds, per agent).
     #[serde(default = "default_max_model_calls")]
     pub max_model_calls: usize,
+    /// `supervisor` and `deep`: the applications (of kind `chat` or `react`) that work as
+    /// this one's sub-agents, by id.
+    #[serde(default)]
+    pub sub_agents: Vec<String>,
+    /// What the application is good at, read by a supervisor or deep agent choosing among
+    /// sub-agents (default: its id).
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// An application's agent type.
@@ -52,6 +61,21 @@ pub enum AgentKind {
     /// A ReAct agent over the application's tools (context from the knowledge bases, when
     /// found, goes into its system prompt).
     React,
+    /// A supervisor (this application's model, prompt and tools) that hands the
+    /// conversation to its `sub_agents`, which always report back.
+    Supervisor,
+    /// Plan, execute a step with the tools, re-plan, until the model answers.
+    PlanExecute,
+    /// A deep agent: a task list, sub-agents through a `task` tool (the `sub_agents` and a
+    /// general-purpose one), scratch files kept with the run, context reduction.
+    Deep,
+}
+
+impl AgentKind {
+    /// Built from the multi-agent layer (`eino::adk`).
+    pub fn is_multi_agent(self) -> bool {
+        matches!(self, Self::Supervisor | Self::PlanExecute | Self::Deep)
+    }
 }
 
 pub(super) fn default_max_model_calls() -> usize {

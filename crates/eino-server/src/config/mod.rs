@@ -135,6 +135,8 @@ impl Default for Config {
                 agent: AgentKind::Chat,
                 tools: Vec::new(),
                 max_model_calls: default_max_model_calls(),
+                sub_agents: Vec::new(),
+                description: None,
             },
         );
         Self {
@@ -219,6 +221,40 @@ impl Config {
         let config: Config = fig.extract().map_err(ConfigError::from_figment)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// `sub_agents` name `chat`/`react` applications, only where the kind uses them.
+    fn check_sub_agents(&self, id: &str, app: &AppConfig) -> Result<(), ConfigError> {
+        let bad = |why: String| ConfigError::new(format!("applications.{id}.sub_agents"), why);
+        match app.agent {
+            AgentKind::Supervisor if app.sub_agents.is_empty() => {
+                return Err(bad("a supervisor needs at least one sub-agent".into()))
+            }
+            AgentKind::Supervisor | AgentKind::Deep => {}
+            _ if !app.sub_agents.is_empty() => {
+                return Err(bad(
+                    "only `agent: supervisor` and `agent: deep` have sub-agents".into(),
+                ))
+            }
+            _ => {}
+        }
+        for (i, sub) in app.sub_agents.iter().enumerate() {
+            let Some(s) = self.applications.get(sub) else {
+                return Err(bad(format!("unknown application {sub:?}")));
+            };
+            if sub == id || app.sub_agents[..i].contains(sub) {
+                return Err(bad(format!(
+                    "{sub:?} is listed twice or is the application itself"
+                )));
+            }
+            if s.agent.is_multi_agent() {
+                return Err(bad(format!(
+                    "{sub:?} is a {:?} application; sub-agents are `chat` or `react` applications",
+                    s.agent
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Check references and values; the error names the key.
@@ -321,6 +357,7 @@ impl Config {
                 }
                 _ => {}
             }
+            self.check_sub_agents(id, app)?;
             if app.max_model_calls == 0 || app.max_model_calls > 100 {
                 return Err(ConfigError::new(
                     format!("applications.{id}.max_model_calls"),

@@ -202,6 +202,8 @@ pub fn app(model: &str, fallbacks: &[&str], kbs: &[&str]) -> AppConfig {
         agent: Default::default(),
         tools: Vec::new(),
         max_model_calls: 8,
+        sub_agents: Vec::new(),
+        description: None,
     }
 }
 

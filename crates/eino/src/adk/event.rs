@@ -98,6 +98,11 @@ impl AgentEvents {
         self.rx.recv().await
     }
 
+    /// The next event if one is waiting, without waiting.
+    pub fn try_next(&mut self) -> Option<Item> {
+        self.rx.try_recv().ok()
+    }
+
     /// Read every event, reading streamed messages to their end.
     pub async fn collect(mut self) -> Result<Vec<AgentEvent>> {
         self.read_all().await

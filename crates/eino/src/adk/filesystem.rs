@@ -1,5 +1,6 @@
 //! Files an agent can work with (a deep agent's scratch space): the [`FileBackend`] trait
-//! and two backends, [`MemoryFiles`] (per process, for scratch work and tests) and
+//! and three backends, [`SessionFiles`] (kept in the run's session: isolated per run,
+//! saved with its checkpoints), [`MemoryFiles`] (per process, shared by runs) and
 //! [`DirFiles`] (a directory on disk that paths cannot leave).
 //!
 //! Paths are `/`-separated and relative to the backend's root (a leading `/` is allowed);
@@ -11,6 +12,7 @@ use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
 
+use super::run::AgentRun;
 use crate::error::{Error, ErrorKind, Result};
 
 /// One entry of a listing.
@@ -118,6 +120,68 @@ impl FileBackend for MemoryFiles {
             }
             self.files().insert(p.join("/"), content);
             Ok(())
+        });
+        Box::pin(async move { r })
+    }
+}
+
+/// The session key of a run's [`SessionFiles`].
+const SESSION_FILES_KEY: &str = "eino.files";
+
+/// Files kept in a run's session values: each run has its own, they travel with its
+/// checkpoints (an interrupted run resumed elsewhere finds them), and they are gone when
+/// the run is. At most `max_bytes` in all.
+#[derive(Debug, Clone)]
+pub struct SessionFiles {
+    run: AgentRun,
+    /// Most bytes of all files together (default 1 MiB).
+    pub max_bytes: usize,
+}
+
+impl SessionFiles {
+    /// The files of `run`.
+    pub fn of(run: AgentRun) -> Self {
+        Self {
+            run,
+            max_bytes: 1 << 20,
+        }
+    }
+
+    fn files(&self) -> BTreeMap<String, String> {
+        self.run.session_get(SESSION_FILES_KEY).unwrap_or_default()
+    }
+}
+
+impl FileBackend for SessionFiles {
+    fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, Result<Vec<FileEntry>>> {
+        let mem = MemoryFiles {
+            files: Mutex::new(self.files()),
+        };
+        Box::pin(async move { mem.list(dir).await })
+    }
+    fn read<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<String>> {
+        let r = clean(path).and_then(|p| {
+            self.files()
+                .remove(&p.join("/"))
+                .ok_or_else(|| not_found(path))
+        });
+        Box::pin(async move { r })
+    }
+    fn write<'a>(&'a self, path: &'a str, content: String) -> BoxFuture<'a, Result<()>> {
+        let r = clean(path).and_then(|p| {
+            if p.is_empty() {
+                return Err(Error::invalid_input("a file needs a name"));
+            }
+            let mut files = self.files();
+            files.insert(p.join("/"), content);
+            let total: usize = files.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if total > self.max_bytes {
+                return Err(Error::invalid_input(format!(
+                    "the run's files would take {total} bytes, more than {}",
+                    self.max_bytes
+                )));
+            }
+            self.run.session_set(SESSION_FILES_KEY, files)
         });
         Box::pin(async move { r })
     }

@@ -117,9 +117,13 @@ pub(crate) struct AgentInterrupt {
 const POINTS_KEY: &str = "adk_interrupt_points";
 
 impl AgentInterrupt {
+    /// The interrupt info that carries `points`.
+    pub(crate) fn points_info(points: &[InterruptPoint]) -> Value {
+        serde_json::json!({ POINTS_KEY: points })
+    }
+
     pub(crate) fn into_error(self) -> Error {
-        let info = serde_json::json!({ POINTS_KEY: self.points });
-        Error::interrupt_with_state(info, self.state)
+        Error::interrupt_with_state(Self::points_info(&self.points), self.state)
     }
 
     /// The agent interrupt an error carries, if it is one.

@@ -48,6 +48,7 @@ pub mod filesystem;
 mod interrupt;
 mod middleware;
 pub mod middlewares;
+mod node;
 pub mod prebuilt;
 mod run;
 mod runner;
@@ -60,6 +61,7 @@ pub use chat_model::{ChatModelAgent, ChatModelAgentConfig, EXIT_TOOL, TRANSFER_T
 pub use event::{AgentAction, AgentEvent, AgentEvents, EventKind};
 pub use interrupt::{point_id, AddressSegment, InterruptPoint, ResumeTargets, SegmentKind};
 pub use middleware::AgentMiddleware;
+pub use node::{final_answer, AgentNode, EventTap};
 pub use run::{AgentRun, HistoryEntry};
 pub use runner::{AgentCheckpoint, RunHandle, RunOptions, Runner};
 pub use team::{rewrite_history, DeterministicTransfer, Team};

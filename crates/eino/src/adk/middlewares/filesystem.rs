@@ -1,7 +1,8 @@
 //! [`Filesystem`]: file tools over a [`FileBackend`] — `ls`, `read_file` (numbered lines,
 //! a window), `write_file`, `edit_file` (exact replacement) and `grep` — so an agent can
 //! keep notes and intermediate results out of its context (Eino's `filesystem`
-//! middleware).
+//! middleware). [`Filesystem::in_session`] keeps each run's files in its session
+//! ([`SessionFiles`]).
 
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::adk::filesystem::FileBackend;
-use crate::adk::AgentMiddleware;
+use crate::adk::filesystem::{FileBackend, SessionFiles};
+use crate::adk::{AgentMiddleware, AgentRun};
 use crate::component::{Tool, ToolOptions};
 use crate::error::{Error, Result};
 use crate::schema::ToolInfo;
@@ -19,7 +20,8 @@ use crate::schema::ToolInfo;
 /// File tools over a backend; see the [module docs](self).
 #[derive(Clone)]
 pub struct Filesystem {
-    backend: Arc<dyn FileBackend>,
+    /// `None`: the calling run's [`SessionFiles`].
+    backend: Option<Arc<dyn FileBackend>>,
 }
 
 impl std::fmt::Debug for Filesystem {
@@ -31,7 +33,14 @@ impl std::fmt::Debug for Filesystem {
 impl Filesystem {
     /// Tools over `backend`.
     pub fn new(backend: Arc<dyn FileBackend>) -> Self {
-        Self { backend }
+        Self {
+            backend: Some(backend),
+        }
+    }
+
+    /// Tools over each run's own files, kept in its session.
+    pub fn in_session() -> Self {
+        Self { backend: None }
     }
 }
 
@@ -93,7 +102,7 @@ type Run<A> = fn(Arc<dyn FileBackend>, A) -> BoxFuture<'static, Result<String>>;
 struct FileTool<A> {
     name: &'static str,
     description: &'static str,
-    backend: Arc<dyn FileBackend>,
+    backend: Option<Arc<dyn FileBackend>>,
     run: Run<A>,
 }
 
@@ -101,12 +110,25 @@ impl<A: DeserializeOwned + JsonSchema + Send + 'static> Tool for FileTool<A> {
     fn info(&self) -> ToolInfo {
         ToolInfo::of::<A>(self.name, self.description)
     }
-    fn call<'a>(&'a self, arguments: &'a str, _: &'a ToolOptions) -> BoxFuture<'a, Result<String>> {
+    fn call<'a>(
+        &'a self,
+        arguments: &'a str,
+        options: &'a ToolOptions,
+    ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
             let args: A = serde_json::from_str(arguments).map_err(|e| {
                 Error::invalid_input(format!("invalid arguments for {}: {e}", self.name))
             })?;
-            (self.run)(self.backend.clone(), args).await
+            let backend = match &self.backend {
+                Some(b) => b.clone(),
+                None => {
+                    let run = options.extensions.get::<AgentRun>().ok_or_else(|| {
+                        Error::invalid_input("session files are used inside an agent")
+                    })?;
+                    Arc::new(SessionFiles::of(run.clone())) as Arc<dyn FileBackend>
+                }
+            };
+            (self.run)(backend, args).await
         })
     }
 }

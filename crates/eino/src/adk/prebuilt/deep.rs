@@ -21,6 +21,28 @@ use crate::compose::ToolsNode;
 use crate::error::{Error, Result};
 use crate::schema::ToolInfo;
 
+/// Where a deep agent keeps its files.
+#[derive(Clone, Default)]
+pub enum FileSpace {
+    /// No file tools.
+    None,
+    /// Each run's own files, kept in its session ([`SessionFiles`](crate::adk::filesystem::SessionFiles)).
+    #[default]
+    Session,
+    /// A shared backend (a directory, memory …).
+    Backend(Arc<dyn FileBackend>),
+}
+
+impl FileSpace {
+    fn middleware(&self) -> Option<Filesystem> {
+        match self {
+            FileSpace::None => None,
+            FileSpace::Session => Some(Filesystem::in_session()),
+            FileSpace::Backend(b) => Some(Filesystem::new(b.clone())),
+        }
+    }
+}
+
 /// The name of the sub-agent that has the deep agent's own tools.
 pub const GENERAL_PURPOSE: &str = "general-purpose";
 
@@ -39,8 +61,8 @@ pub struct DeepAgentConfig {
     pub tools: Vec<Arc<dyn Tool>>,
     /// Specialists reachable through the `task` tool.
     pub sub_agents: Vec<Arc<dyn Agent>>,
-    /// Where its files live; `None`: no file tools.
-    pub files: Option<Arc<dyn FileBackend>>,
+    /// Where its files live (default: each run's session).
+    pub files: FileSpace,
     /// Add the general-purpose sub-agent (default true).
     pub general_sub_agent: bool,
     /// Most model calls of the agent, and of the general-purpose sub-agent (default 50).
@@ -70,7 +92,7 @@ impl DeepAgentConfig {
             model,
             tools: Vec::new(),
             sub_agents: Vec::new(),
-            files: None,
+            files: FileSpace::Session,
             general_sub_agent: true,
             max_iterations: 50,
             summarize_at_tokens: Some(30_000),
@@ -151,8 +173,8 @@ pub fn deep_agent(config: DeepAgentConfig) -> Result<ChatModelAgent> {
         .with_max_iterations(config.max_iterations)
         .with_middleware(ToolResultReduction::default())
         .with_middleware(PatchToolCalls::new());
-        if let Some(files) = &config.files {
-            general = general.with_middleware(Filesystem::new(files.clone()));
+        if let Some(fs) = config.files.middleware() {
+            general = general.with_middleware(fs);
         }
         subs.push(Arc::new(ChatModelAgent::new(general)?));
     }
@@ -173,8 +195,8 @@ pub fn deep_agent(config: DeepAgentConfig) -> Result<ChatModelAgent> {
         .with_middleware(Todos)
         .with_middleware(PatchToolCalls::new())
         .with_middleware(ToolResultReduction::default());
-    if let Some(files) = config.files {
-        cfg = cfg.with_middleware(Filesystem::new(files));
+    if let Some(fs) = config.files.middleware() {
+        cfg = cfg.with_middleware(fs);
     }
     if let Some(at) = config.summarize_at_tokens {
         cfg = cfg.with_middleware(Summarization::new(config.model).with_budget(at, at / 4));

@@ -18,7 +18,7 @@ cargo test --workspace
 EINO_TEST_STORE=postgres cargo test --workspace \
     --test native_api --test openai_api --test tools --test knowledge --test resilience \
     --test web_ui --test otlp --test openai_sdk --test agent --test redis --test hardening --test crash \
-    --test mcp_tools
+    --test mcp_tools --test multi_agent
 # The deploy test: the Dockerfile, the compose stack and the Kubernetes, Prometheus and
 # Grafana files, checked and run on Docker (docs/deploy.md). It needs root (apt, dockerd);
 # EINO_SKIP_DEPLOY_TEST=1 skips it on a workstation, never in CI.

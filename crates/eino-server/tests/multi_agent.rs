@@ -330,3 +330,48 @@ async fn sub_agents_are_checked_in_the_config() {
             .contains("only `agent: supervisor` and `agent: deep` have sub-agents")
     );
 }
+
+/// The approval of a supervisor's specialist is given to a new server (a restarted
+/// process: new state over the same data directory, or the same PostgreSQL in the
+/// PostgreSQL pass): the run resumes from the persistent checkpoint store.
+#[tokio::test]
+async fn an_agent_run_interrupted_in_one_server_resumes_in_another() {
+    let hooks = Webhooks::start().await;
+    let mut first = server(&hooks).await;
+    let (st, waiting) = first
+        .post("/api/v1/chat", json!({ "app": "boss", "message": "pay" }))
+        .await;
+    assert_eq!(st, 202, "{waiting}");
+    let id = waiting["run_id"].as_str().unwrap().to_string();
+    first.stop();
+    let data_dir = first.dir.path().to_path_buf();
+    let db = first.pg.as_ref().map(|p| p.url.clone());
+    let h = hooks.clone();
+    let second = TestServer::start(
+        move |c| {
+            configure_agents(c, &h);
+            c.server.data_dir = data_dir;
+            c.store.database_url = db;
+        },
+        |r| {
+            for (name, rule) in RULES {
+                r.insert_model(name, Arc::new(RuleModel(rule)));
+            }
+            r.insert_model("tooluser", Arc::new(RuleModel(clerk)));
+        },
+    )
+    .await;
+    let (st, done) = second
+        .post(
+            &format!("/api/v1/runs/{id}/resume"),
+            json!({ "decisions": { "pay_1": { "approved": false } } }),
+        )
+        .await;
+    assert_eq!(st, 200, "{done}");
+    assert_eq!(
+        done["message"]["content"],
+        "Boss: clerk: The user did not approve this call. Do not call it again; tell the user"
+    );
+    assert_eq!(hooks.pay_calls.load(Ordering::SeqCst), 0);
+    drop(first);
+}

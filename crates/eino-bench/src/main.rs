@@ -181,6 +181,127 @@ fn react3(rt: &tokio::runtime::Runtime, ctx: &Context, rounds: usize) {
     println!("react3_allocs_per_invoke {allocs:.1} allocs");
 }
 
+/// Answers at once.
+#[derive(Clone)]
+struct Answers;
+
+impl ChatModel for Answers {
+    fn generate<'a>(
+        &'a self,
+        _: &'a [Message],
+        _: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<Message>> {
+        Box::pin(async { Ok(Message::assistant("ok", vec![])) })
+    }
+    fn stream<'a>(
+        &'a self,
+        msgs: &'a [Message],
+        o: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<StreamReader<Message>>> {
+        Box::pin(async move { Ok(StreamReader::once(self.generate(msgs, o).await?)) })
+    }
+    fn with_tools(&self, _: Vec<ToolInfo>) -> eino::Result<Arc<dyn ChatModel>> {
+        Ok(Arc::new(self.clone()))
+    }
+}
+
+/// The supervisor of the agent benchmark: hands over to `a`, then to `b`, then answers.
+#[derive(Clone)]
+struct SuperviseTwo;
+
+impl ChatModel for SuperviseTwo {
+    fn generate<'a>(
+        &'a self,
+        msgs: &'a [Message],
+        _: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<Message>> {
+        let heard = |n: &str| msgs.iter().any(|m| m.content.starts_with(n));
+        let transfer = |to: &str| {
+            let args = format!(r#"{{"agent_name":"{to}"}}"#);
+            Message::assistant("", vec![ToolCall::function("t", "transfer_to_agent", args)])
+        };
+        let out = if !heard("For context: [a] said") {
+            transfer("a")
+        } else if !heard("For context: [b] said") {
+            transfer("b")
+        } else {
+            Message::assistant("done", vec![])
+        };
+        Box::pin(async move { Ok(out) })
+    }
+    fn stream<'a>(
+        &'a self,
+        msgs: &'a [Message],
+        o: &'a ChatOptions,
+    ) -> BoxFuture<'a, eino::Result<StreamReader<Message>>> {
+        Box::pin(async move { Ok(StreamReader::once(self.generate(msgs, o).await?)) })
+    }
+    fn with_tools(&self, _: Vec<ToolInfo>) -> eino::Result<Arc<dyn ChatModel>> {
+        Ok(Arc::new(self.clone()))
+    }
+}
+
+/// Time and allocations per run of `agent` through a [`Runner`](eino::adk::Runner), all
+/// events read: the same method as `react3`.
+fn agent_run(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    agent: Arc<dyn eino::adk::Agent>,
+    rounds: usize,
+) {
+    let runner = eino::adk::Runner::new(agent);
+    let input = vec![Message::user("go")];
+    let once = || async {
+        let options = eino::adk::RunOptions::default();
+        let events = runner
+            .run(input.clone(), options)
+            .collect()
+            .await
+            .expect("runs");
+        std::hint::black_box(events);
+    };
+    let iters = 5_000;
+    let ns = median_of(rounds, || {
+        rt.block_on(async {
+            let t = Instant::now();
+            for _ in 0..iters {
+                once().await;
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+    });
+    println!("{name}_invoke_ns {ns:.0} ns");
+    let allocs = rt.block_on(async {
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for _ in 0..100 {
+            once().await;
+        }
+        (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 100.0
+    });
+    println!("{name}_allocs_per_invoke {allocs:.1} allocs");
+}
+
+/// The ADK layer: a ChatModelAgent doing what `react3` does, and a supervisor handing the
+/// conversation to two sub-agents in turn (each answers at once) before answering.
+fn adk(rt: &tokio::runtime::Runtime, rounds: usize) {
+    use eino::adk::{ChatModelAgent, ChatModelAgentConfig};
+    let chat3 = ChatModelAgentConfig::new("agent", "bench", Arc::new(ThreeRounds))
+        .with_tools(ToolsNode::new([Arc::new(Noop) as Arc<dyn Tool>]));
+    let chat3 = ChatModelAgent::new(chat3).expect("valid agent");
+    agent_run(rt, "adk_chat3", Arc::new(chat3), rounds);
+    let answers = |name: &str| {
+        let done = ChatModelAgentConfig::new(name, "answers", Arc::new(Answers));
+        Arc::new(ChatModelAgent::new(done).expect("valid agent")) as Arc<dyn eino::adk::Agent>
+    };
+    let sup = ChatModelAgentConfig::new("sup", "bench", Arc::new(SuperviseTwo));
+    let team = eino::adk::prebuilt::supervisor::supervisor(
+        Arc::new(ChatModelAgent::new(sup).expect("valid agent")),
+        vec![answers("a"), answers("b")],
+    )
+    .expect("valid team");
+    agent_run(rt, "adk_supervisor2", Arc::new(team), rounds);
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -193,6 +314,11 @@ fn main() {
     let chain = chain10();
     if only == "react3" {
         react3(&rt, &ctx, rounds);
+        return;
+    }
+    if only == "adk" {
+        react3(&rt, &ctx, rounds);
+        adk(&rt, rounds);
         return;
     }
     if std::env::var("EINO_BENCH_SIZES").is_ok() {

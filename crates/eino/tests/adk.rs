@@ -124,7 +124,7 @@ async fn chat_model_agent_reports_each_turn_in_order() {
             "helper: says It is sunny."
         ]
     );
-    assert!(events.iter().all(|e| e.run_path == ["helper"]));
+    assert!(events.iter().all(|e| *e.run_path == ["helper"]));
     // The second model call saw the whole loop.
     assert_eq!(model.received.lock().unwrap()[1].len(), 3);
 }
@@ -215,7 +215,7 @@ async fn transfer_runs_the_sub_agent_on_the_rewritten_history() {
             "billing: says Your bill is 10."
         ]
     );
-    assert_eq!(events[3].run_path, ["root", "billing"]);
+    assert_eq!(*events[3].run_path, ["root", "billing"]);
     // The root was offered the transfer tool; billing may transfer back to its parent.
     assert_eq!(*root.tools.lock().unwrap(), ["transfer_to_agent"]);
     assert_eq!(
@@ -299,7 +299,7 @@ async fn supervisor_gets_the_conversation_back_from_its_specialist() {
             "sup: says The answer is 4."
         ]
     );
-    assert_eq!(events[7].run_path, ["sup", "math", "sup"]);
+    assert_eq!(*events[7].run_path, ["sup", "math", "sup"]);
     // The supervisor's second call reads the specialist's answer as context.
     let second = &sup.received.lock().unwrap()[1];
     assert!(second
@@ -335,7 +335,7 @@ async fn an_agent_as_a_tool_answers_with_its_last_message() {
             "main: says It is sunny in Rome."
         ]
     );
-    assert_eq!(events[1].run_path, ["main", "researcher"]);
+    assert_eq!(*events[1].run_path, ["main", "researcher"]);
     assert_eq!(
         inner.received.lock().unwrap()[0][0].content,
         "weather in Rome"
@@ -567,7 +567,7 @@ async fn sequential_passes_earlier_work_on_and_loop_stops_on_break() {
         .await
         .unwrap();
     assert_eq!(lines(&events), ["writer: says draft", "editor: says final"]);
-    assert_eq!(events[1].run_path, ["pipeline", "editor"]);
+    assert_eq!(*events[1].run_path, ["pipeline", "editor"]);
     let sent = b.received.lock().unwrap()[0].clone();
     assert_eq!(sent[1].content, "For context: [writer] said: draft.");
 

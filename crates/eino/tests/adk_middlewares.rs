@@ -64,7 +64,7 @@ async fn answer(agent: Arc<dyn Agent>, q: &str) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter_map(|e| match e.kind {
-            EventKind::Message(m) => Some(m.content),
+            EventKind::Message(m) => Some(m.content.clone()),
             _ => None,
         })
         .collect()

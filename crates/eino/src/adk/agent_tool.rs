@@ -75,7 +75,7 @@ fn answer(run: &AgentRun, agent: &str) -> String {
             h.agent.as_deref() == Some(agent)
                 && matches!(h.message.role, Role::Assistant | Role::Tool)
         })
-        .map(|h| h.message.content)
+        .map(|h| h.message.content.clone())
         .unwrap_or_default()
 }
 

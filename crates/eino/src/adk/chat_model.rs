@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::event::{AgentAction, EventKind};
 use super::interrupt::{AddressSegment, AgentInterrupt, InterruptPoint};
-use super::run::AgentRun;
+use super::run::{AgentRun, Targets};
 use super::{Agent, AgentMiddleware};
 use crate::callbacks::ComponentKind;
 use crate::component::{ChatModel, ToolOptions};
@@ -227,10 +227,9 @@ impl Enders {
 }
 
 /// The run handle a graph node runs for (set by [`ChatModelAgent::run`]).
-fn agent_run(ctx: &Context) -> Result<AgentRun> {
+fn agent_run(ctx: &Context) -> Result<&AgentRun> {
     ctx.options::<AgentRun>()
         .last()
-        .cloned()
         .ok_or_else(|| Error::internal("the agent loop runs without its agent run"))
 }
 
@@ -241,14 +240,24 @@ struct ModelNode {
     config: Arc<ChatModelAgentConfig>,
     wrapped: Arc<dyn ChatModel>,
     bound: Arc<dyn ChatModel>,
+    /// The model bound for the last transfer-target list seen (a team member's runs share
+    /// one list), so each turn does not rebuild the tool definitions.
+    with_transfer: std::sync::Mutex<Option<(Targets, Arc<dyn ChatModel>)>>,
 }
 
 impl ModelNode {
     /// The model for this turn: bound to the tools offered now.
     fn model_for(&self, run: &AgentRun) -> Result<Arc<dyn ChatModel>> {
         let cfg = &self.config;
-        if run.transfer_targets().is_empty() && cfg.middlewares.is_empty() {
-            return Ok(self.bound.clone());
+        let targets = run.transfer_targets_shared();
+        if cfg.middlewares.is_empty() {
+            if targets.is_empty() {
+                return Ok(self.bound.clone());
+            }
+            let cached = self.with_transfer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, m)) = cached.as_ref().filter(|(t, _)| Arc::ptr_eq(t, targets)) {
+                return Ok(m.clone());
+            }
         }
         let mut infos = cfg.tools.tool_infos().to_vec();
         infos.extend(exit_info(cfg));
@@ -258,7 +267,12 @@ impl ModelNode {
         for m in &cfg.middlewares {
             infos = m.offered_tools(infos, run);
         }
-        self.wrapped.with_tools(infos)
+        let model = self.wrapped.with_tools(infos)?;
+        if cfg.middlewares.is_empty() {
+            *self.with_transfer.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((targets.clone(), model.clone()));
+        }
+        Ok(model)
     }
 
     async fn turn(&self, mut messages: Vec<Message>, ctx: &Context) -> Result<Message> {
@@ -266,7 +280,7 @@ impl ModelNode {
         let cfg = &self.config;
         if !cfg.middlewares.is_empty() {
             for m in &cfg.middlewares {
-                messages = m.before_model(messages, &run).await?;
+                messages = m.before_model(messages, run).await?;
             }
             let kept = messages.clone();
             ctx.process_state(|s: &mut LoopState| s.messages = kept)?;
@@ -275,7 +289,7 @@ impl ModelNode {
             let text = format_fstring(&cfg.instruction, &run.session_values())?;
             messages.insert(0, Message::system(text));
         }
-        let model = self.model_for(&run)?;
+        let model = self.model_for(run)?;
         let options = ctx.chat_options();
         if !run.is_streaming() {
             let m = model.generate(&messages, &options).await?;
@@ -306,8 +320,8 @@ fn exit_info(config: &ChatModelAgentConfig) -> Option<ToolInfo> {
     })
 }
 
-/// Answer the calls the agent handles itself (transfer, exit), and whether the answer ends
-/// the turn.
+/// Answer a call the agent handles itself (transfer, exit), and whether the answer ends
+/// the turn; `None` for a call to a tool.
 fn own_answer(call: &ToolCall, run: &AgentRun) -> Option<(String, bool)> {
     let args = &call.function.arguments;
     match call.function.name.as_str() {
@@ -347,39 +361,37 @@ fn own_answer(call: &ToolCall, run: &AgentRun) -> Option<(String, bool)> {
 
 async fn tools_turn(tools: &ToolsNode, call: Message, ctx: &Context) -> Result<Vec<Message>> {
     let run = agent_run(ctx)?;
-    let mut answers: Vec<Option<Message>> = Vec::with_capacity(call.tool_calls.len());
-    let mut others = call.clone();
-    others.tool_calls.clear();
-    for c in &call.tool_calls {
-        match own_answer(c, &run) {
-            Some((text, ends)) => {
-                let mut m = Message::tool(text, c.id.clone()).with_name(c.function.name.clone());
-                if ends {
-                    m.extra.insert(ENDS_TURN.into(), Value::Bool(true));
+    let own = |c: &ToolCall| c.function.name == TRANSFER_TOOL || c.function.name == EXIT_TOOL;
+    let answers = if call.tool_calls.iter().any(own) {
+        let mut answers: Vec<Option<Message>> = Vec::with_capacity(call.tool_calls.len());
+        let mut others = Message::assistant(call.content.clone(), Vec::new());
+        for c in &call.tool_calls {
+            match own_answer(c, run) {
+                Some((text, ends)) => {
+                    let mut m =
+                        Message::tool(text, c.id.clone()).with_name(c.function.name.clone());
+                    if ends {
+                        m.extra.insert(ENDS_TURN.into(), Value::Bool(true));
+                    }
+                    answers.push(Some(m));
                 }
-                answers.push(Some(m));
-            }
-            None => {
-                answers.push(None);
-                others.tool_calls.push(c.clone());
+                None => {
+                    answers.push(None);
+                    others.tool_calls.push(c.clone());
+                }
             }
         }
-    }
-    if !others.tool_calls.is_empty() {
-        // Tools see the run (agent tools continue it) merged into the caller's options.
-        let mut options = ctx
-            .options::<ToolOptions>()
-            .last()
-            .cloned()
-            .unwrap_or_default();
-        options.extensions.insert(run.clone());
-        let ctx = ctx.clone().with_option(CallOption::tools(options));
-        let mut results = tools.invoke(others, &ctx).await?.into_iter();
-        for slot in answers.iter_mut().filter(|a| a.is_none()) {
-            *slot = results.next();
+        if !others.tool_calls.is_empty() {
+            let mut results = tools.invoke(others, ctx).await?.into_iter();
+            for slot in answers.iter_mut().filter(|a| a.is_none()) {
+                *slot = results.next();
+            }
         }
-    }
-    let answers: Vec<Message> = answers.into_iter().flatten().collect();
+        answers.into_iter().flatten().collect()
+    } else {
+        // The common case: every call goes to the tools node as it is.
+        tools.invoke(call, ctx).await?
+    };
     for a in &answers {
         run.emit_message(a.clone());
     }
@@ -446,6 +458,7 @@ impl ChatModelAgent {
             config: config.clone(),
             wrapped,
             bound,
+            with_transfer: std::sync::Mutex::new(None),
         });
         let max = config.max_iterations;
         let enders = Enders {
@@ -507,6 +520,11 @@ impl ChatModelAgent {
             }
             Ok(call)
         });
+        // Only the tools node interrupts (a tool asks for input); the others need no saved
+        // input in the checkpointed run.
+        g.set_never_interrupts(chat);
+        g.set_never_interrupts(answer);
+        g.set_never_interrupts(end);
         g.add_edge(START, chat);
         let (to_tools, to_answer): (NodeId, NodeId) = (tools.id(), answer.id());
         g.add_branch(
@@ -637,11 +655,8 @@ impl Agent for ChatModelAgent {
         run: &'a AgentRun,
     ) -> BoxFuture<'a, Result<Option<AgentAction>>> {
         Box::pin(async move {
-            let id = format!(
-                "{}#{}",
-                self.config.name,
-                RUN_SEQ.fetch_add(1, Ordering::Relaxed)
-            );
+            // The bridge store is this agent's own: a sequence number is a unique id.
+            let id = RUN_SEQ.fetch_add(1, Ordering::Relaxed).to_string();
             let mut checkpoint = CheckpointRun::new(id.clone());
             match run.resume_state::<SavedLoop>() {
                 Some(saved) => {
@@ -662,10 +677,19 @@ impl Agent for ChatModelAgent {
                 }
                 None => checkpoint = checkpoint.force_new_run(),
             }
+            // Tools see the run (agent tools continue it), merged into the caller's options.
+            let mut tool_options = run
+                .context()
+                .options::<ToolOptions>()
+                .last()
+                .cloned()
+                .unwrap_or_default();
+            tool_options.extensions.insert(run.clone());
             let ctx = run
                 .context()
                 .clone()
                 .with_option(CallOption::lambda(run.clone()))
+                .with_option(CallOption::tools(tool_options))
                 .with_checkpoint(checkpoint);
             let turn = match self.graph.invoke(messages, &ctx).await {
                 Ok(t) => t,

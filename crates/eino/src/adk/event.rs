@@ -2,6 +2,7 @@
 //! through an unbounded channel, ending with the run's error if it failed.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures_core::Stream;
@@ -15,10 +16,10 @@ use crate::schema::{Message, Role, StreamReader};
 #[derive(Debug)]
 pub struct AgentEvent {
     /// The agent that produced it.
-    pub agent: String,
+    pub agent: Arc<str>,
     /// Names of the agents from the run's root down to `agent` (an agent run inside an
     /// agent tool continues its caller's path).
-    pub run_path: Vec<String>,
+    pub run_path: Arc<[String]>,
     /// What happened.
     pub kind: EventKind,
 }
@@ -27,8 +28,8 @@ pub struct AgentEvent {
 #[derive(Debug)]
 pub enum EventKind {
     /// A complete message: a model turn (role assistant) or a tool's result (role tool,
-    /// `name` is the tool).
-    Message(Message),
+    /// `name` is the tool). Shared with the run's history.
+    Message(Arc<Message>),
     /// A message still being written (streaming runs); its role and, for a tool's result,
     /// the tool's name are known before the first chunk.
     MessageStream {
@@ -67,7 +68,7 @@ impl AgentEvent {
     /// `None` for an action.
     pub async fn into_message(self) -> Result<Option<Message>> {
         match self.kind {
-            EventKind::Message(m) => Ok(Some(m)),
+            EventKind::Message(m) => Ok(Some(Arc::unwrap_or_clone(m))),
             EventKind::MessageStream { stream, .. } => stream.concat().await.map(Some),
             EventKind::Action(_) => Ok(None),
         }
@@ -83,24 +84,27 @@ impl AgentEvent {
 }
 
 type Item = Result<AgentEvent>;
+/// What travels in the channel: boxed, so the channel's blocks stay small (an event holds a
+/// whole message; unboxed, each run's first block would be kilobytes).
+type Boxed = Result<Box<AgentEvent>>;
 
 /// The events of a run, in the order they happened. An error item is the last one.
 ///
 /// Dropping the stream cancels a run started by a [`Runner`](super::Runner).
 #[derive(Debug)]
 pub struct AgentEvents {
-    rx: mpsc::UnboundedReceiver<Item>,
+    rx: mpsc::UnboundedReceiver<Boxed>,
 }
 
 impl AgentEvents {
     /// The next event; `None` when the run is over.
     pub async fn next(&mut self) -> Option<Item> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|r| r.map(|b| *b))
     }
 
     /// The next event if one is waiting, without waiting.
     pub fn try_next(&mut self) -> Option<Item> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv().ok().map(|r| r.map(|b| *b))
     }
 
     /// Read every event, reading streamed messages to their end.
@@ -113,7 +117,7 @@ impl AgentEvents {
         while let Some(e) = self.next().await {
             let mut e = e?;
             if let EventKind::MessageStream { stream, .. } = e.kind {
-                e.kind = EventKind::Message(stream.concat().await?);
+                e.kind = EventKind::Message(Arc::new(stream.concat().await?));
             }
             out.push(e);
         }
@@ -124,7 +128,7 @@ impl AgentEvents {
 impl Stream for AgentEvents {
     type Item = Item;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Item>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(|b| *b)))
     }
 }
 
@@ -132,7 +136,7 @@ impl Stream for AgentEvents {
 #[derive(Debug, Clone)]
 pub(crate) struct EventSink {
     /// `None`: events are dropped (an agent tool's inner run nobody watches).
-    tx: Option<mpsc::UnboundedSender<Item>>,
+    tx: Option<mpsc::UnboundedSender<Boxed>>,
 }
 
 impl EventSink {
@@ -152,7 +156,7 @@ impl EventSink {
     /// by whoever owns it).
     pub(crate) fn send(&self, item: Item) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(item);
+            let _ = tx.send(item.map(Box::new));
         }
     }
 

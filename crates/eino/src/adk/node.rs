@@ -155,7 +155,7 @@ pub fn final_answer(history: &[HistoryEntry]) -> Message {
                 _ => false,
             }
     });
-    let mut m = last.map(|h| h.message.clone()).unwrap_or_default();
+    let mut m = last.map(|h| (*h.message).clone()).unwrap_or_default();
     m.role = Role::Assistant;
     m.tool_call_id = None;
     m.name = None;

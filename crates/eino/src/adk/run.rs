@@ -18,9 +18,9 @@ use crate::schema::{Map, Message};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// The agent that wrote it; `None` for the caller's input.
-    pub agent: Option<String>,
-    /// The message.
-    pub message: Message,
+    pub agent: Option<Arc<str>>,
+    /// The message (shared with the event that reported it).
+    pub message: Arc<Message>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,13 +41,18 @@ struct Shared {
 pub struct AgentRun {
     shared: Arc<Shared>,
     history: Arc<Mutex<Vec<HistoryEntry>>>,
-    path: Vec<String>,
-    address: Vec<AddressSegment>,
+    /// The running agent's name (shared by its events and history entries).
+    name: Arc<str>,
+    path: Arc<[String]>,
+    address: Arc<[AddressSegment]>,
     sink: EventSink,
     ctx: Context,
     resume: Option<Arc<Value>>,
-    transfer_targets: Arc<Vec<(String, String)>>,
+    transfer_targets: Targets,
 }
+
+/// Agents one may transfer to, as (name, description).
+pub(crate) type Targets = Arc<Vec<(String, String)>>;
 
 /// The parts a run starts from (the runner, or a test).
 pub(crate) struct RunSeed {
@@ -68,12 +73,13 @@ impl AgentRun {
                 streaming: seed.streaming,
             }),
             history: Arc::new(Mutex::new(seed.history)),
-            path: Vec::new(),
-            address: Vec::new(),
+            name: Arc::from(""),
+            path: Arc::new([]),
+            address: Arc::new([]),
             sink,
             ctx: seed.ctx,
             resume: seed.resume.map(Arc::new),
-            transfer_targets: Arc::new(Vec::new()),
+            transfer_targets: Targets::default(),
         }
     }
 
@@ -82,10 +88,21 @@ impl AgentRun {
     /// [`AgentRun::resuming`].
     pub fn enter(&self, agent: &str) -> AgentRun {
         let mut child = self.clone();
-        child.path.push(agent.to_string());
-        child.address.push(AddressSegment::agent(agent));
+        child.name = Arc::from(agent);
+        child.path = self
+            .path
+            .iter()
+            .cloned()
+            .chain([agent.to_string()])
+            .collect();
+        child.address = self
+            .address
+            .iter()
+            .cloned()
+            .chain([AddressSegment::agent(agent)])
+            .collect();
         child.resume = None;
-        child.transfer_targets = Arc::new(Vec::new());
+        child.transfer_targets = Targets::default();
         child
     }
 
@@ -100,7 +117,12 @@ impl AgentRun {
     /// and cancellation, its own history, events forwarded only if `forward`.
     pub(crate) fn for_tool(&self, tool: &str, call_id: &str, forward: bool) -> AgentRun {
         let mut child = self.clone();
-        child.address.push(AddressSegment::tool(tool, call_id));
+        child.address = self
+            .address
+            .iter()
+            .cloned()
+            .chain([AddressSegment::tool(tool, call_id)])
+            .collect();
         child.history = Arc::new(Mutex::new(Vec::new()));
         child.resume = None;
         if !forward {
@@ -109,9 +131,15 @@ impl AgentRun {
         child
     }
 
-    pub(crate) fn with_transfer_targets(mut self, targets: Vec<(String, String)>) -> Self {
-        self.transfer_targets = Arc::new(targets);
+    pub(crate) fn with_transfer_targets(mut self, targets: Targets) -> Self {
+        self.transfer_targets = targets;
         self
+    }
+
+    /// The transfer targets, shared (the same list for every run of a team member, so a
+    /// model bound to it can be reused).
+    pub(crate) fn transfer_targets_shared(&self) -> &Targets {
+        &self.transfer_targets
     }
 
     /// The agents this one may transfer to, as (name, description).
@@ -138,7 +166,7 @@ impl AgentRun {
 
     /// The running agent's name (the last of the run path).
     pub fn agent(&self) -> &str {
-        self.path.last().map(String::as_str).unwrap_or_default()
+        &self.name
     }
 
     /// The agent names from the root to the running agent.
@@ -172,7 +200,7 @@ impl AgentRun {
     /// Send an event from the running agent.
     pub fn emit(&self, kind: EventKind) {
         self.sink.send(Ok(AgentEvent {
-            agent: self.agent().to_string(),
+            agent: self.name.clone(),
             run_path: self.path.clone(),
             kind,
         }));
@@ -180,7 +208,8 @@ impl AgentRun {
 
     /// Send a complete message and add it to the history.
     pub fn emit_message(&self, message: Message) {
-        self.record(message.clone());
+        let message = Arc::new(message);
+        self.push(message.clone());
         self.emit(EventKind::Message(message));
     }
 
@@ -193,8 +222,12 @@ impl AgentRun {
     /// Add a message the running agent wrote to the history (a streamed message once it is
     /// complete).
     pub fn record(&self, message: Message) {
+        self.push(Arc::new(message));
+    }
+
+    fn push(&self, message: Arc<Message>) {
         lock(&self.history).push(HistoryEntry {
-            agent: Some(self.agent().to_string()),
+            agent: Some(self.name.clone()),
             message,
         });
     }
@@ -203,7 +236,7 @@ impl AgentRun {
     pub(crate) fn record_input(&self, messages: &[Message]) {
         lock(&self.history).extend(messages.iter().map(|m| HistoryEntry {
             agent: None,
-            message: m.clone(),
+            message: Arc::new(m.clone()),
         }));
     }
 
@@ -236,7 +269,7 @@ impl AgentRun {
             Err(e) => return Error::from(e),
         };
         AgentInterrupt {
-            points: vec![InterruptPoint::new(self.address.clone(), info, true)],
+            points: vec![InterruptPoint::new(self.address.to_vec(), info, true)],
             state,
         }
         .into_error()
@@ -254,7 +287,7 @@ impl AgentRun {
             Err(e) => return Error::from(e),
         };
         let mut points = vec![InterruptPoint::new(
-            self.address.clone(),
+            self.address.to_vec(),
             Value::Null,
             false,
         )];

@@ -266,7 +266,7 @@ async fn drive(
     let resumed = start.history.is_some();
     let seed = RunSeed {
         session: start.session,
-        history: start.history.clone().unwrap_or_default(),
+        history: start.history.unwrap_or_else(|| Vec::with_capacity(16)),
         targets: start.targets,
         streaming: start.streaming,
         ctx,
@@ -278,7 +278,14 @@ async fn drive(
     if !resumed {
         run.record_input(&start.input);
     }
-    let result = agent.run(start.input.clone(), &run).await;
+    // The input is kept only where an interrupt can save it.
+    let saves = store.is_some() && checkpoint_id.is_some();
+    let (input, kept) = if saves {
+        (start.input.clone(), start.input)
+    } else {
+        (start.input, Vec::new())
+    };
+    let result = agent.run(input, &run).await;
     let outcome = match result {
         Ok(_) => match (&store, &checkpoint_id, resumed) {
             (Some(store), Some(id), true) => store.delete(id).await,
@@ -291,7 +298,7 @@ async fn drive(
                         let cp = AgentCheckpoint {
                             version: CHECKPOINT_VERSION,
                             agent: agent.name().to_string(),
-                            input: start.input,
+                            input: kept,
                             session: run.session_values(),
                             history: run.history(),
                             state: interrupt.state,
@@ -307,8 +314,8 @@ async fn drive(
                 };
                 saved.map(|checkpoint_id| {
                     sink.send(Ok(AgentEvent {
-                        agent: agent.name().to_string(),
-                        run_path: vec![agent.name().to_string()],
+                        agent: Arc::from(agent.name()),
+                        run_path: Arc::from([agent.name().to_string()]),
                         kind: EventKind::Action(AgentAction::Interrupted {
                             checkpoint_id,
                             points: interrupt.points,

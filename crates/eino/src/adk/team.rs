@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::chat_model::TRANSFER_TOOL;
 use super::event::AgentAction;
-use super::run::{AgentRun, HistoryEntry};
+use super::run::{AgentRun, HistoryEntry, Targets};
 use super::Agent;
 use crate::error::{Error, Result};
 use crate::schema::{Message, Role, ToolCall};
@@ -27,8 +27,8 @@ pub fn rewrite_history(history: &[HistoryEntry], agent: &str) -> Vec<Message> {
     history
         .iter()
         .map(|h| match h.agent.as_deref() {
-            None => h.message.clone(),
-            Some(a) if a == agent => h.message.clone(),
+            None => (*h.message).clone(),
+            Some(a) if a == agent => (*h.message).clone(),
             Some(a) => rewrite(&h.message, a),
         })
         .collect()
@@ -65,6 +65,8 @@ struct Member {
     parent: Option<usize>,
     children: Vec<usize>,
     transfer_to_parent: bool,
+    /// Who it may transfer to (kept, so every run shares one list).
+    targets: Targets,
 }
 
 /// A root agent and its sub-agents, transferring the conversation between them; see the
@@ -102,6 +104,7 @@ impl Team {
                 parent: None,
                 children: Vec::new(),
                 transfer_to_parent: false,
+                targets: Targets::default(),
             }],
             max_transfers: 100,
         }
@@ -129,10 +132,11 @@ impl Team {
                 parent: Some(p),
                 children: Vec::new(),
                 transfer_to_parent: true,
+                targets: Targets::default(),
             });
             self.members[p].children.push(i);
         }
-        Ok(self)
+        Ok(self.retarget())
     }
 
     /// The sub-agent `name` may not transfer back to its parent.
@@ -141,7 +145,7 @@ impl Team {
             .index(name)
             .ok_or_else(|| Error::invalid_input(format!("the team has no agent '{name}'")))?;
         self.members[i].transfer_to_parent = false;
-        Ok(self)
+        Ok(self.retarget())
     }
 
     /// At most `n` transfers in one run (default 100); one more is an error, so two agents
@@ -152,10 +156,11 @@ impl Team {
     }
 
     /// Who member `i` may transfer to, as (name, description).
-    fn targets(&self, i: usize) -> Vec<(String, String)> {
+    fn targets_of(&self, i: usize) -> Targets {
         let m = &self.members[i];
         let parent = m.parent.filter(|_| m.transfer_to_parent);
-        m.children
+        let list = m
+            .children
             .iter()
             .copied()
             .chain(parent)
@@ -163,7 +168,16 @@ impl Team {
                 let a = &self.members[j].agent;
                 (a.name().to_string(), a.description().to_string())
             })
-            .collect()
+            .collect();
+        Arc::new(list)
+    }
+
+    /// Compute every member's targets again (after the tree changed).
+    fn retarget(mut self) -> Self {
+        for i in 0..self.members.len() {
+            self.members[i].targets = self.targets_of(i);
+        }
+        self
     }
 }
 
@@ -209,7 +223,7 @@ impl Agent for Team {
                 let agent = &self.members[current].agent;
                 let this_run = member_run
                     .clone()
-                    .with_transfer_targets(self.targets(current))
+                    .with_transfer_targets(self.members[current].targets.clone())
                     .resuming(child.take());
                 let action = match agent.run(input, &this_run).await {
                     Ok(a) => a,
@@ -224,8 +238,7 @@ impl Agent for Team {
                 let Some(AgentAction::TransferTo(to)) = action else {
                     return Ok(action);
                 };
-                let targets = self.targets(current);
-                if !targets.iter().any(|(n, _)| *n == to) {
+                if !self.members[current].targets.iter().any(|(n, _)| *n == to) {
                     return Err(Error::invalid_input(format!(
                         "transfer failed: agent '{to}' not found when transferring from '{}'",
                         agent.name()

@@ -16,23 +16,38 @@ use std::sync::Arc;
 /// ext.insert(ReasoningEffort("high"));
 /// assert_eq!(ext.get::<ReasoningEffort>(), Some(&ReasoningEffort("high")));
 /// ```
+///
+/// Cloning is cheap: the values are shared until one side changes (copy on write), since
+/// options are cloned for every call they reach.
 #[derive(Clone, Default)]
 pub struct Extensions {
-    items: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
+    /// `None` while empty, so empty options allocate nothing.
+    items: Option<Arc<Vec<Item>>>,
 }
 
+type Item = (TypeId, Arc<dyn Any + Send + Sync>);
+
 impl Extensions {
+    fn items(&self) -> &[Item] {
+        self.items.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn items_mut(&mut self) -> &mut Vec<Item> {
+        Arc::make_mut(self.items.get_or_insert_with(Default::default))
+    }
+
     /// Set (or replace) the value of type `T`.
     pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
         let id = TypeId::of::<T>();
-        self.items.retain(|(t, _)| *t != id);
-        self.items.push((id, Arc::new(value)));
+        let items = self.items_mut();
+        items.retain(|(t, _)| *t != id);
+        items.push((id, Arc::new(value)));
     }
 
     /// The value of type `T`, if set.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
         let id = TypeId::of::<T>();
-        self.items
+        self.items()
             .iter()
             .find(|(t, _)| *t == id)
             .and_then(|(_, v)| v.downcast_ref())
@@ -40,20 +55,24 @@ impl Extensions {
 
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items().is_empty()
     }
 
     /// Take every value of `other`, replacing values of the same type.
     pub fn extend(&mut self, other: &Extensions) {
-        for (id, v) in &other.items {
-            self.items.retain(|(t, _)| t != id);
-            self.items.push((*id, v.clone()));
+        if other.is_empty() {
+            return;
+        }
+        let items = self.items_mut();
+        for (id, v) in other.items() {
+            items.retain(|(t, _)| t != id);
+            items.push((*id, v.clone()));
         }
     }
 }
 
 impl fmt::Debug for Extensions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Extensions({} items)", self.items.len())
+        write!(f, "Extensions({} items)", self.items().len())
     }
 }

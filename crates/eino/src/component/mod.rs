@@ -14,4 +14,4 @@ pub use retrieval::{
     EmbedOptions, Embedder, IndexOptions, Indexer, LoadOptions, Loader, RetrieveOptions, Retriever,
     Source, TransformOptions, Transformer,
 };
-pub use tool::{tool_fn, FnTool, Tool, ToolCallId, ToolOptions, ToolResume};
+pub use tool::{tool_fn, FnTool, Tool, ToolOptions, ToolResume};

@@ -16,6 +16,10 @@ use crate::schema::{StreamReader, ToolInfo};
 /// Options of one tool call (tools define their own types and read them from `extensions`).
 #[derive(Debug, Clone, Default)]
 pub struct ToolOptions {
+    /// The model's id for the tool call being answered, when called by a
+    /// [`ToolsNode`](crate::compose::ToolsNode) (what an agent tool puts in its interrupt
+    /// address).
+    pub call_id: Option<String>,
     /// Implementation-specific options.
     pub extensions: Extensions,
 }
@@ -37,11 +41,6 @@ pub struct ToolResume {
     pub info: Option<serde_json::Value>,
 }
 
-/// Set by a [`ToolsNode`](crate::compose::ToolsNode) in the options of every call: the
-/// model's id for this tool call (what an agent tool puts in its interrupt address).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolCallId(pub String);
-
 impl ToolOptions {
     /// True if this call interrupted before and is now re-running.
     pub fn is_resumed(&self) -> bool {
@@ -50,7 +49,7 @@ impl ToolOptions {
 
     /// The id of the tool call being answered, when called by a tools node.
     pub fn call_id(&self) -> Option<&str> {
-        self.extensions.get::<ToolCallId>().map(|c| c.0.as_str())
+        self.call_id.as_deref()
     }
 
     /// The data this re-run call was resumed with, if any and if it fits `T`.

@@ -174,6 +174,7 @@ impl GraphDef {
             pre: None,
             post: None,
             timeout: None,
+            never_interrupts: false,
         });
         NodeId {
             graph: self.id,

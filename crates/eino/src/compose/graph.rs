@@ -333,6 +333,15 @@ impl<I: GraphValue, O: GraphValue, S: Send + 'static> Graph<I, O, S> {
         }
     }
 
+    /// Promise that `node` never interrupts itself (a model call, a pure function): a
+    /// checkpointed run then keeps no copy of its input. An interrupt from it anyway fails
+    /// the run with an error saying its input was not kept.
+    pub(crate) fn set_never_interrupts<NI, NO>(&mut self, node: Node<NI, NO>) {
+        if let Some(n) = self.def.node_mut(node.id) {
+            n.never_interrupts = true;
+        }
+    }
+
     /// Run `f` on the node's input with the state locked, before the node runs. In stream
     /// mode the input stream is joined first.
     ///

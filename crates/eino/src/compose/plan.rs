@@ -228,6 +228,9 @@ pub(crate) struct PlanNode {
     pub(crate) pre: Option<StateHook>,
     pub(crate) post: Option<StateHook>,
     pub(crate) timeout: Option<Duration>,
+    /// The node never interrupts itself, so a checkpointed run need not keep a copy of its
+    /// input (a rerun node's input is what an interrupt saves).
+    pub(crate) never_interrupts: bool,
 }
 
 impl PlanNode {
@@ -246,6 +249,7 @@ impl PlanNode {
             pre: None,
             post: None,
             timeout: None,
+            never_interrupts: true,
         }
     }
 }

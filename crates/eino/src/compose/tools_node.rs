@@ -17,7 +17,7 @@ use super::runnable::Runnable;
 use super::value::concat_typed;
 use super::Context;
 use crate::callbacks::{ActiveCall, ComponentKind, RunInfo};
-use crate::component::{Tool, ToolCallId, ToolOptions, ToolResume};
+use crate::component::{Tool, ToolOptions, ToolResume};
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{Message, Role, StreamReader, ToolCall, ToolInfo};
 
@@ -547,7 +547,7 @@ fn tool_options(ctx: &Context, call_id: &str) -> ToolOptions {
         .last()
         .cloned()
         .unwrap_or_default();
-    options.extensions.insert(ToolCallId(call_id.to_string()));
+    options.call_id = Some(call_id.to_string());
     if ctx.is_resumed() {
         let data = ctx
             .resume_data::<serde_json::Map<String, serde_json::Value>>()

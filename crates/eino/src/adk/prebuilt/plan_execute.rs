@@ -257,7 +257,7 @@ impl Agent for Executor {
                 .find(|h| {
                     h.agent.as_deref() == Some(run.agent()) && h.message.role == Role::Assistant
                 })
-                .map(|h| h.message.content)
+                .map(|h| h.message.content.clone())
                 .unwrap_or_default();
             done.push(ExecutedStep { step, result });
             run.session_set(EXECUTED_KEY, done)?;

@@ -351,8 +351,10 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
 
     /// In a checkpointed run, keep a copy of a task's input so an interrupt can save it.
     #[inline]
-    fn keep(&self, task: Task, durable: bool, inflight: &mut [Option<Flow>]) -> Task {
-        if !durable || task.idx == 0 {
+    fn keep(&self, task: Task, sc: &Scope, inflight: &mut [Option<Flow>]) -> Task {
+        // Progress checkpoints (every step) save every pending input.
+        let needless = self.plan.nodes[task.idx].never_interrupts && !sc.every_step;
+        if !sc.durable || task.idx == 0 || needless {
             return task;
         }
         let ops = &*self.plan.nodes[task.idx].input;
@@ -385,7 +387,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                 let (_, tasks) = self.restore(cp, streaming, sc, &mut inbox, counters)?;
                 for t in tasks {
                     resumed.push(t.idx);
-                    let t = self.keep(t, sc.durable, &mut inflight);
+                    let t = self.keep(t, sc, &mut inflight);
                     running.push(self.run_node(t, ctx));
                 }
             }
@@ -448,7 +450,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
                     // Stopping: let running nodes finish, start nothing new.
                     stop.held.push((r, merged));
                 } else {
-                    let t = self.keep(Task::new(r, merged), sc.durable, &mut inflight);
+                    let t = self.keep(Task::new(r, merged), sc, &mut inflight);
                     running.push(self.run_node(t, ctx));
                 }
             }
@@ -574,7 +576,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             };
             if let [_] = tasks[..] {
                 // One task in this superstep (a chain): run it inline, no task set needed.
-                let t = self.keep(tasks.remove(0), sc.durable, &mut inflight);
+                let t = self.keep(tasks.remove(0), sc, &mut inflight);
                 let run = self.run_node(t, ctx);
                 let done = match ctx.cancel_token() {
                     None => run.await,
@@ -587,7 +589,7 @@ impl<I: GraphValue, O: GraphValue> Compiled<I, O> {
             } else {
                 let mut running = FuturesUnordered::new();
                 for t in tasks.drain(..) {
-                    let t = self.keep(t, sc.durable, &mut inflight);
+                    let t = self.keep(t, sc, &mut inflight);
                     running.push(self.run_node(t, ctx));
                 }
                 // Superstep barrier: every task of this step finishes before the next starts.

@@ -24,7 +24,12 @@ struct Request {
     request: String,
 }
 
-/// An agent as a tool; see the [module docs](self).
+/// An agent as a tool.
+///
+/// [`AgentTool`]: an agent offered to another agent's model as a tool. The call's
+/// `request` becomes the agent's user message (or the caller's whole history with it);
+/// the agent's last message is the tool's result. Its transfers, exits and loop breaks stay
+/// inside the tool; its interrupts stop the caller too, with addresses through the call.
 pub struct AgentTool {
     agent: Arc<dyn Agent>,
     full_history: bool,

@@ -1,14 +1,6 @@
 //! [`ChatModelAgent`]: a model with tools in a ReAct loop, built as a compose graph (so
 //! callbacks, call options and checkpoints work inside it), reporting each model turn and
 //! tool result as an event.
-//!
-//! Behaviour follows Eino's `adk.NewChatModelAgent`: the instruction is a system prompt
-//! formatted with the session values (`{key}`), at most `max_iterations` model calls
-//! (default 20), a return-directly tool ends the run with its result (the **last** such
-//! call wins), an optional `exit` tool ends the whole run, `output_key` stores the final
-//! answer in the session, and when the agent has transfer targets a `transfer_to_agent`
-//! tool is offered. Unlike Eino, a transfer to an unknown agent is told to the model as
-//! the tool's answer (it can correct itself) rather than failing the run.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,7 +180,19 @@ struct SavedLoop {
     calls: Vec<(String, String)>,
 }
 
-/// A model with tools in a ReAct loop; see the [module docs](self).
+/// A model with tools in a ReAct loop.
+///
+/// [`ChatModelAgent`]: a model with tools in a ReAct loop, built as a compose graph (so
+/// callbacks, call options and checkpoints work inside it), reporting each model turn and
+/// tool result as an event.
+///
+/// Behaviour follows Eino's `adk.NewChatModelAgent`: the instruction is a system prompt
+/// formatted with the session values (`{key}`), at most `max_iterations` model calls
+/// (default 20), a return-directly tool ends the run with its result (the **last** such
+/// call wins), an optional `exit` tool ends the whole run, `output_key` stores the final
+/// answer in the session, and when the agent has transfer targets a `transfer_to_agent`
+/// tool is offered. Unlike Eino, a transfer to an unknown agent is told to the model as
+/// the tool's answer (it can correct itself) rather than failing the run.
 pub struct ChatModelAgent {
     config: Arc<ChatModelAgentConfig>,
     graph: Compiled<Vec<Message>, Turn>,

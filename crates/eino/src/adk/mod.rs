@@ -40,6 +40,9 @@
 //! # });
 //! ```
 
+#[doc = include_str!("../../../../docs/agents.md")]
+pub mod guide {}
+
 mod agent;
 mod agent_tool;
 mod chat_model;

@@ -1,13 +1,6 @@
 //! [`AgentNode`]: an agent as a node of a compose graph (`Vec<Message>` in, the agent's
 //! final answer out), so an application graph can end in any agent and run under the
 //! graph's checkpoint store.
-//!
-//! - Events go to an [`EventTap`] passed as a call option (`CallOption::lambda(tap)`), if
-//!   any.
-//! - An interrupt inside the agent interrupts the node: its interrupt info holds the points
-//!   (`adk_interrupt_points`), its saved state what the agent needs to continue.
-//! - On resume the node's resume data is an object keyed by interrupt point id, or by the
-//!   tool call id of a point (as approval APIs know them), each with that point's data.
 
 use std::sync::Arc;
 
@@ -59,7 +52,18 @@ struct Saved {
     points: Vec<InterruptPoint>,
 }
 
-/// An agent as a graph node; see the [module docs](self).
+/// An agent as a graph node.
+///
+/// [`AgentNode`]: an agent as a node of a compose graph (`Vec<Message>` in, the agent's
+/// final answer out), so an application graph can end in any agent and run under the
+/// graph's checkpoint store.
+///
+/// - Events go to an [`EventTap`] passed as a call option (`CallOption::lambda(tap)`), if
+///   any.
+/// - An interrupt inside the agent interrupts the node: its interrupt info holds the points
+///   (`adk_interrupt_points`), its saved state what the agent needs to continue.
+/// - On resume the node's resume data is an object keyed by interrupt point id, or by the
+///   tool call id of a point (as approval APIs know them), each with that point's data.
 #[derive(Clone)]
 pub struct AgentNode {
     agent: Arc<dyn Agent>,

@@ -107,7 +107,11 @@ impl Drop for RunHandle {
     }
 }
 
-/// Runs an agent; see the [module docs](self).
+/// Runs an agent.
+///
+/// [`Runner`]: runs an agent as a task and hands back its events; saves a checkpoint when
+/// the run interrupts and resumes it by id (also in another process sharing the store);
+/// cancels the run, sub-agents and tools included.
 #[derive(Clone)]
 pub struct Runner {
     agent: Arc<dyn Agent>,

@@ -2,10 +2,6 @@
 //! their own); an agent ends its turn with [`AgentAction::TransferTo`] and the team runs
 //! the named agent — a sub-agent or the parent — on the shared history, rewritten for it
 //! ([`rewrite_history`]). [`DeterministicTransfer`] makes an agent always hand back.
-//!
-//! As Eino's own docs say, handing the full conversation from agent to agent has not proven
-//! better than agents as tools ([`AgentTool`](super::AgentTool)); prefer those unless the
-//! pattern (e.g. a supervisor) needs transfers.
 
 use std::sync::Arc;
 
@@ -21,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::schema::{Message, Role, ToolCall};
 
 /// The history as `agent` should read it: the caller's input and its own messages as
-/// they are; other agents' messages as user messages "For context: [name] said: …" (their
+/// they are; other agents' messages as user messages "For context: \[name\] said: …" (their
 /// tool calls and tool results described the same way), like Eino's default rewriter.
 pub fn rewrite_history(history: &[HistoryEntry], agent: &str) -> Vec<Message> {
     history
@@ -69,8 +65,16 @@ struct Member {
     targets: Targets,
 }
 
-/// A root agent and its sub-agents, transferring the conversation between them; see the
-/// [module docs](self).
+/// A root agent and its sub-agents, transferring the conversation between them.
+///
+/// Transfer between agents: a [`Team`] is a root agent with sub-agents (which may have
+/// their own); an agent ends its turn with [`AgentAction::TransferTo`] and the team runs
+/// the named agent — a sub-agent or the parent — on the shared history, rewritten for it
+/// ([`rewrite_history`]). [`DeterministicTransfer`] makes an agent always hand back.
+///
+/// As Eino's own docs say, handing the full conversation from agent to agent has not proven
+/// better than agents as tools ([`AgentTool`](super::AgentTool)); prefer those unless the
+/// pattern (e.g. a supervisor) needs transfers.
 pub struct Team {
     members: Vec<Member>,
     max_transfers: usize,

@@ -17,7 +17,13 @@ use crate::component::{Tool, ToolOptions};
 use crate::error::{Error, Result};
 use crate::schema::ToolInfo;
 
-/// File tools over a backend; see the [module docs](self).
+/// File tools over a backend.
+///
+/// [`Filesystem`]: file tools over a [`FileBackend`] — `ls`, `read_file` (numbered lines,
+/// a window), `write_file`, `edit_file` (exact replacement) and `grep` — so an agent can
+/// keep notes and intermediate results out of its context (Eino's `filesystem`
+/// middleware). [`Filesystem::in_session`] keeps each run's files in its session
+/// ([`SessionFiles`]).
 #[derive(Clone)]
 pub struct Filesystem {
     /// `None`: the calling run's [`SessionFiles`].

@@ -8,7 +8,11 @@ use crate::adk::{AgentMiddleware, AgentRun};
 use crate::error::Result;
 use crate::schema::{Message, Role};
 
-/// Answers dangling tool calls; see the [module docs](self).
+/// Answers dangling tool calls.
+///
+/// [`PatchToolCalls`]: an assistant message whose tool calls have no answers (the run was
+/// cancelled or the history was edited) makes providers reject the conversation; this
+/// middleware adds an answer saying so for each dangling call, before each model call.
 #[derive(Debug, Clone, Default)]
 pub struct PatchToolCalls {
     /// The answer given to a dangling call (default: it was not answered).

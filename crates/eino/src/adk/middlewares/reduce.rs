@@ -10,7 +10,13 @@ use crate::adk::{AgentMiddleware, AgentRun};
 use crate::error::Result;
 use crate::schema::{Message, Role};
 
-/// Cuts long and clears old tool results; see the [module docs](self).
+/// Cuts long and clears old tool results.
+///
+/// [`ToolResultReduction`]: tool results are often the bulk of an agent's context (a web
+/// page, a file, a query result). Before each model call this middleware cuts any result
+/// longer than `max_chars` (keeping its head and saying how much was cut) and replaces the
+/// results older than the last `keep_last` with a short note (Eino's `reduction` clear
+/// strategy).
 #[derive(Debug, Clone)]
 pub struct ToolResultReduction {
     /// Longest tool result kept whole, in characters (default 20 000).

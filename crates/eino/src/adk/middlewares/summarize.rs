@@ -22,7 +22,11 @@ pub fn estimate_tokens(m: &Message) -> usize {
     (m.content.len() + calls) / 4 + 4
 }
 
-/// Summarises older messages over a token budget; see the [module docs](self).
+/// Summarises older messages over a token budget.
+///
+/// [`Summarization`]: once the conversation passes a token budget, the older messages are
+/// replaced by a summary the model writes (leading system messages and the most recent
+/// messages stay as they are; a tool answer is never separated from its call).
 #[derive(Clone)]
 pub struct Summarization {
     model: Arc<dyn ChatModel>,

@@ -43,7 +43,11 @@ struct WriteTodos {
     todos: Vec<Todo>,
 }
 
-/// The planning tool; see the [module docs](self).
+/// The planning tool.
+///
+/// [`Todos`]: a `write_todos` tool for planning: the model writes its task list (each item
+/// pending, in progress or done) and rewrites it as it goes; the list is kept in the
+/// session under [`TODOS_KEY`] (Eino's deep agent's write-todos tool).
 #[derive(Debug, Clone, Default)]
 pub struct Todos;
 

@@ -20,7 +20,12 @@ pub const TOOL_SEARCH: &str = "tool_search";
 /// The session key holding the names of the tools found so far.
 const FOUND_KEY: &str = "eino.tool_search.found";
 
-/// Hidden tools and the search that reveals them; see the [module docs](self).
+/// Hidden tools and the search that reveals them.
+///
+/// [`ToolSearch`]: an agent with many tools pays for every definition on every model call,
+/// and models choose worse among many. This middleware hides a set of tools behind a
+/// `tool_search` tool; the tools a search finds are offered from the next turn on (for the
+/// rest of the run). Like Eino's `dynamictool/toolsearch`.
 #[derive(Clone)]
 pub struct ToolSearch {
     tools: Vec<Arc<dyn Tool>>,

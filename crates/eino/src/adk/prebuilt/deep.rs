@@ -159,7 +159,13 @@ impl Tool for TaskTool {
     }
 }
 
-/// Build a deep agent; see the [module docs](self).
+/// Build a deep agent.
+///
+/// The deep agent, like Eino's `prebuilt/deep` (after LangChain's DeepAgents): one model
+/// that plans with a task list, delegates sub-tasks to sub-agents through a `task` tool
+/// (each runs with a fresh context and returns only its result), keeps notes in files, and
+/// keeps its own context small (long tool results cut, old turns summarised, dangling tool
+/// calls answered).
 pub fn deep_agent(config: DeepAgentConfig) -> Result<ChatModelAgent> {
     let mut subs = config.sub_agents.clone();
     if config.general_sub_agent {

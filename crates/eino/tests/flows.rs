@@ -374,10 +374,10 @@ async fn sequential_parallel_and_loop_share_the_session() {
     assert!(LoopAgent::new("none", vec![], 1).is_err());
 }
 
-/// Records each call's query and `top_k`; named like Go's test double.
 /// Each call: the query and the `top_k` it was given.
 type Calls = Arc<Mutex<Vec<(String, Option<usize>)>>>;
 
+/// Records each call's query and `top_k`; named like Go's test double.
 #[derive(Clone, Default)]
 struct Mock(Calls);
 

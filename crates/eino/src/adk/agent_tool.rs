@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::event::EventSink;
 use super::interrupt::AgentInterrupt;
-use super::run::{AgentRun, RunSeed};
+use super::run::{tool_args, AgentRun, RunSeed};
 use super::Agent;
 use crate::component::{Tool, ToolOptions, ToolResume};
 use crate::compose::Context;
@@ -148,13 +148,7 @@ impl Tool for AgentTool {
         options: &'a ToolOptions,
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let req: Request = serde_json::from_str(arguments).map_err(|e| {
-                Error::invalid_input(format!(
-                    "invalid arguments for agent '{}': {e}",
-                    self.agent.name()
-                ))
-                .with_source(e)
-            })?;
+            let req: Request = tool_args(self.agent.name(), arguments)?;
             run_for_call(
                 &*self.agent,
                 self.agent.name(),

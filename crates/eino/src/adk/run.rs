@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::event::{AgentAction, AgentEvent, EventKind, EventSink};
 use super::interrupt::{AddressSegment, AgentInterrupt, InterruptPoint, ResumeTargets};
+use crate::component::ToolOptions;
 use crate::compose::Context;
 use crate::error::{Error, Result};
 use crate::schema::{Map, Message};
@@ -49,6 +50,13 @@ pub struct AgentRun {
     ctx: Context,
     resume: Option<Arc<Value>>,
     transfer_targets: Targets,
+}
+
+/// A tool call's arguments as `T`, or an error naming the tool (the model reads it).
+pub(crate) fn tool_args<T: DeserializeOwned>(tool: &str, arguments: &str) -> Result<T> {
+    serde_json::from_str(arguments).map_err(|e| {
+        Error::invalid_input(format!("invalid arguments for {tool}: {e}")).with_source(e)
+    })
 }
 
 /// Agents one may transfer to, as (name, description).
@@ -134,6 +142,15 @@ impl AgentRun {
     pub(crate) fn with_transfer_targets(mut self, targets: Targets) -> Self {
         self.transfer_targets = targets;
         self
+    }
+
+    /// The run a tool call belongs to (a [`ChatModelAgent`](super::ChatModelAgent) puts it
+    /// in its tools' options), or an error naming `tool` when called outside an agent.
+    pub fn of_tool<'o>(options: &'o ToolOptions, tool: &str) -> Result<&'o AgentRun> {
+        options
+            .extensions
+            .get::<AgentRun>()
+            .ok_or_else(|| Error::invalid_input(format!("{tool} runs inside an agent")))
     }
 
     /// The transfer targets, shared (the same list for every run of a team member, so a

@@ -1,5 +1,9 @@
 //! Multi-agent building blocks: an [`Agent`] trait, a host that hands off to specialists,
 //! agents as tools, and sequential / parallel / loop combinators sharing a [`Session`].
+//!
+//! For new code use [`crate::adk`], the agent layer with events, a runner, checkpoints and
+//! interrupts, transfers and the prebuilt agents; this module stays for its [`HostAgent`]
+//! (Go Eino's `flow/agent/multiagent/host`), which `adk` has no equivalent of yet.
 
 use std::sync::{Arc, Mutex};
 

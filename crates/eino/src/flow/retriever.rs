@@ -74,16 +74,24 @@ fn context_of(options: &RetrieveOptions) -> Context {
     Context::new().with_option(CallOption::retriever(options.clone()))
 }
 
-/// A flow as a graph node of kind Retriever that passes the node's context on.
-fn flow_node<F>(flow: F, typ: &'static str) -> NodeDef<String, Vec<Document>>
-where
-    F: Fn(String, Context) -> BoxFuture<'static, Result<Vec<Document>>> + Send + Sync + 'static,
-{
-    Lambda::new()
-        .with_invoke(flow)
-        .with_kind(ComponentKind::Retriever)
-        .with_type_name(Cow::Borrowed(typ))
-        .into_node()
+/// A flow (a type with `retrieve_in`) as a graph node of kind Retriever that passes the
+/// node's context on.
+macro_rules! flow_as_node {
+    ($flow:ty, $typ:literal) => {
+        impl IntoNode<String, Vec<Document>> for $flow {
+            fn into_node(self) -> NodeDef<String, Vec<Document>> {
+                let flow = Arc::new(self);
+                Lambda::new()
+                    .with_invoke(move |q: String, ctx: Context| {
+                        let f = flow.clone();
+                        async move { f.retrieve_in(&q, &ctx).await }
+                    })
+                    .with_kind(ComponentKind::Retriever)
+                    .with_type_name(Cow::Borrowed($typ))
+                    .into_node()
+            }
+        }
+    };
 }
 
 type Rewrite = Arc<dyn Fn(String) -> BoxFuture<'static, Result<Vec<String>>> + Send + Sync>;
@@ -265,18 +273,7 @@ impl Retriever for MultiQueryRetriever {
     }
 }
 
-impl IntoNode<String, Vec<Document>> for MultiQueryRetriever {
-    fn into_node(self) -> NodeDef<String, Vec<Document>> {
-        let flow = Arc::new(self);
-        flow_node(
-            move |q, ctx| {
-                let f = flow.clone();
-                Box::pin(async move { f.retrieve_in(&q, &ctx).await })
-            },
-            "MultiQuery",
-        )
-    }
-}
+flow_as_node!(MultiQueryRetriever, "MultiQuery");
 
 type Route = Arc<dyn Fn(String) -> BoxFuture<'static, Result<Vec<String>>> + Send + Sync>;
 
@@ -382,18 +379,7 @@ impl Retriever for RouterRetriever {
     }
 }
 
-impl IntoNode<String, Vec<Document>> for RouterRetriever {
-    fn into_node(self) -> NodeDef<String, Vec<Document>> {
-        let flow = Arc::new(self);
-        flow_node(
-            move |q, ctx| {
-                let f = flow.clone();
-                Box::pin(async move { f.retrieve_in(&q, &ctx).await })
-            },
-            "Router",
-        )
-    }
-}
+flow_as_node!(RouterRetriever, "Router");
 
 type GetParents =
     Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Result<Vec<Document>>> + Send + Sync>;
@@ -467,18 +453,7 @@ impl Retriever for ParentRetriever {
     }
 }
 
-impl IntoNode<String, Vec<Document>> for ParentRetriever {
-    fn into_node(self) -> NodeDef<String, Vec<Document>> {
-        let flow = Arc::new(self);
-        flow_node(
-            move |q, ctx| {
-                let f = flow.clone();
-                Box::pin(async move { f.retrieve_in(&q, &ctx).await })
-            },
-            "Parent",
-        )
-    }
-}
+flow_as_node!(ParentRetriever, "Parent");
 
 type SubIds = Arc<dyn Fn(&str, usize) -> Result<Vec<String>> + Send + Sync>;
 

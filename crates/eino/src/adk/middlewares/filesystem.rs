@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::adk::filesystem::{FileBackend, SessionFiles};
+use crate::adk::run::tool_args;
 use crate::adk::{AgentMiddleware, AgentRun};
 use crate::component::{Tool, ToolOptions};
 use crate::error::{Error, Result};
@@ -122,15 +123,11 @@ impl<A: DeserializeOwned + JsonSchema + Send + 'static> Tool for FileTool<A> {
         options: &'a ToolOptions,
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let args: A = serde_json::from_str(arguments).map_err(|e| {
-                Error::invalid_input(format!("invalid arguments for {}: {e}", self.name))
-            })?;
+            let args: A = tool_args(self.name, arguments)?;
             let backend = match &self.backend {
                 Some(b) => b.clone(),
                 None => {
-                    let run = options.extensions.get::<AgentRun>().ok_or_else(|| {
-                        Error::invalid_input("session files are used inside an agent")
-                    })?;
+                    let run = AgentRun::of_tool(options, self.name)?;
                     Arc::new(SessionFiles::of(run.clone())) as Arc<dyn FileBackend>
                 }
             };

@@ -8,9 +8,10 @@ use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::adk::run::tool_args;
 use crate::adk::{AgentMiddleware, AgentRun};
 use crate::component::{Tool, ToolOptions};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::schema::ToolInfo;
 
 /// The session key of the task list (`Vec<Todo>`).
@@ -66,13 +67,8 @@ impl Tool for WriteTodosTool {
         options: &'a ToolOptions,
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let w: WriteTodos = serde_json::from_str(arguments).map_err(|e| {
-                Error::invalid_input(format!("invalid arguments for write_todos: {e}"))
-            })?;
-            let run = options
-                .extensions
-                .get::<AgentRun>()
-                .ok_or_else(|| Error::invalid_input("write_todos runs inside an agent"))?;
+            let w: WriteTodos = tool_args("write_todos", arguments)?;
+            let run = AgentRun::of_tool(options, "write_todos")?;
             let open = w
                 .todos
                 .iter()

@@ -10,9 +10,10 @@ use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::adk::run::tool_args;
 use crate::adk::{AgentMiddleware, AgentRun};
 use crate::component::{Tool, ToolOptions};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::schema::ToolInfo;
 
 /// The search tool's name.
@@ -109,13 +110,8 @@ impl Tool for SearchTool {
         options: &'a ToolOptions,
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let q: Query = serde_json::from_str(arguments).map_err(|e| {
-                Error::invalid_input(format!("invalid arguments for {TOOL_SEARCH}: {e}"))
-            })?;
-            let run = options
-                .extensions
-                .get::<AgentRun>()
-                .ok_or_else(|| Error::invalid_input("tool_search runs inside an agent"))?;
+            let q: Query = tool_args(TOOL_SEARCH, arguments)?;
+            let run = AgentRun::of_tool(options, TOOL_SEARCH)?;
             let hits = matches(&self.infos, &q.query, self.max_results);
             if hits.is_empty() {
                 return Ok(format!("No tool matches '{}'.", q.query));

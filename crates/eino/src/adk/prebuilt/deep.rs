@@ -15,10 +15,11 @@ use crate::adk::filesystem::FileBackend;
 use crate::adk::middlewares::{
     Filesystem, PatchToolCalls, Summarization, Todos, ToolResultReduction,
 };
+use crate::adk::run::tool_args;
 use crate::adk::{Agent, ChatModelAgent, ChatModelAgentConfig};
 use crate::component::{ChatModel, Tool, ToolOptions};
 use crate::compose::ToolsNode;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::schema::ToolInfo;
 
 /// Where a deep agent keeps its files.
@@ -144,8 +145,7 @@ impl Tool for TaskTool {
         options: &'a ToolOptions,
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let t: Task = serde_json::from_str(arguments)
-                .map_err(|e| Error::invalid_input(format!("invalid arguments for task: {e}")))?;
+            let t: Task = tool_args("task", arguments)?;
             let Some(agent) = self.agents.iter().find(|a| a.name() == t.subagent_type) else {
                 let names: Vec<&str> = self.agents.iter().map(|a| a.name()).collect();
                 return Ok(format!(

@@ -230,10 +230,12 @@ impl Enders {
     }
 }
 
-/// The run handle a graph node runs for (set by [`ChatModelAgent::run`]).
+/// The run handle a graph node runs for: [`ChatModelAgent::run`] puts it in the tools'
+/// options (which every node sees), so one call option carries it.
 fn agent_run(ctx: &Context) -> Result<&AgentRun> {
-    ctx.options::<AgentRun>()
+    ctx.options::<ToolOptions>()
         .last()
+        .and_then(|o| o.extensions.get::<AgentRun>())
         .ok_or_else(|| Error::internal("the agent loop runs without its agent run"))
 }
 
@@ -692,7 +694,6 @@ impl Agent for ChatModelAgent {
             let ctx = run
                 .context()
                 .clone()
-                .with_option(CallOption::lambda(run.clone()))
                 .with_option(CallOption::tools(tool_options))
                 .with_checkpoint(checkpoint);
             let turn = match self.graph.invoke(messages, &ctx).await {

@@ -270,6 +270,10 @@ impl Agent for Team {
 pub struct DeterministicTransfer {
     agent: Arc<dyn Agent>,
     to: String,
+    /// The transfer call's id, arguments and answer (the same every time).
+    call_id: String,
+    arguments: String,
+    answer: String,
 }
 
 impl std::fmt::Debug for DeterministicTransfer {
@@ -284,9 +288,13 @@ impl std::fmt::Debug for DeterministicTransfer {
 impl DeterministicTransfer {
     /// Wrap `agent` to transfer to `to` after its turn.
     pub fn new(agent: Arc<dyn Agent>, to: impl Into<String>) -> Self {
+        let to = to.into();
         Self {
             agent,
-            to: to.into(),
+            call_id: format!("transfer-{to}"),
+            arguments: serde_json::json!({ "agent_name": to }).to_string(),
+            answer: format!("successfully transferred to agent [{to}]"),
+            to,
         }
     }
 }
@@ -310,18 +318,16 @@ impl Agent for DeterministicTransfer {
             }
             // The messages a model's transfer would have written, so the history reads the
             // same either way (Eino's GenTransferMessages).
-            let id = format!("transfer-{}", self.to);
-            let args = serde_json::json!({ "agent_name": self.to }).to_string();
             run.emit_message(Message::assistant(
                 "",
-                vec![ToolCall::function(id.clone(), TRANSFER_TOOL, args)],
+                vec![ToolCall::function(
+                    self.call_id.clone(),
+                    TRANSFER_TOOL,
+                    self.arguments.clone(),
+                )],
             ));
             run.emit_message(
-                Message::tool(
-                    format!("successfully transferred to agent [{}]", self.to),
-                    id,
-                )
-                .with_name(TRANSFER_TOOL),
+                Message::tool(self.answer.clone(), self.call_id.clone()).with_name(TRANSFER_TOOL),
             );
             Ok(run.act(AgentAction::TransferTo(self.to.clone())))
         })

@@ -24,7 +24,7 @@ pub(crate) struct Callbacks {
     /// The run's cancellation: the handlers' copies of streams end when it fires, so a
     /// handler still reading its copy never keeps a cancelled run's source (a model
     /// generating, an upstream response) alive after the caller went away.
-    cancel: Option<CancellationToken>,
+    cancel: Option<Arc<CancellationToken>>,
 }
 
 impl Callbacks {
@@ -47,7 +47,7 @@ impl Callbacks {
     }
 
     /// These handlers, their stream copies ending when `token` fires.
-    pub(crate) fn with_cancel(&self, token: Option<CancellationToken>) -> Self {
+    pub(crate) fn with_cancel(&self, token: Option<Arc<CancellationToken>>) -> Self {
         Self {
             slots: self.slots.clone(),
             cancel: token,
@@ -130,7 +130,7 @@ impl Callbacks {
             let slot = &mut next[i];
             slot.scope = slot.handler.on_start_with_stream_input(
                 info,
-                erase(copy, self.cancel.as_ref()),
+                erase(copy, self.cancel.as_deref()),
                 slot.scope.as_ref(),
             );
         }
@@ -183,7 +183,7 @@ fn until_cancelled(s: CallbackStream, token: CancellationToken) -> CallbackStrea
 pub(crate) struct ActiveCall {
     info: RunInfo,
     slots: Arc<[Slot]>,
-    cancel: Option<CancellationToken>,
+    cancel: Option<Arc<CancellationToken>>,
 }
 
 impl ActiveCall {
@@ -221,7 +221,7 @@ impl ActiveCall {
         for (slot, copy) in wanted.into_iter().zip(copies) {
             slot.handler.on_end_with_stream_output(
                 &self.info,
-                erase(copy, self.cancel.as_ref()),
+                erase(copy, self.cancel.as_deref()),
                 slot.scope.as_ref(),
             );
         }

@@ -128,7 +128,8 @@ struct Inner {
     options: Vec<CallOption>,
     run_info: Option<RunInfo>,
     state: Option<Arc<StateFrame>>,
-    cancel: Option<CancellationToken>,
+    /// Shared: a token's own clone takes a lock, and contexts are cloned per node.
+    cancel: Option<Arc<CancellationToken>>,
     max_steps: Option<usize>,
     globals_applied: bool,
     /// Root-call checkpoint options (consumed by the outermost graph).
@@ -219,6 +220,7 @@ impl Context {
     /// handler reading its copy does not keep the source running.
     pub fn with_cancel(self, token: CancellationToken) -> Self {
         self.edit(|i| {
+            let token = Arc::new(token);
             i.callbacks = i.callbacks.with_cancel(Some(token.clone()));
             i.cancel = Some(token);
         })
@@ -301,7 +303,7 @@ impl Context {
     }
 
     pub(crate) fn cancel_token(&self) -> Option<&CancellationToken> {
-        self.inner.as_ref().and_then(|i| i.cancel.as_ref())
+        self.inner.as_ref().and_then(|i| i.cancel.as_deref())
     }
 
     pub(crate) fn max_steps(&self) -> Option<usize> {

@@ -84,9 +84,9 @@ impl AgentEvent {
 }
 
 type Item = Result<AgentEvent>;
-/// What travels in the channel: boxed, so the channel's blocks stay small (an event holds a
-/// whole message; unboxed, each run's first block would be kilobytes).
-type Boxed = Result<Box<AgentEvent>>;
+/// What travels in the channel: boxed, so the channel's blocks stay small (an event or an
+/// error is a few hundred bytes; unboxed, each run's first block would be kilobytes).
+type Boxed = Box<Item>;
 
 /// The events of a run, in the order they happened. An error item is the last one.
 ///
@@ -99,12 +99,12 @@ pub struct AgentEvents {
 impl AgentEvents {
     /// The next event; `None` when the run is over.
     pub async fn next(&mut self) -> Option<Item> {
-        self.rx.recv().await.map(|r| r.map(|b| *b))
+        self.rx.recv().await.map(|b| *b)
     }
 
     /// The next event if one is waiting, without waiting.
     pub fn try_next(&mut self) -> Option<Item> {
-        self.rx.try_recv().ok().map(|r| r.map(|b| *b))
+        self.rx.try_recv().ok().map(|b| *b)
     }
 
     /// Read every event, reading streamed messages to their end.
@@ -128,7 +128,7 @@ impl AgentEvents {
 impl Stream for AgentEvents {
     type Item = Item;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Item>> {
-        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(|b| *b)))
+        self.rx.poll_recv(cx).map(|o| o.map(|b| *b))
     }
 }
 
@@ -156,7 +156,7 @@ impl EventSink {
     /// by whoever owns it).
     pub(crate) fn send(&self, item: Item) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(item.map(Box::new));
+            let _ = tx.send(Box::new(item));
         }
     }
 

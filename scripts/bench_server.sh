@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Load benchmark of the server against a fake OpenAI-compatible upstream on loopback:
-# requests/s and latency (wrk --latency, 64 connections) calling the upstream directly and
-# through `eino serve` (non-streaming and streaming), then idle RSS and peak RSS with 1000
-# concurrent streaming requests. Installs wrk (Debian) if missing. RECORD_RUNS=false turns run
-# traces off, RECORD_RUNS_SAMPLE=0.1 keeps a tenth of the successful ones.
+# requests/s and latency (wrk --latency) calling the upstream directly, through `eino serve`
+# and through the LiteLLM proxy (pip `litellm[proxy]`, pinned, in target/litellm-venv; 2
+# workers, master key), at 1 connection (JSON) and 64 connections (JSON and SSE); eino's CPU
+# time per proxied request; then idle RSS and peak RSS with 1000 concurrent streaming
+# requests. Installs wrk (Debian) if missing. RECORD_RUNS=false turns run traces off,
+# RECORD_RUNS_SAMPLE=0.1 keeps a tenth of the successful ones; LITELLM=0 skips LiteLLM.
 #   bash scripts/bench_server.sh            # prints `name value unit` lines
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +14,12 @@ command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || sud
 cargo build --release -q -p eino-cli
 cargo build --release -q -p eino-server --example fake_upstream
 TMP=$(mktemp -d)
-UP=127.0.0.1:19101; SRV=127.0.0.1:19102
+UP=127.0.0.1:19101; SRV=127.0.0.1:19102; LLM=127.0.0.1:19103
+LITELLM=${LITELLM:-1}
+if [ "$LITELLM" = 1 ] && [ ! -x target/litellm-venv/bin/litellm ]; then
+    python3 -m venv target/litellm-venv
+    target/litellm-venv/bin/pip install -q 'litellm[proxy]==1.108.0'
+fi
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$TMP"; }
 PIDS=(); trap cleanup EXIT
 target/release/examples/fake_upstream $UP 2>/dev/null & PIDS+=($!)
@@ -27,21 +34,50 @@ target/release/eino serve --config "$TMP/eino.yaml" --addr $SRV --data-dir "$TMP
 EINO_PID=$!
 for _ in $(seq 100); do curl -sf "http://$SRV/ready" >/dev/null && break; sleep 0.1; done
 body() { printf '{"model":"%s","stream":%s,"messages":[{"role":"user","content":"hi"}]}' "$1" "$2"; }
-run() { # name url body
-  printf 'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\nwrk.body=[[%s]]\n' "$3" > "$TMP/req.lua"
-  out=$(wrk -t2 -c64 -d"$DURATION" --latency -s "$TMP/req.lua" "$2")
+run() { # name url body [connections]
+  printf 'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\nwrk.headers["Authorization"]="Bearer sk-bench"\nwrk.body=[[%s]]\n' "$3" > "$TMP/req.lua"
+  local c=${4:-64} t=2; [ "$c" = 1 ] && t=1
+  out=$(wrk -t$t -c"$c" -d"$DURATION" --latency -s "$TMP/req.lua" "$2")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  LAST_REQS=$(awk '/requests in/ {print $1}' <<<"$out")
   echo "$1_rps $rps req/s"; echo "$1_p50 $p50"; echo "$1_p99 $p99"
   [ -z "$errs" ] || echo "$1_errors $errs"
 }
+if [ "$LITELLM" = 1 ]; then
+    cat > "$TMP/litellm.yaml" <<YAML
+model_list:
+  - model_name: fake
+    litellm_params: { model: openai/fake, api_base: "http://$UP/v1", api_key: unused }
+general_settings: { master_key: sk-bench }
+litellm_settings: { telemetry: false }
+YAML
+    (cd "$TMP" && LITELLM_LOG=ERROR exec "$OLDPWD/target/litellm-venv/bin/litellm" --config litellm.yaml \
+        --host 127.0.0.1 --port 19103 --num_workers 2 >/dev/null 2>&1) & PIDS+=($!)
+    for _ in $(seq 240); do
+        curl -sf -H "Authorization: Bearer sk-bench" "http://$LLM/health/liveliness" >/dev/null && break
+        sleep 0.5
+    done
+fi
 idle=$(awk '/VmRSS/ {print $2}' /proc/$EINO_PID/status)
 echo "idle_rss_kb $idle kB"
+cpu_ticks() { awk '{print $14 + $15}' /proc/$EINO_PID/stat; }
+run direct_json_c1 "http://$UP/v1/chat/completions" "$(body fake false)" 1
+run eino_json_c1 "http://$SRV/v1/chat/completions" "$(body up false)" 1
+[ "$LITELLM" = 1 ] && run litellm_json_c1 "http://$LLM/v1/chat/completions" "$(body fake false)" 1
 run direct_json "http://$UP/v1/chat/completions" "$(body fake false)"
+before=$(cpu_ticks)
 run eino_json "http://$SRV/v1/chat/completions" "$(body up false)"
+after=$(cpu_ticks)
+eino_reqs=$LAST_REQS
+[ "$LITELLM" = 1 ] && run litellm_json "http://$LLM/v1/chat/completions" "$(body fake false)"
 run direct_stream "http://$UP/v1/chat/completions" "$(body fake true)"
 run eino_stream "http://$SRV/v1/chat/completions" "$(body up true)"
+[ "$LITELLM" = 1 ] && run litellm_stream "http://$LLM/v1/chat/completions" "$(body fake true)"
+# eino's CPU time (user + system, clock ticks) per request of the 64-connection JSON run.
+awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$eino_reqs" \
+    'BEGIN {printf "eino_cpu_per_request_us %.1f us\n", t / hz * 1e6 / n}'
 # 1000 concurrent slow streams (20 chunks, 50 ms apart): peak RSS of the server.
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
 CHUNKS=20 CHUNK_DELAY_MS=50 target/release/examples/fake_upstream $UP 2>/dev/null & PIDS[0]=$!

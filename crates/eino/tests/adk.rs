@@ -782,3 +782,98 @@ async fn an_agent_node_interrupts_and_resumes_inside_a_graph() {
     assert_eq!(out.content, "Refunded.");
     assert_eq!(out.role, Role::Assistant);
 }
+
+/// `RunHandle::stop`: the run stops at its next safe point — a `ChatModelAgent` after its
+/// model turn, before the tools it asked for; a sequence before its next agent — saves a
+/// checkpoint, and a resume goes on from there (the tools run once, nothing is repeated).
+#[tokio::test]
+async fn stop_at_a_safe_point_then_resume() {
+    let store: Arc<dyn CheckpointStore> = Arc::new(MemoryCheckpointStore::new());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = |calls: &Arc<std::sync::atomic::AtomicUsize>| -> Arc<dyn Tool> {
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
+        struct City {
+            city: String,
+        }
+        let calls = calls.clone();
+        Arc::new(tool_fn("weather", "Weather", move |c: City| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok(format!("sunny in {}", c.city)) }
+        }))
+    };
+    let first = scripted(vec![call_msg(
+        "",
+        &[("w1", "weather", r#"{"city":"Oslo"}"#)],
+    )]);
+    let a = build(agent("helper", &first, vec![counted(&calls)]));
+    let handle = Runner::new(a).with_store(store.clone()).run(
+        vec![Message::user("weather?")],
+        RunOptions::default().with_checkpoint_id("s1"),
+    );
+    handle.stop();
+    let events = handle.collect().await.unwrap();
+    let Some(AgentAction::Interrupted { points, .. }) = events.last().unwrap().action() else {
+        panic!("expected a stop, got {:?}", lines(&events));
+    };
+    assert_eq!(lines(&events)[0], "helper: calls weather");
+    let stop = points.iter().find(|p| p.is_root_cause).unwrap();
+    assert_eq!(stop.id, "agent:helper");
+    assert!(stop.info["stopped"].is_string());
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no tool ran"
+    );
+
+    let rest = scripted(vec![Message::assistant("Sunny.", vec![])]);
+    let a = build(agent("helper", &rest, vec![counted(&calls)]));
+    let events = Runner::new(a)
+        .with_store(store.clone())
+        .resume("s1", ResumeTargets::new(), Context::new())
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        lines(&events),
+        [
+            "helper: tool weather = sunny in Oslo",
+            "helper: says Sunny."
+        ]
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A sequence stops before its next agent and goes on with it.
+    let make = |a: &ScriptedModel, b: &ScriptedModel| -> Arc<dyn Agent> {
+        Arc::new(
+            SequentialAgent::new(
+                "seq",
+                "",
+                vec![build(agent("a", a, vec![])), build(agent("b", b, vec![]))],
+            )
+            .unwrap(),
+        )
+    };
+    let handle = Runner::new(make(&scripted(vec![]), &scripted(vec![])))
+        .with_store(store.clone())
+        .run(
+            vec![Message::user("go")],
+            RunOptions::default().with_checkpoint_id("s2"),
+        );
+    handle.stop();
+    let events = handle.collect().await.unwrap();
+    assert!(matches!(
+        events.last().unwrap().action(),
+        Some(AgentAction::Interrupted { .. })
+    ));
+    let (a, b) = (
+        scripted(vec![Message::assistant("A", vec![])]),
+        scripted(vec![Message::assistant("B", vec![])]),
+    );
+    let events = Runner::new(make(&a, &b))
+        .with_store(store)
+        .resume("s2", ResumeTargets::new(), Context::new())
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(lines(&events), ["a: says A", "b: says B"]);
+}

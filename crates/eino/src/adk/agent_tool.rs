@@ -105,6 +105,7 @@ pub(crate) async fn run_for_call(
                 history: Vec::new(),
                 targets: Default::default(),
                 streaming: false,
+                stop: Default::default(),
                 ctx: Context::new(),
                 resume: None,
             },

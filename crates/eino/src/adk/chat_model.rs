@@ -365,8 +365,26 @@ fn own_answer(call: &ToolCall, run: &AgentRun) -> Option<(String, bool)> {
     }
 }
 
+/// What the tools node saves when the caller stopped the run before its tools ran.
+#[derive(Serialize, Deserialize)]
+struct StoppedBeforeTools {
+    stopped: bool,
+}
+
 async fn tools_turn(tools: &ToolsNode, call: Message, ctx: &Context) -> Result<Vec<Message>> {
     let run = agent_run(ctx)?;
+    // A safe point: the model's turn is done and recorded, no tool has run.
+    if run.stop_requested() {
+        return Err(run.stopped(StoppedBeforeTools { stopped: true }));
+    }
+    // Going on after such a stop, the tools run for the first time.
+    let first_run;
+    let ctx = if ctx.interrupt_state::<StoppedBeforeTools>().is_some() {
+        first_run = ctx.without_resume();
+        &first_run
+    } else {
+        ctx
+    };
     let own = |c: &ToolCall| c.function.name == TRANSFER_TOOL || c.function.name == EXIT_TOOL;
     let answers = if call.tool_calls.iter().any(own) {
         let mut answers: Vec<Option<Message>> = Vec::with_capacity(call.tool_calls.len());
@@ -612,6 +630,14 @@ impl ChatModelAgent {
             false,
         )];
         let mut calls = Vec::new();
+        // Stopped by the caller before the tools ran: that stop is the point.
+        if let Some(stop) = info
+            .rerun_info
+            .get("tools")
+            .and_then(AgentInterrupt::from_tool_info)
+        {
+            points = stop.points;
+        }
         let tools: Option<ToolsInterruptState> = info
             .rerun_info
             .get("tools")
@@ -635,7 +661,7 @@ impl ChatModelAgent {
             }
             calls.push((call_id.clone(), name));
         }
-        if calls.is_empty() {
+        if calls.is_empty() && points.len() == 1 && !points[0].is_root_cause {
             // Stopped elsewhere (an interrupt-before/after, a lambda): the agent is the cause.
             points[0].is_root_cause = true;
             points[0].info = serde_json::to_value(&info).unwrap_or(Value::Null);

@@ -100,6 +100,7 @@ impl AgentNode {
             history,
             targets,
             streaming: tap.as_ref().is_some_and(|t| t.streaming),
+            stop: Default::default(),
             ctx,
             resume: None,
         };

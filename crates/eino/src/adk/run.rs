@@ -2,6 +2,7 @@
 //! path and interrupt address), where its events go, the compose [`Context`] (callbacks,
 //! call options, cancellation) and, when resuming, the state it saved.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
@@ -35,6 +36,8 @@ struct Shared {
     session: Mutex<Map>,
     targets: ResumeTargets,
     streaming: bool,
+    /// The caller asked the run to stop at the next safe point (and save a checkpoint).
+    stop: Arc<AtomicBool>,
 }
 
 /// The run an agent is part of. Cheap to clone; clones share the session and history.
@@ -68,6 +71,8 @@ pub(crate) struct RunSeed {
     pub(crate) history: Vec<HistoryEntry>,
     pub(crate) targets: ResumeTargets,
     pub(crate) streaming: bool,
+    /// Set by the caller to stop at the next safe point (a fresh flag if nobody can).
+    pub(crate) stop: Arc<AtomicBool>,
     pub(crate) ctx: Context,
     pub(crate) resume: Option<Value>,
 }
@@ -79,6 +84,7 @@ impl AgentRun {
                 session: Mutex::new(seed.session),
                 targets: seed.targets,
                 streaming: seed.streaming,
+                stop: seed.stop,
             }),
             history: Arc::new(Mutex::new(seed.history)),
             name: Arc::from(""),
@@ -331,6 +337,22 @@ impl AgentRun {
     /// The state a sub-agent's interrupt carries (to keep inside the running agent's own).
     pub fn child_state(child: &Error) -> Option<Value> {
         AgentInterrupt::from_error(child).map(|i| i.state)
+    }
+
+    /// True once the caller asked the run to stop at a safe point
+    /// ([`RunHandle::stop`](super::RunHandle::stop)): agents then interrupt themselves
+    /// with [`AgentRun::stopped`] where they can continue from.
+    pub fn stop_requested(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// The interrupt an agent returns when it stops at a safe point on the caller's request,
+    /// saving `state` to continue from.
+    pub fn stopped(&self, state: impl Serialize) -> Error {
+        self.interrupt(
+            serde_json::json!({ "stopped": "the caller asked the run to stop; resume it to go on" }),
+            state,
+        )
     }
 
     /// True once the caller cancelled the run.

@@ -2,6 +2,7 @@
 //! the run interrupts and resumes it by id (also in another process sharing the store);
 //! cancels the run, sub-agents and tools included.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::{select, Either};
@@ -76,6 +77,7 @@ impl RunOptions {
 pub struct RunHandle {
     events: AgentEvents,
     cancel: CancellationToken,
+    stop: Arc<AtomicBool>,
 }
 
 impl RunHandle {
@@ -93,6 +95,16 @@ impl RunHandle {
     /// a [`Cancelled`](crate::ErrorKind::Cancelled) error event.
     pub fn cancel(&self) {
         self.cancel.cancel();
+    }
+
+    /// Stop the run at its next safe point, keeping what it did: a `ChatModelAgent` stops
+    /// after its current model turn, before running the tools it asked for; a sequence or
+    /// loop before its next agent; a team before the agent it transfers to. The run ends
+    /// with an `Interrupted` action whose root point reports `"stopped"`, saved like any
+    /// interrupt (with a store and a checkpoint id), so [`Runner::resume`] goes on from
+    /// there. A run with no safe point left simply finishes.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
     }
 
     /// A token that cancels the run (to hand to another task).
@@ -227,12 +239,13 @@ impl Runner {
     ) -> RunHandle {
         let (sink, events) = EventSink::channel();
         let cancel = CancellationToken::new();
+        let stop = Arc::new(AtomicBool::new(false));
         let ctx = context.with_cancel(cancel.clone());
-        let (agent, store) = (self.agent.clone(), self.store.clone());
+        let (agent, store, flag) = (self.agent.clone(), self.store.clone(), stop.clone());
         let watcher = sink.clone();
         let drive = async move {
             match start.await {
-                Ok(start) => drive(agent, store, start, checkpoint_id, ctx, sink).await,
+                Ok(start) => drive(agent, store, start, checkpoint_id, ctx, sink, flag).await,
                 Err(e) => sink.send(Err(e)),
             }
         };
@@ -245,7 +258,11 @@ impl Runner {
                 token.cancel();
             }
         });
-        RunHandle { events, cancel }
+        RunHandle {
+            events,
+            cancel,
+            stop,
+        }
     }
 }
 
@@ -266,6 +283,7 @@ async fn drive(
     checkpoint_id: Option<String>,
     ctx: Context,
     sink: EventSink,
+    stop: Arc<AtomicBool>,
 ) {
     let resumed = start.history.is_some();
     let seed = RunSeed {
@@ -273,6 +291,7 @@ async fn drive(
         history: start.history.unwrap_or_else(|| Vec::with_capacity(16)),
         targets: start.targets,
         streaming: start.streaming,
+        stop,
         ctx,
         resume: None,
     };

@@ -217,13 +217,18 @@ impl Agent for Team {
                 if current != 0 {
                     input = rewrite_history(&run.history(), self.members[current].agent.name());
                 }
-                child = Some(saved.child);
+                child = (!saved.child.is_null()).then_some(saved.child);
                 state = TeamState {
                     child: Value::Null,
                     ..saved
                 };
             }
             loop {
+                // A safe point: before an agent takes its turn (not one resumed inside).
+                if run.stop_requested() && child.is_none() {
+                    state.child = Value::Null;
+                    return Err(run.stopped(&state));
+                }
                 let agent = &self.members[current].agent;
                 let this_run = member_run
                     .clone()

@@ -93,6 +93,10 @@ async fn run_in_order(
     pos: &mut Position,
 ) -> Result<Pass> {
     while pos.index < agents.len() {
+        // A safe point: between agents (not when continuing one that stopped inside).
+        if run.stop_requested() && pos.child.is_null() {
+            return Err(run.stopped(&*pos));
+        }
         let agent = &agents[pos.index];
         let child = std::mem::take(&mut pos.child);
         let sub = run

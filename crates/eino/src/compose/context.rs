@@ -288,6 +288,14 @@ impl Context {
         })
     }
 
+    /// This context as for a first run of the node (what it saved is ignored).
+    pub(crate) fn without_resume(&self) -> Context {
+        if self.inner.as_ref().is_some_and(|i| i.resume.is_some()) {
+            return self.clone().edit(|i| i.resume = None);
+        }
+        self.clone()
+    }
+
     pub(crate) fn with_resume(self, resume: Arc<NodeResume>) -> Context {
         self.edit(|i| i.resume = Some(resume))
     }

@@ -120,17 +120,6 @@ pub(crate) struct StoppedOwned {
     pub(crate) user_message: Option<Message>,
 }
 
-impl Stopped<'_> {
-    /// Own the parts (the run id is given back to [`StoppedOwned::borrowed`]).
-    pub(crate) fn owned(self) -> StoppedOwned {
-        StoppedOwned {
-            app: self.app.to_string(),
-            session_id: self.session_id,
-            user_message: self.user_message,
-        }
-    }
-}
-
 impl StoppedOwned {
     /// Borrowed again, for run `run_id`.
     pub(crate) fn borrowed<'a>(&'a self, run_id: &'a str) -> Stopped<'a> {

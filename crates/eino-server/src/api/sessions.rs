@@ -145,6 +145,14 @@ pub async fn chat(
         }))
         .into_response());
     }
+    // The end of a streamed turn: the turn stored, then `event: done`.
+    let (session_id, done_run_id) = (session.id.clone(), run_id.clone());
+    let done = move |answer: Message| async move {
+        let answer = save_turn(answer).await?;
+        Ok(
+            json!({ "session_id": session_id, "run_id": done_run_id, "message": message_wire(&answer) }),
+        )
+    };
     if app.config.agent.is_multi_agent() {
         return Ok(agent_stream(AgentTurn {
             state: state.clone(),
@@ -154,14 +162,12 @@ pub async fn chat(
             ctx,
             run,
             run_id,
-            stopped: crate::interrupts::Stopped {
-                run_id: "",
-                app: &app_id,
+            stopped: crate::interrupts::StoppedOwned {
+                app: app_id.clone(),
                 session_id: Some(session.id.clone()),
                 user_message: Some(Message::user(body.message.clone())),
-            }
-            .owned(),
-            save_turn: Box::new(move |answer| Box::pin(save_turn(answer))),
+            },
+            done: Box::new(move |answer| Box::pin(done(answer))),
         }));
     }
     let (stream, sources) = match target.stream(&caller.tenant, messages, ctx, &run_id).await {
@@ -169,19 +175,15 @@ pub async fn chat(
         Err(e) if e.kind() == eino::ErrorKind::Interrupted => return stopped(e, run).await,
         Err(e) => return Err(run.fail(e).await),
     };
-    let session_id = session.id.clone();
-    let done = move |answer: Message| async move {
-        let answer = save_turn(answer).await?;
-        Ok(json!({ "session_id": session_id, "run_id": run_id, "message": message_wire(&answer) }))
-    };
     let events = crate::api::sse::native_events(stream, run, sources_json(&sources), done);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
 }
 
-type SaveTurn =
-    Box<dyn FnOnce(Message) -> futures_util::future::BoxFuture<'static, ApiResult<Message>> + Send>;
+/// What ends a streamed turn (store it, then say `done`), shared by both streaming paths.
+type Done =
+    Box<dyn FnOnce(Message) -> futures_util::future::BoxFuture<'static, ApiResult<Value>> + Send>;
 
 /// A multi-agent turn to stream.
 struct AgentTurn {
@@ -193,7 +195,7 @@ struct AgentTurn {
     run: RunGuard,
     run_id: String,
     stopped: crate::interrupts::StoppedOwned,
-    save_turn: SaveTurn,
+    done: Done,
 }
 
 /// Stream a multi-agent turn: `event: agent` for each step while the agents work (the
@@ -212,7 +214,7 @@ fn agent_stream(turn: AgentTurn) -> Response {
         run,
         run_id,
         stopped,
-        save_turn,
+        done,
     } = turn;
     let ctx = ctx.with_option(CallOption::lambda(tap));
     let (t, id) = (tenant.clone(), run_id.clone());
@@ -221,13 +223,6 @@ fn agent_stream(turn: AgentTurn) -> Response {
         let one = |e: Event| futures_util::stream::iter([Ok(e)]).boxed();
         match answer.await {
             Ok(Ok((stream, sources))) => {
-                let session_id = stopped.session_id.clone();
-                let done = move |answer: Message| async move {
-                    let answer = save_turn(answer).await?;
-                    Ok(
-                        json!({ "session_id": session_id, "run_id": run_id, "message": message_wire(&answer) }),
-                    )
-                };
                 native_events(stream, run, sources_json(&sources), done).boxed()
             }
             Ok(Err(e)) if e.kind() == eino::ErrorKind::Interrupted => {

@@ -213,6 +213,7 @@ impl AppState {
                 store.clone(),
                 config.telemetry.record_runs_sample,
                 config.telemetry.runs_max_trace_bytes,
+                std::time::Duration::from_millis(config.telemetry.runs_flush_ms),
             )
         } else {
             crate::runs::RunWriter::disabled()

@@ -79,8 +79,9 @@ fn usage_of(v: CallbackValue<'_>) -> Option<(u64, u64)> {
     Some((u.prompt_tokens, u.completion_tokens))
 }
 
+/// One node of a run's trace, as stored (see `GET /api/v1/runs/{id}`).
 #[derive(Debug, Clone, serde::Serialize)]
-struct NodeTrace {
+pub struct NodeTrace {
     name: String,
     component: &'static str,
     typ: String,
@@ -117,34 +118,42 @@ impl Default for RunTracer {
 /// What [`RunTracer::finish`] returns.
 #[derive(Debug, Clone)]
 pub struct TraceSummary {
-    /// The nodes as JSON.
-    pub nodes: Value,
+    /// The nodes, in the order they started.
+    pub nodes: Vec<NodeTrace>,
     /// Prompt tokens reported by models.
     pub prompt_tokens: u64,
     /// Completion tokens reported by models.
     pub completion_tokens: u64,
 }
 
-/// Keep a run's `nodes` within `max_bytes` of JSON: past it, every node keeps its name,
-/// timings and error, and its input and output say they were clipped.
-pub fn clip_nodes(nodes: &mut Value, max_bytes: usize) {
-    let size = serde_json::to_string(&*nodes).map_or(0, |s| s.len());
-    if size <= max_bytes {
-        return;
-    }
+/// Drop the inputs and outputs of a trace that was `size` bytes of JSON, more than
+/// `max_bytes`: every node keeps its name, timings and error, and its input and output say
+/// they were clipped.
+pub fn clip_nodes(nodes: &mut [NodeTrace], size: usize, max_bytes: usize) {
     let note = Value::String(format!(
         "<clipped: this run's trace was {size} bytes, more than {max_bytes} \
          (telemetry.runs_max_trace_bytes)>"
     ));
-    if let Value::Array(nodes) = nodes {
-        for n in nodes {
-            for key in ["input", "output"] {
-                if let Some(v) = n.get_mut(key) {
-                    *v = note.clone();
-                }
-            }
-        }
+    for n in nodes {
+        n.input = note.clone();
+        n.output = note.clone();
     }
+}
+
+/// One model node whose input is `text` (tests of the writer).
+#[cfg(test)]
+pub(crate) fn test_nodes(text: &str) -> Vec<NodeTrace> {
+    vec![NodeTrace {
+        name: "model".into(),
+        component: "ChatModel",
+        typ: "Fake".into(),
+        start_ms: 0.0,
+        duration_ms: Some(1.0),
+        input: Value::String(text.into()),
+        output: Value::Null,
+        error: None,
+        streamed: false,
+    }]
 }
 
 impl RunTracer {
@@ -201,16 +210,17 @@ impl RunTracer {
         }
     }
 
-    /// Wait for streamed outputs to be read, then return the trace.
+    /// Wait for streamed outputs to be read, then return the trace (once: the nodes move
+    /// out of the tracer).
     pub async fn finish(&self) -> TraceSummary {
         let pending: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pending {
             let _ = p.await;
         }
-        let g = self.lock();
+        let mut g = self.lock();
         TraceSummary {
-            nodes: serde_json::to_value(&g.nodes).unwrap_or(Value::Null),
+            nodes: std::mem::take(&mut g.nodes),
             prompt_tokens: g.prompt_tokens,
             completion_tokens: g.completion_tokens,
         }

@@ -10,8 +10,8 @@ use eino::schema::Message;
 use eino_rag::ingest::{Outcome, Progress};
 use eino_rag::{ChunkQuery, ChunkStore};
 use eino_server::store::{
-    InterruptedRun, JobStatus, KbDocument, PendingCall, PostgresStore, RunRecord, SqliteStore,
-    Store,
+    InterruptedRun, JobStatus, KbDocument, PendingCall, PostgresStore, RunRecord, RunRow,
+    SqliteStore, Store,
 };
 
 async fn sessions_are_per_tenant_and_turns_atomic(s: &dyn Store) {
@@ -113,13 +113,15 @@ async fn runs_in_batches(s: &dyn Store) {
         nodes: serde_json::json!([{"name": "model"}]),
         error: None,
     };
-    s.put_runs(&[
-        ("t".into(), run("r1", 1)),
-        ("t".into(), run("r2", 2)),
-        ("u".into(), run("r3", 3)),
-    ])
-    .await
-    .unwrap();
+    let rows = [
+        ("t", run("r1", 1)),
+        ("t", run("r2", 2)),
+        ("u", run("r3", 3)),
+    ]
+    .iter()
+    .map(|(tenant, r)| RunRow::new(tenant, r).unwrap())
+    .collect::<Vec<_>>();
+    s.put_runs(&rows).await.unwrap();
     let ids: Vec<String> = s
         .list_runs("t", 10)
         .await

@@ -257,6 +257,17 @@ impl Rng {
     }
 }
 
+/// Resident memory of this process (Linux; 0 elsewhere).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -304,12 +315,17 @@ fn latency(n: usize, label: &str, noise: f32) -> Result<(), Box<dyn std::error::
         "ms",
     );
 
-    let t = Instant::now();
+    let (t, rss) = (Instant::now(), rss_kb());
     index.build_hnsw("lat")?;
     metric(
         &format!("hnsw_build_s_{label}"),
         t.elapsed().as_secs_f64(),
         "s",
+    );
+    metric(
+        &format!("hnsw_graph_bytes_per_vector_{label}"),
+        rss_kb().saturating_sub(rss) as f64 * 1024.0 / n as f64,
+        "bytes",
     );
     let (mut times, mut found) = (Vec::new(), 0);
     for (q, want) in queries.iter().zip(&exact) {

@@ -156,7 +156,7 @@ impl Collection {
             .zip(self.graph.as_ref());
         if let Some((cfg, graph)) = graph {
             let live = |slot: &usize| self.row_of_slot.contains_key(slot);
-            if let Some(found) = graph.search(q, k, cfg.ef_search, &live) {
+            if let Some(found) = graph.search(q, k, cfg.ef_search, self.dead_points(), &live) {
                 return found
                     .into_iter()
                     .filter_map(|(slot, s)| Some((s, *self.row_of_slot.get(&slot)?)))

@@ -26,6 +26,10 @@ pub struct TelemetryConfig {
     pub runs_ttl_secs: u64,
     /// Run traces kept at most (the oldest go first, hourly sweep); 0: no cap.
     pub runs_max: u64,
+    /// How long run traces are gathered before they are written in one transaction
+    /// (milliseconds); 0 writes as soon as the writer is free. A crash loses at most this
+    /// window's traces; a shutdown and `GET /api/v1/runs` write them first.
+    pub runs_flush_ms: u64,
     /// Largest stored trace of one run (its nodes' inputs and outputs as JSON); a larger
     /// trace keeps its nodes' names, timings and errors without their inputs and outputs.
     pub runs_max_trace_bytes: usize,
@@ -42,6 +46,7 @@ impl Default for TelemetryConfig {
             runs_ttl_secs: 7 * 24 * 3600,
             runs_max: 1_000_000,
             runs_max_trace_bytes: 256 << 10,
+            runs_flush_ms: 100,
         }
     }
 }
@@ -109,6 +114,12 @@ impl TelemetryConfig {
             "telemetry.runs_max_trace_bytes",
             self.runs_max_trace_bytes as u64,
         )?;
+        if self.runs_flush_ms > 60_000 {
+            return Err(ConfigError::new(
+                "telemetry.runs_flush_ms",
+                "must be at most 60000 (a minute of traces at risk in a crash)",
+            ));
+        }
         if let Some(o) = &self.otlp {
             o.validate()?;
         }

@@ -57,9 +57,11 @@ pub struct KbDocument {
     pub updated_at: i64,
 }
 
-/// The trace of one application run.
+/// The trace of one application run. `N` is how its nodes are held: JSON when read back
+/// from a store, the tracer's typed records while it is written (serialized once, by the
+/// run writer).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunRecord {
+pub struct RunRecord<N = serde_json::Value> {
     /// Run id (also the `x-eino-run-id` response header).
     pub id: String,
     /// The application.
@@ -77,9 +79,39 @@ pub struct RunRecord {
     /// Completion tokens reported by the model.
     pub completion_tokens: u64,
     /// The nodes: name, component, start offset, duration, input/output, error.
-    pub nodes: serde_json::Value,
+    pub nodes: N,
     /// The error message when `status` is `error`.
     pub error: Option<String>,
+}
+
+/// A JSON (de)serialization failure of a stored row.
+fn json_err(e: serde_json::Error) -> eino::Error {
+    eino::Error::internal(format!("stored row is not valid JSON: {e}")).with_source(e)
+}
+
+/// A run trace as stored: its key and its record as JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// The tenant.
+    pub tenant: String,
+    /// The run id.
+    pub id: String,
+    /// Unix milliseconds (the listing order).
+    pub started_at: i64,
+    /// The [`RunRecord`] as JSON.
+    pub body: String,
+}
+
+impl RunRow {
+    /// The row of `tenant`'s `record`.
+    pub fn new<N: Serialize>(tenant: &str, record: &RunRecord<N>) -> Result<Self> {
+        Ok(Self {
+            tenant: tenant.to_string(),
+            id: record.id.clone(),
+            started_at: record.started_at,
+            body: serde_json::to_string(record).map_err(json_err)?,
+        })
+    }
 }
 
 /// A tool call waiting for a person's decision.
@@ -198,7 +230,7 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<bool>>;
 
     /// Save run traces `(tenant, run)`, all in one transaction.
-    fn put_runs<'a>(&'a self, runs: &'a [(String, RunRecord)]) -> BoxFuture<'a, Result<()>>;
+    fn put_runs<'a>(&'a self, runs: &'a [RunRow]) -> BoxFuture<'a, Result<()>>;
     /// The newest runs first.
     fn list_runs<'a>(
         &'a self,

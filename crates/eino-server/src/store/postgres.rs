@@ -9,14 +9,11 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    now_ms, InterruptedRun, JobStatus, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store,
+    json_err, now_ms, InterruptedRun, JobStatus, KbDocument, KnowledgeBase, RunRecord, RunRow,
+    SessionInfo, Store,
 };
 
 use super::MIGRATIONS;
-
-fn json_err(e: serde_json::Error) -> Error {
-    Error::internal(format!("stored row is not valid JSON: {e}")).with_source(e)
-}
 
 /// Sessions, knowledge bases and runs in PostgreSQL.
 #[derive(Clone)]
@@ -377,7 +374,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn put_runs<'a>(&'a self, runs: &'a [(String, RunRecord)]) -> BoxFuture<'a, Result<()>> {
+    fn put_runs<'a>(&'a self, runs: &'a [RunRow]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
@@ -388,9 +385,8 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(pg)?;
-            for (tenant, r) in runs {
-                let body = serde_json::to_string(r).map_err(json_err)?;
-                tx.execute(&st, &[tenant, &r.id, &r.started_at, &body])
+            for r in runs {
+                tx.execute(&st, &[&r.tenant, &r.id, &r.started_at, &r.body])
                     .await
                     .map_err(pg)?;
             }

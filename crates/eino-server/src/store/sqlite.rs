@@ -11,7 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 
 use super::{
-    now_ms, InterruptedRun, JobStatus, KbDocument, KnowledgeBase, RunRecord, SessionInfo, Store,
+    json_err, now_ms, InterruptedRun, JobStatus, KbDocument, KnowledgeBase, RunRecord, RunRow,
+    SessionInfo, Store,
 };
 
 use super::MIGRATIONS;
@@ -36,10 +37,6 @@ fn db(e: rusqlite::Error) -> Error {
         _ => ErrorKind::Internal,
     };
     Error::new(kind, format!("database: {e}")).with_source(e)
-}
-
-fn json_err(e: serde_json::Error) -> Error {
-    Error::internal(format!("stored row is not valid JSON: {e}")).with_source(e)
 }
 
 /// The JSON bodies (first column) of the rows `sql` returns, decoded.
@@ -398,14 +395,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_runs<'a>(&'a self, runs: &'a [(String, RunRecord)]) -> BoxFuture<'a, Result<()>> {
-        let rows: Result<Vec<(String, String, i64, String)>> = runs
-            .iter()
-            .map(|(tenant, r)| {
-                let body = serde_json::to_string(r).map_err(json_err)?;
-                Ok((tenant.clone(), r.id.clone(), r.started_at, body))
-            })
-            .collect();
+    fn put_runs<'a>(&'a self, runs: &'a [RunRow]) -> BoxFuture<'a, Result<()>> {
+        let rows = runs.to_vec();
         self.with(move |c| {
             let tx = c.transaction().map_err(db)?;
             {
@@ -414,8 +405,9 @@ impl Store for SqliteStore {
                         "INSERT OR REPLACE INTO runs (tenant, id, started_at, body) VALUES (?1, ?2, ?3, ?4)",
                     )
                     .map_err(db)?;
-                for (tenant, id, started, body) in rows? {
-                    st.execute(params![tenant, id, started, body]).map_err(db)?;
+                for r in rows {
+                    st.execute(params![r.tenant, r.id, r.started_at, r.body])
+                        .map_err(db)?;
                 }
             }
             tx.commit().map_err(db)

@@ -116,10 +116,11 @@ impl RunWriter {
                     }
                 }
                 if !rows.is_empty() {
-                    if let Err(e) = store.put_runs(&rows).await {
-                        tracing::error!(error = %e, runs = rows.len(), "cannot save run traces");
+                    let batch = std::mem::replace(&mut rows, Vec::with_capacity(BATCH));
+                    let n = batch.len();
+                    if let Err(e) = store.put_runs(batch).await {
+                        tracing::error!(error = %e, runs = n, "cannot save run traces");
                     }
-                    rows.clear();
                 }
                 for f in flushes.drain(..) {
                     let _ = f.send(());

@@ -121,7 +121,7 @@ async fn runs_in_batches(s: &dyn Store) {
     .iter()
     .map(|(tenant, r)| RunRow::new(tenant, r).unwrap())
     .collect::<Vec<_>>();
-    s.put_runs(&rows).await.unwrap();
+    s.put_runs(rows).await.unwrap();
     let ids: Vec<String> = s
         .list_runs("t", 10)
         .await

@@ -230,7 +230,7 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<bool>>;
 
     /// Save run traces `(tenant, run)`, all in one transaction.
-    fn put_runs<'a>(&'a self, runs: &'a [RunRow]) -> BoxFuture<'a, Result<()>>;
+    fn put_runs(&self, runs: Vec<RunRow>) -> BoxFuture<'_, Result<()>>;
     /// The newest runs first.
     fn list_runs<'a>(
         &'a self,

@@ -374,7 +374,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn put_runs<'a>(&'a self, runs: &'a [RunRow]) -> BoxFuture<'a, Result<()>> {
+    fn put_runs(&self, runs: Vec<RunRow>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
@@ -385,7 +385,7 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(pg)?;
-            for r in runs {
+            for r in &runs {
                 tx.execute(&st, &[&r.tenant, &r.id, &r.started_at, &r.body])
                     .await
                     .map_err(pg)?;

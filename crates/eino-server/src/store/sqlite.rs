@@ -395,8 +395,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_runs<'a>(&'a self, runs: &'a [RunRow]) -> BoxFuture<'a, Result<()>> {
-        let rows = runs.to_vec();
+    fn put_runs(&self, rows: Vec<RunRow>) -> BoxFuture<'_, Result<()>> {
         self.with(move |c| {
             let tx = c.transaction().map_err(db)?;
             {

@@ -11,11 +11,14 @@
 # Prompt lengths follow bench_local's prompts: 37 tokens (its short chat prompt) and 300.
 # AMX is off: on machines of this kind that report AMX, llama-bench built with it crashed
 # in ggml's AMX matmul (the VM does not grant the tile state); AVX512-VNNI is used instead.
+# GGML_NATIVE compiles for -march=native, which turns AMX on whatever GGML_AMX_* say, so
+# the compiler is told -mno-amx-* (ggml's AMX code is compiled only under __AMX_INT8__).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 VERSION=0.3.35
 W=target/llamacpp
+NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 mkdir -p "$W"
 if [ ! -x "$W/build/bin/llama-bench" ]; then
     command -v cmake >/dev/null || apt-get install -y -qq cmake >/dev/null 2>&1 \
@@ -25,7 +28,7 @@ if [ ! -x "$W/build/bin/llama-bench" ]; then
     cmake -S "$W/llama_cpp_python-$VERSION/vendor/llama.cpp" -B "$W/build" \
         -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
         -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF \
-        -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF >"$W/cmake.log" 2>&1
+        -DCMAKE_C_FLAGS="$NO_AMX" -DCMAKE_CXX_FLAGS="$NO_AMX" >"$W/cmake.log" 2>&1
     # The compiler's warnings on ggml's intrinsics run to megabytes: kept in the log.
     cmake --build "$W/build" --target llama-bench llama-quantize -j2 >>"$W/cmake.log" 2>&1 ||
         { echo "building llama.cpp failed: see $W/cmake.log" >&2; exit 1; }

@@ -22,9 +22,10 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
-use crate::llama::{Llama, WeightPolicy};
+use crate::llama::Llama;
 use crate::minilm::candle_error;
 use crate::models::{ModelCache, SMOLLM2};
+use crate::quant::WeightPolicy;
 use crate::threads::{init_threads, LocalOptions};
 
 /// Sampling defaults for a [`LocalChatModel`]; `ChatOptions` override temperature, top-p,

@@ -21,12 +21,15 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bert;
 mod chat;
 #[cfg(feature = "hub")]
 mod hub;
+mod kernels;
 mod llama;
 mod minilm;
 pub mod models;
+mod quant;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod threads;

@@ -9,94 +9,11 @@
 //! immutable (each generation owns only its KV cache, preallocated to the length it
 //! needs) and runs grouped-query attention without copying K and V per query head.
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, IndexOp, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
-/// How weights are stored after loading.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WeightPolicy {
-    /// Rewrite Q4_0/Q4_1 as Q8_0: candle has no SIMD Q4_1 kernel on x86.
-    pub(crate) requantize: bool,
-    /// Zero-pad inner dimensions to a multiple of 256 so the tiled kernels apply.
-    pub(crate) pad: bool,
-}
-
-impl WeightPolicy {
-    /// Requantize and pad where this CPU has the tiled kernels; `keep` leaves the weights
-    /// exactly as stored.
-    pub(crate) fn for_this_cpu(keep: bool) -> Self {
-        Self {
-            requantize: !keep,
-            pad: !keep && tiled_int8_kernels(),
-        }
-    }
-}
-
-/// Whether candle will run Q8_0 matmuls through its tiled VNNI kernels (it does not on
-/// plain AVX2, where padding would only cost time).
-fn tiled_int8_kernels() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // candle honours this override and then uses its AVX2 kernels.
-        if std::env::var("MISTRALRS_FORCE_AVX2").as_deref() == Ok("1") {
-            return false;
-        }
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// The tiled kernels' block of the inner dimension.
-const TILE_K: usize = 256;
-
-/// A weight matrix `[out, in]` and the zero columns appended to its input side.
-#[derive(Debug)]
-struct Linear {
-    w: QMatMul,
-    pad: usize,
-}
-
-impl Linear {
-    fn new(q: QTensor, policy: WeightPolicy) -> Result<Self> {
-        let dev = Device::Cpu;
-        let (n, k) = q.shape().dims2()?;
-        let int8 = matches!(
-            q.dtype(),
-            GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q8_0
-        );
-        let slow = matches!(q.dtype(), GgmlDType::Q4_0 | GgmlDType::Q4_1);
-        let blocks_fit = k % 32 == 0;
-        // The tiled kernels also want whole 16-row tiles.
-        let pad = if policy.pad && int8 && blocks_fit && n % 16 == 0 && k % TILE_K != 0 {
-            k.next_multiple_of(TILE_K) - k
-        } else {
-            0
-        };
-        let q = if pad > 0 || (policy.requantize && slow && blocks_fit) {
-            // Q8_0 → f32 → Q8_0 is exact: each block's scale and values come back the same.
-            let w = q.dequantize(&dev)?.pad_with_zeros(1, 0, pad)?;
-            QTensor::quantize(&w, GgmlDType::Q8_0)?
-        } else {
-            q
-        };
-        Ok(Self {
-            w: QMatMul::from_qtensor(q)?,
-            pad,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.pad == 0 {
-            return self.w.forward(x);
-        }
-        self.w.forward(&x.pad_with_zeros(D::Minus1, 0, self.pad)?)
-    }
-}
+use crate::quant::{Linear, WeightPolicy};
 
 #[derive(Debug)]
 struct Block {

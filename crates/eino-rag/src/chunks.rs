@@ -16,6 +16,7 @@ use eino::Result;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
+pub use crate::index::SourceChunks;
 use crate::load::keys;
 use crate::VectorIndex;
 
@@ -80,6 +81,25 @@ pub trait ChunkStore: Send + Sync {
         chunks: Vec<(Document, Vec<f32>)>,
     ) -> BoxFuture<'a, Result<usize>>;
 
+    /// [`replace_source`](Self::replace_source) for several `(source, chunks)` pairs: the
+    /// ingestion pipeline writes a window of sources at once. Returns how many old chunks
+    /// each source lost, in order. The default replaces them one after the other (each
+    /// still all old or all new); a store whose write has a fixed cost (a keyword index's
+    /// commit, a snapshot on disk) writes them together.
+    fn replace_sources<'a>(
+        &'a self,
+        collection: &'a str,
+        sources: Vec<SourceChunks>,
+    ) -> BoxFuture<'a, Result<Vec<usize>>> {
+        Box::pin(async move {
+            let mut removed = Vec::with_capacity(sources.len());
+            for (source, chunks) in sources {
+                removed.push(self.replace_source(collection, &source, chunks).await?);
+            }
+            Ok(removed)
+        })
+    }
+
     /// Remove a whole collection; false if it held nothing.
     fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>>;
 
@@ -131,6 +151,13 @@ impl<T: ChunkStore + ?Sized> ChunkStore for Arc<T> {
         chunks: Vec<(Document, Vec<f32>)>,
     ) -> BoxFuture<'a, Result<usize>> {
         (**self).replace_source(collection, source, chunks)
+    }
+    fn replace_sources<'a>(
+        &'a self,
+        collection: &'a str,
+        sources: Vec<SourceChunks>,
+    ) -> BoxFuture<'a, Result<Vec<usize>>> {
+        (**self).replace_sources(collection, sources)
     }
     fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
         (**self).drop_collection(collection)
@@ -191,6 +218,14 @@ impl ChunkStore for VectorIndex {
         chunks: Vec<(Document, Vec<f32>)>,
     ) -> BoxFuture<'a, Result<usize>> {
         Box::pin(async move { self.replace_where(collection, &source_filter(source), chunks) })
+    }
+
+    fn replace_sources<'a>(
+        &'a self,
+        collection: &'a str,
+        sources: Vec<SourceChunks>,
+    ) -> BoxFuture<'a, Result<Vec<usize>>> {
+        Box::pin(async move { VectorIndex::replace_sources(self, collection, sources) })
     }
 
     fn drop_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool>> {
@@ -293,6 +328,27 @@ impl ChunkStore for LocalChunks {
             self.vectors
                 .replace_source(collection, source, chunks)
                 .await
+        })
+    }
+
+    fn replace_sources<'a>(
+        &'a self,
+        collection: &'a str,
+        sources: Vec<SourceChunks>,
+    ) -> BoxFuture<'a, Result<Vec<usize>>> {
+        Box::pin(async move {
+            #[cfg(feature = "bm25")]
+            if let Some(k) = &self.keywords {
+                let groups = sources
+                    .iter()
+                    .map(|(source, chunks)| {
+                        let docs = chunks.iter().map(|(d, _)| d.clone()).collect();
+                        (source_filter(source), docs)
+                    })
+                    .collect();
+                k.replace_many(collection, groups)?;
+            }
+            VectorIndex::replace_sources(&self.vectors, collection, sources)
         })
     }
 
@@ -537,5 +593,52 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(found.is_empty(), "removing a source removes its keywords");
+    }
+
+    #[cfg(feature = "bm25")]
+    #[tokio::test]
+    async fn several_sources_are_replaced_in_one_write_on_both_sides() {
+        let keywords = crate::Bm25Index::in_memory();
+        let store = LocalChunks::new(VectorIndex::in_memory()).with_keywords(keywords.clone());
+        let first = vec![
+            (
+                "a.txt".to_string(),
+                vec![(chunk("a1", "a.txt", "h1"), vec![1.0, 0.0])],
+            ),
+            (
+                "b.txt".to_string(),
+                vec![
+                    (chunk("b1", "b.txt", "h1"), vec![0.0, 1.0]),
+                    (chunk("b2", "b.txt", "h1"), vec![1.0, 1.0]),
+                ],
+            ),
+        ];
+        assert_eq!(store.replace_sources("kb", first).await.unwrap(), [0, 0]);
+        assert_eq!(keywords.len("kb"), 3);
+        // b.txt shrinks to one chunk, c.txt is new, a.txt is left alone.
+        let second = vec![
+            (
+                "b.txt".to_string(),
+                vec![(chunk("b3", "b.txt", "h2"), vec![0.0, 1.0])],
+            ),
+            (
+                "c.txt".to_string(),
+                vec![(chunk("c1", "c.txt", "h1"), vec![1.0, 0.5])],
+            ),
+        ];
+        assert_eq!(store.replace_sources("kb", second).await.unwrap(), [2, 0]);
+        let mut ids: Vec<String> = keywords
+            .find_where("kb", &json!({}), 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["a1", "b3", "c1"]);
+        assert_eq!(store.vectors().len("kb"), 3);
+        assert_eq!(
+            store.source_hash("kb", "b.txt").await.unwrap().as_deref(),
+            Some("h2")
+        );
     }
 }

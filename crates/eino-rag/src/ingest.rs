@@ -12,10 +12,12 @@ use eino::component::{Embedder, TransformOptions, Transformer};
 use eino::compose::{lambda, Chain, Compiled, Context, Runnable};
 use eino::schema::Document;
 use eino::Result;
+use futures_util::{stream, StreamExt};
 use serde_json::Value;
 
 use crate::chunks::ChunkStore;
 use crate::load::keys;
+use crate::retrieve::embed_texts;
 
 /// Counters of one ingestion, sent after every step; totals grow as documents are split.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,21 +81,64 @@ impl IngestReport {
     }
 }
 
-/// One document on its way through the chain.
+/// One source on its way through the chain.
 #[derive(Clone)]
-struct Work {
+struct SourceWork {
     /// The documents of one source (several for a PDF read page by page).
     docs: Vec<Document>,
     source: String,
     hash: Option<String>,
     chunks: Vec<Document>,
     vectors: Vec<Vec<f32>>,
-    /// Set by the index step: chunks written, old chunks removed.
-    indexed: usize,
-    removed: usize,
+    /// Set when a step fails this source (the later steps skip it), or once it is indexed.
+    outcome: Option<Outcome>,
+}
+
+impl SourceWork {
+    fn fail(&mut self, error: &eino::Error) {
+        tracing::warn!(source = %self.source, %error, "ingestion failed for one source");
+        self.chunks.clear();
+        self.vectors.clear();
+        self.outcome = Some(Outcome::Failed {
+            error: error.to_string(),
+        });
+    }
+
+    fn pending(&self) -> bool {
+        self.outcome.is_none()
+    }
+}
+
+/// Sources going through the chain together: their chunks share embedding batches and
+/// one write to the store (a keyword index's commit costs milliseconds per call, and one
+/// call per small file made the pipeline 20× slower than the store itself).
+#[derive(Clone)]
+struct Window {
+    sources: Vec<SourceWork>,
     tracker: Arc<Tracker>,
 }
-eino::graph_value!(Work);
+eino::graph_value!(Window);
+
+/// What the chain's steps read: the components and the settings that can change
+/// between ingestions.
+struct Steps {
+    splitter: Arc<dyn Transformer>,
+    embedder: Arc<dyn Embedder>,
+    chunks: Arc<dyn ChunkStore>,
+    collection: String,
+    batch: usize,
+    /// Embedding calls in flight at once.
+    concurrency: AtomicUsize,
+    /// Chunks one source may be split into (checked before anything is embedded).
+    max_chunks: AtomicUsize,
+    /// Asked, once a source is split, whether its chunks may be indexed.
+    admission: Mutex<Option<Admission>>,
+}
+
+/// Decides, once a source is split and before any of it is embedded, whether its `chunks`
+/// may be indexed: an error fails that source (its stored chunks stay as they were). A
+/// service uses it for quotas that span sources, such as chunks per tenant.
+pub type Admission = Arc<dyn Fn(&str, usize) -> Result<()> + Send + Sync>;
 
 struct Tracker {
     progress: Mutex<Progress>,
@@ -142,25 +187,29 @@ impl Tracker {
 /// # });
 /// ```
 pub struct Ingestor {
-    chain: Compiled<Work, Work>,
-    chunks: Arc<dyn ChunkStore>,
-    collection: String,
-    /// Chunks one source may be split into (checked before anything is embedded).
-    max_chunks: Arc<AtomicUsize>,
+    chain: Compiled<Window, Window>,
+    steps: Arc<Steps>,
+    window_bytes: usize,
 }
 
 impl std::fmt::Debug for Ingestor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingestor")
-            .field("collection", &self.collection)
+            .field("collection", &self.steps.collection)
+            .field("batch", &self.steps.batch)
+            .field("window_bytes", &self.window_bytes)
             .finish_non_exhaustive()
     }
 }
 
+/// Sources in one window at most, however small they are.
+const MAX_WINDOW_SOURCES: usize = 1024;
+
 impl Ingestor {
     /// An ingestor into `collection` of `chunks` (a [`VectorIndex`](crate::VectorIndex),
     /// a [`LocalChunks`](crate::LocalChunks) with its keyword index, or any other
-    /// [`ChunkStore`]), embedding 32 chunks per call.
+    /// [`ChunkStore`]), embedding 32 chunks per call, two calls at once, and writing
+    /// sources to the store in windows of about 256 KiB of text.
     pub fn new(
         splitter: Arc<dyn Transformer>,
         embedder: Arc<dyn Embedder>,
@@ -178,88 +227,68 @@ impl Ingestor {
         collection: impl Into<String>,
         batch: usize,
     ) -> Result<Self> {
-        let collection = collection.into();
-        let chunks: Arc<dyn ChunkStore> = Arc::new(chunks);
-        let max_chunks = Arc::new(AtomicUsize::new(usize::MAX));
+        let steps = Arc::new(Steps {
+            splitter,
+            embedder,
+            chunks: Arc::new(chunks),
+            collection: collection.into(),
+            batch: batch.max(1),
+            concurrency: AtomicUsize::new(2),
+            max_chunks: AtomicUsize::new(usize::MAX),
+            admission: Mutex::new(None),
+        });
         Ok(Self {
-            chain: Self::chain(
-                splitter,
-                embedder,
-                chunks.clone(),
-                &collection,
-                batch.max(1),
-                max_chunks.clone(),
-            )?,
-            chunks,
-            collection,
-            max_chunks,
+            chain: Self::chain(&steps)?,
+            steps,
+            window_bytes: 256 * 1024,
         })
     }
 
-    /// The chain: split, embed, then replace the source's chunks in the store.
-    fn chain(
-        splitter: Arc<dyn Transformer>,
-        embedder: Arc<dyn Embedder>,
-        chunks: Arc<dyn ChunkStore>,
-        collection: &str,
-        batch: usize,
-        max_chunks: Arc<AtomicUsize>,
-    ) -> Result<Compiled<Work, Work>> {
-        let split = lambda(move |mut w: Work| {
-            let (splitter, max) = (splitter.clone(), max_chunks.load(Ordering::Relaxed));
-            async move {
-                let docs = std::mem::take(&mut w.docs);
-                w.chunks = splitter
-                    .transform(docs, &TransformOptions::default())
-                    .await?;
-                let n = w.chunks.len();
-                if n > max {
-                    return Err(eino::Error::invalid_input(format!(
-                        "{}: split into {n} chunks, more than the {max} allowed",
-                        w.source
-                    )));
-                }
-                w.tracker.update(|p| p.chunks_total += n);
-                Ok(w)
-            }
-        });
-        let embed = lambda(move |mut w: Work| {
-            let embedder = embedder.clone();
-            async move {
-                for part in w.chunks.chunks(batch) {
-                    let vectors = crate::retrieve::embed_contents(embedder.as_ref(), part).await?;
-                    w.vectors.extend(vectors);
-                }
-                Ok(w)
-            }
-        });
-        let col = collection.to_string();
-        let store = lambda(move |mut w: Work| {
-            let (chunks, collection) = (chunks.clone(), col.clone());
-            async move {
-                let mut items = Vec::with_capacity(w.chunks.len());
-                for (mut chunk, v) in std::mem::take(&mut w.chunks)
-                    .into_iter()
-                    .zip(std::mem::take(&mut w.vectors))
-                {
-                    chunk
-                        .metadata
-                        .insert(keys::SOURCE.into(), w.source.clone().into());
-                    if let Some(h) = &w.hash {
-                        chunk
-                            .metadata
-                            .insert(keys::CONTENT_HASH.into(), h.clone().into());
-                    }
-                    items.push((chunk, v));
-                }
-                w.indexed = items.len();
-                w.removed = chunks.replace_source(&collection, &w.source, items).await?;
-                let n = w.indexed;
-                w.tracker.update(|p| p.chunks_done += n);
-                Ok(w)
-            }
-        });
-        Chain::<Work, Work>::new()
+    /// Ask `admit` about every source once it is split (see [`Admission`]), after the
+    /// per-source limit; `None` admits everything. Applies to the ingestions that start
+    /// after the call.
+    pub fn set_admission(&self, admit: Option<Admission>) {
+        *self
+            .steps
+            .admission
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = admit;
+    }
+
+    /// As [`Ingestor::set_admission`], by value.
+    pub fn with_admission(self, admit: Admission) -> Self {
+        self.set_admission(Some(admit));
+        self
+    }
+
+    /// Embedding calls in flight at once (default 2, at least 1): with a local model that
+    /// runs each call on one thread (as [`eino_local`'s MiniLM does on small machines),
+    /// this is how many cores the model uses; with a remote one, how many requests wait at
+    /// once.
+    pub fn with_embed_concurrency(self, calls: usize) -> Self {
+        self.steps
+            .concurrency
+            .store(calls.max(1), Ordering::Relaxed);
+        self
+    }
+
+    /// Text bytes of the sources split, embedded and written to the store together
+    /// (default 256 KiB; a larger source goes alone). Larger windows share more of the
+    /// store's per-write cost; smaller ones report progress sooner and hold less memory.
+    pub fn with_window_bytes(mut self, bytes: usize) -> Self {
+        self.window_bytes = bytes.max(1);
+        self
+    }
+
+    /// The chain: split, embed, then replace the window's sources in the store.
+    fn chain(steps: &Arc<Steps>) -> Result<Compiled<Window, Window>> {
+        let s = steps.clone();
+        let split = lambda(move |w: Window| split(s.clone(), w));
+        let s = steps.clone();
+        let embed = lambda(move |w: Window| embed(s.clone(), w));
+        let s = steps.clone();
+        let store = lambda(move |w: Window| store(s.clone(), w));
+        Chain::<Window, Window>::new()
             .then_keyed("split", split)
             .then_keyed("embed", embed)
             .then_keyed("index", store)
@@ -270,7 +299,7 @@ impl Ingestor {
     /// or indexed (its outcome is [`Outcome::Failed`]; the stored chunks stay as they
     /// were). Applies to the ingestions that start after the call.
     pub fn set_max_chunks_per_source(&self, max: usize) {
-        self.max_chunks.store(max, Ordering::Relaxed);
+        self.steps.max_chunks.store(max, Ordering::Relaxed);
     }
 
     /// As [`Ingestor::set_max_chunks_per_source`], by value.
@@ -281,7 +310,7 @@ impl Ingestor {
 
     /// The collection this ingestor writes.
     pub fn collection(&self) -> &str {
-        &self.collection
+        &self.steps.collection
     }
 
     /// Ingest `docs` (from the loaders: their `source` and `content_hash` metadata are
@@ -296,7 +325,8 @@ impl Ingestor {
             .await
     }
 
-    /// As [`Ingestor::ingest`] with a shared progress sink and a run context (callbacks).
+    /// As [`Ingestor::ingest`] with a shared progress sink and a run context (callbacks:
+    /// the chain runs once per window of sources).
     pub async fn ingest_with(
         &self,
         docs: Vec<Document>,
@@ -313,60 +343,98 @@ impl Ingestor {
             sink: on_progress,
         });
         tracker.update(|_| {});
-        let mut outcomes = Vec::with_capacity(groups.len());
-        for SourceGroup {
-            source,
-            hash,
-            bytes,
-            docs,
-        } in groups
-        {
-            let outcome = if self.is_current(&source, hash.as_deref()).await {
-                Outcome::Unchanged
+        let mut outcomes: Vec<(String, Option<Outcome>)> = Vec::with_capacity(groups.len());
+        // Indexes into `outcomes` of the window's sources, and their file bytes.
+        let mut window: Vec<(usize, u64, SourceWork)> = Vec::new();
+        let mut window_bytes = 0;
+        let count = groups.len();
+        for (n, group) in groups.into_iter().enumerate() {
+            let i = outcomes.len();
+            outcomes.push((group.source.clone(), None));
+            if self.is_current(&group.source, group.hash.as_deref()).await {
+                outcomes[i].1 = Some(Outcome::Unchanged);
+                tracker.update(|p| {
+                    p.documents_done += 1;
+                    p.bytes_done += group.bytes;
+                });
             } else {
-                let work = Work {
-                    docs,
-                    source: source.clone(),
-                    hash,
-                    chunks: Vec::new(),
-                    vectors: Vec::new(),
-                    indexed: 0,
-                    removed: 0,
-                    tracker: tracker.clone(),
-                };
-                match self.chain.invoke(work, ctx).await {
-                    Ok(w) if w.removed == 0 => Outcome::Added { chunks: w.indexed },
-                    Ok(w) => Outcome::Replaced {
-                        chunks: w.indexed,
-                        removed: w.removed,
+                window_bytes += group.docs.iter().map(|d| d.content.len()).sum::<usize>();
+                window.push((
+                    i,
+                    group.bytes,
+                    SourceWork {
+                        docs: group.docs,
+                        source: group.source,
+                        hash: group.hash,
+                        chunks: Vec::new(),
+                        vectors: Vec::new(),
+                        outcome: None,
                     },
-                    Err(e) => {
-                        tracing::warn!(%source, error = %e, "ingestion failed for one source");
-                        Outcome::Failed {
-                            error: e.to_string(),
-                        }
-                    }
-                }
-            };
-            tracker.update(|p| {
-                p.documents_done += 1;
-                p.bytes_done += bytes;
-            });
-            outcomes.push((source, outcome));
+                ));
+            }
+            let last = n + 1 == count;
+            let full = window_bytes >= self.window_bytes || window.len() >= MAX_WINDOW_SOURCES;
+            if !window.is_empty() && (full || last) {
+                window_bytes = 0;
+                let batch = std::mem::take(&mut window);
+                self.run_window(batch, &tracker, ctx, &mut outcomes).await;
+            }
         }
         let progress = tracker
             .progress
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let outcomes = outcomes
+            .into_iter()
+            .map(|(source, o)| (source, o.unwrap_or(Outcome::Unchanged)))
+            .collect();
         IngestReport { outcomes, progress }
+    }
+
+    /// Run one window through the chain and record its sources' outcomes.
+    async fn run_window(
+        &self,
+        batch: Vec<(usize, u64, SourceWork)>,
+        tracker: &Arc<Tracker>,
+        ctx: &Context,
+        outcomes: &mut [(String, Option<Outcome>)],
+    ) {
+        let (places, sources): (Vec<(usize, u64)>, Vec<SourceWork>) =
+            batch.into_iter().map(|(i, b, s)| ((i, b), s)).unzip();
+        let window = Window {
+            sources,
+            tracker: tracker.clone(),
+        };
+        let done: Vec<Outcome> = match self.chain.invoke(window, ctx).await {
+            Ok(w) => w
+                .sources
+                .into_iter()
+                .map(|s| s.outcome.unwrap_or(Outcome::Unchanged))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "ingestion failed for a window of sources");
+                let failed = Outcome::Failed {
+                    error: e.to_string(),
+                };
+                vec![failed; places.len()]
+            }
+        };
+        for ((i, bytes), outcome) in places.into_iter().zip(done) {
+            outcomes[i].1 = Some(outcome);
+            tracker.update(|p| {
+                p.documents_done += 1;
+                p.bytes_done += bytes;
+            });
+        }
     }
 
     /// Whether `source` is stored with this `hash`. A store that cannot answer counts as
     /// "changed": the source is then ingested again rather than skipped.
     async fn is_current(&self, source: &str, hash: Option<&str>) -> bool {
         let Some(hash) = hash else { return false };
-        match self.chunks.source_hash(&self.collection, source).await {
+        let steps = &self.steps;
+        match steps.chunks.source_hash(&steps.collection, source).await {
             Ok(stored) => stored.as_deref() == Some(hash),
             Err(e) => {
                 tracing::warn!(%source, error = %e, "cannot read the stored content hash");
@@ -377,10 +445,159 @@ impl Ingestor {
 
     /// Remove every chunk of `source`; returns how many were removed.
     pub async fn remove_source(&self, source: &str) -> Result<usize> {
-        self.chunks
-            .replace_source(&self.collection, source, Vec::new())
+        let steps = &self.steps;
+        steps
+            .chunks
+            .replace_source(&steps.collection, source, Vec::new())
             .await
     }
+}
+
+/// The split step: each pending source into chunks, within the per-source limit.
+async fn split(steps: Arc<Steps>, mut w: Window) -> Result<Window> {
+    let max = steps.max_chunks.load(Ordering::Relaxed);
+    let admission = steps
+        .admission
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for s in w.sources.iter_mut().filter(|s| s.pending()) {
+        let docs = std::mem::take(&mut s.docs);
+        match steps
+            .splitter
+            .transform(docs, &TransformOptions::default())
+            .await
+        {
+            Ok(chunks) if chunks.len() > max => s.fail(&eino::Error::invalid_input(format!(
+                "{}: split into {} chunks, more than the {max} allowed",
+                s.source,
+                chunks.len()
+            ))),
+            Ok(chunks) => {
+                let n = chunks.len();
+                let admitted = admission.as_ref().map_or(Ok(()), |a| a(&s.source, n));
+                match admitted {
+                    Ok(()) => {
+                        s.chunks = chunks;
+                        w.tracker.update(|p| p.chunks_total += n);
+                    }
+                    Err(e) => s.fail(&e),
+                }
+            }
+            Err(e) => s.fail(&e),
+        }
+    }
+    Ok(w)
+}
+
+/// The embed step: the window's chunks, longest first so each batch pads little, in
+/// batches of `steps.batch`, `steps.concurrency` calls at once. A failed batch fails no
+/// one yet: its sources are embedded again alone, so one bad text fails only its source.
+async fn embed(steps: Arc<Steps>, mut w: Window) -> Result<Window> {
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for (i, s) in w.sources.iter_mut().enumerate() {
+        if s.pending() {
+            s.vectors = vec![Vec::new(); s.chunks.len()];
+            order.extend((0..s.chunks.len()).map(|j| (i, j)));
+        }
+    }
+    order.sort_by_key(|&(i, j)| std::cmp::Reverse(w.sources[i].chunks[j].content.len()));
+    let batches: Vec<&[(usize, usize)]> = order.chunks(steps.batch).collect();
+    let concurrency = steps.concurrency.load(Ordering::Relaxed);
+    let texts: Vec<Vec<String>> = batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|&(i, j)| w.sources[i].chunks[j].content.clone())
+                .collect()
+        })
+        .collect();
+    let results: Vec<Result<Vec<Vec<f32>>>> = stream::iter(texts.into_iter().map(|texts| {
+        let embedder = steps.embedder.clone();
+        async move { embed_texts(embedder.as_ref(), &texts).await }
+    }))
+    .buffered(concurrency)
+    .collect()
+    .await;
+    let mut retry = std::collections::BTreeSet::new();
+    for (b, r) in batches.iter().zip(results) {
+        match r {
+            Ok(vectors) => {
+                for (&(i, j), v) in b.iter().zip(vectors) {
+                    w.sources[i].vectors[j] = v;
+                }
+            }
+            Err(_) => retry.extend(b.iter().map(|&(i, _)| i)),
+        }
+    }
+    for i in retry {
+        let s = &mut w.sources[i];
+        let mut vectors = Vec::with_capacity(s.chunks.len());
+        for part in s.chunks.chunks(steps.batch) {
+            let texts: Vec<String> = part.iter().map(|c| c.content.clone()).collect();
+            match embed_texts(steps.embedder.as_ref(), &texts).await {
+                Ok(v) => vectors.extend(v),
+                Err(e) => {
+                    s.fail(&e);
+                    break;
+                }
+            }
+        }
+        if s.pending() {
+            s.vectors = vectors;
+        }
+    }
+    Ok(w)
+}
+
+/// The index step: every pending source's chunks replace its old ones, in one write.
+async fn store(steps: Arc<Steps>, mut w: Window) -> Result<Window> {
+    let live: Vec<usize> = (0..w.sources.len())
+        .filter(|&i| w.sources[i].pending())
+        .collect();
+    if live.is_empty() {
+        return Ok(w);
+    }
+    let mut groups = Vec::with_capacity(live.len());
+    for &i in &live {
+        let s = &mut w.sources[i];
+        let mut items = Vec::with_capacity(s.chunks.len());
+        for (mut chunk, v) in std::mem::take(&mut s.chunks)
+            .into_iter()
+            .zip(std::mem::take(&mut s.vectors))
+        {
+            chunk
+                .metadata
+                .insert(keys::SOURCE.into(), s.source.clone().into());
+            if let Some(h) = &s.hash {
+                chunk
+                    .metadata
+                    .insert(keys::CONTENT_HASH.into(), h.clone().into());
+            }
+            items.push((chunk, v));
+        }
+        groups.push((s.source.clone(), items));
+    }
+    let counts: Vec<usize> = groups.iter().map(|(_, items)| items.len()).collect();
+    match steps
+        .chunks
+        .replace_sources(&steps.collection, groups)
+        .await
+    {
+        Ok(removed) => {
+            let removed = removed.into_iter().chain(std::iter::repeat(0));
+            for ((&i, chunks), removed) in live.iter().zip(counts).zip(removed) {
+                w.sources[i].outcome = Some(if removed == 0 {
+                    Outcome::Added { chunks }
+                } else {
+                    Outcome::Replaced { chunks, removed }
+                });
+                w.tracker.update(|p| p.chunks_done += chunks);
+            }
+        }
+        Err(e) => live.iter().for_each(|&i| w.sources[i].fail(&e)),
+    }
+    Ok(w)
 }
 
 /// The documents of one source, ingested (and replaced) together.

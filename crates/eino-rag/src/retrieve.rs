@@ -52,7 +52,15 @@ pub(crate) async fn embed_contents(
     docs: &[Document],
 ) -> Result<Vec<Vec<f32>>> {
     let texts: Vec<String> = docs.iter().map(|d| d.content.clone()).collect();
-    let vectors = embedder.embed(&texts, &EmbedOptions::default()).await?;
+    embed_texts(embedder, &texts).await
+}
+
+/// One embedder call, checked to return a vector per text.
+pub(crate) async fn embed_texts(
+    embedder: &dyn Embedder,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>> {
+    let vectors = embedder.embed(texts, &EmbedOptions::default()).await?;
     if vectors.len() != texts.len() {
         return Err(Error::internal(format!(
             "embedder returned {} vectors for {} texts",

@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use eino::component::{EmbedOptions, Embedder};
+use eino::schema::Document;
 use eino::{Error, Result};
+use eino_rag::chunks::SourceChunks;
 use eino_rag::ingest::{Ingestor, Outcome, Progress};
 use eino_rag::load::{keys, parse, parse_with, Format, ParseOptions};
-use eino_rag::{RecursiveSplitter, Size, VectorIndex};
+use eino_rag::{ChunkQuery, ChunkStore, RecursiveSplitter, Size, VectorIndex};
 use futures_util::future::BoxFuture;
 
 /// Letter histogram as the vector; fails on texts containing "FAIL".
@@ -86,10 +88,10 @@ async fn unchanged_sources_are_skipped_and_changed_ones_replaced() {
     assert!(chunks >= 3, "{chunks}");
     assert_eq!(report.outcomes[1].1, Outcome::Added { chunks: 1 });
     assert_eq!(index.len("kb"), chunks + 1);
-    // Batches of two: ceil(chunks / 2) calls for a.txt, one for b.txt.
+    // Batches of two across both sources (b.txt's chunk shares a call with a.txt's).
     assert_eq!(
         embedder.calls.load(Ordering::SeqCst),
-        chunks.div_ceil(2) + 1
+        (chunks + 1).div_ceil(2)
     );
 
     let calls = embedder.calls.load(Ordering::SeqCst);
@@ -199,4 +201,195 @@ async fn the_pages_of_one_pdf_are_one_source() {
     );
     let again = ingestor.ingest(pages, |_| {}).await;
     assert_eq!(again.outcomes[0].1, Outcome::Unchanged);
+}
+
+/// Counts the store's writes; everything else goes to a `VectorIndex`.
+struct CountingStore {
+    inner: VectorIndex,
+    writes: AtomicUsize,
+}
+
+impl ChunkStore for CountingStore {
+    fn source_hash<'a>(&'a self, c: &'a str, s: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        self.inner.source_hash(c, s)
+    }
+    fn replace_source<'a>(
+        &'a self,
+        c: &'a str,
+        s: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<usize>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        ChunkStore::replace_source(&self.inner, c, s, chunks)
+    }
+    fn replace_sources<'a>(
+        &'a self,
+        c: &'a str,
+        sources: Vec<SourceChunks>,
+    ) -> BoxFuture<'a, Result<Vec<usize>>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        ChunkStore::replace_sources(&self.inner, c, sources)
+    }
+    fn drop_collection<'a>(&'a self, c: &'a str) -> BoxFuture<'a, Result<bool>> {
+        ChunkStore::drop_collection(&self.inner, c)
+    }
+    fn is_empty<'a>(&'a self, c: &'a str) -> BoxFuture<'a, Result<bool>> {
+        ChunkStore::is_empty(&self.inner, c)
+    }
+    fn search<'a>(&'a self, c: &'a str, q: ChunkQuery<'a>) -> BoxFuture<'a, Result<Vec<Document>>> {
+        ChunkStore::search(&self.inner, c, q)
+    }
+    fn upsert<'a>(
+        &'a self,
+        c: &'a str,
+        chunks: Vec<(Document, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        ChunkStore::upsert(&self.inner, c, chunks)
+    }
+}
+
+fn many_sources(n: usize) -> Vec<Document> {
+    (0..n)
+        .map(|i| {
+            text(
+                &format!("s{i}.txt"),
+                &format!("Source number {i} says hello."),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_window_of_sources_is_one_write_to_the_store() {
+    let store = Arc::new(CountingStore {
+        inner: VectorIndex::in_memory(),
+        writes: AtomicUsize::new(0),
+    });
+    let splitter = || Arc::new(RecursiveSplitter::new(200).with_size(Size::Chars));
+    let ingestor = Ingestor::new(
+        splitter(),
+        Arc::new(Letters::default()),
+        store.clone(),
+        "kb",
+    )
+    .unwrap();
+    let report = ingestor.ingest(many_sources(20), |_| {}).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(
+        store.writes.load(Ordering::SeqCst),
+        1,
+        "20 small files, one write"
+    );
+    assert_eq!(store.inner.len("kb"), 20);
+
+    // One source per window: one write each, and the outcomes say what each replaced.
+    let small = Ingestor::new(
+        splitter(),
+        Arc::new(Letters::default()),
+        store.clone(),
+        "kb",
+    )
+    .unwrap()
+    .with_window_bytes(1);
+    let mut docs = many_sources(3);
+    for d in &mut docs {
+        d.content.push_str(" Changed.");
+        let hash = eino_rag::load::content_hash(d.content.as_bytes());
+        d.metadata.insert(keys::CONTENT_HASH.into(), hash.into());
+    }
+    let report = small.ingest(docs, |_| {}).await;
+    assert_eq!(store.writes.load(Ordering::SeqCst), 4);
+    assert!(report.outcomes.iter().all(|(_, o)| *o
+        == Outcome::Replaced {
+            chunks: 1,
+            removed: 1
+        }));
+    assert_eq!(store.inner.len("kb"), 20);
+}
+
+/// Records how many calls run at once and the text lengths of every call.
+#[derive(Default)]
+struct Slow {
+    now: AtomicUsize,
+    most: AtomicUsize,
+    lengths: Mutex<Vec<Vec<usize>>>,
+}
+
+impl Embedder for Slow {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        _: &'a EmbedOptions,
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>>> {
+        Box::pin(async move {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            self.lengths
+                .lock()
+                .unwrap()
+                .push(texts.iter().map(String::len).collect());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
+        })
+    }
+}
+
+#[tokio::test]
+async fn batches_go_longest_first_and_as_many_at_once_as_configured() {
+    for calls in [1, 3] {
+        let embedder = Arc::new(Slow::default());
+        let ingestor = Ingestor::with_batch_size(
+            Arc::new(RecursiveSplitter::new(400).with_size(Size::Chars)),
+            embedder.clone(),
+            VectorIndex::in_memory(),
+            "kb",
+            4,
+        )
+        .unwrap()
+        .with_embed_concurrency(calls);
+        let docs = (0..24)
+            .map(|i| text(&format!("d{i}.txt"), &"word ".repeat(1 + (i * 7) % 24)))
+            .collect();
+        let report = ingestor.ingest(docs, |_| {}).await;
+        assert_eq!(report.failed(), 0);
+        assert_eq!(embedder.most.load(Ordering::SeqCst), calls);
+        let lengths: Vec<usize> = embedder.lengths.lock().unwrap().concat();
+        assert_eq!(lengths.len(), 24);
+        if calls == 1 {
+            assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "{lengths:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn admission_sees_every_split_source_and_can_fail_it() {
+    let (ingestor, index, embedder) = setup(8);
+    let seen: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+    let log = seen.clone();
+    let ingestor = ingestor.with_admission(Arc::new(move |source: &str, chunks| {
+        log.lock().unwrap().push((source.to_string(), chunks));
+        if source == "b.txt" {
+            return Err(Error::invalid_input("b.txt: over the quota"));
+        }
+        Ok(())
+    }));
+    let report = ingestor
+        .ingest(
+            vec![text("a.txt", LONG), text("b.txt", "Short one.")],
+            |_| {},
+        )
+        .await;
+    assert!(matches!(report.outcomes[0].1, Outcome::Added { .. }));
+    assert!(
+        matches!(&report.outcomes[1].1, Outcome::Failed { error } if error.contains("over the quota"))
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1], ("b.txt".to_string(), 1));
+    assert!(index
+        .find_where("kb", &serde_json::json!({"source": "b.txt"}), 5)
+        .is_empty());
+    // b.txt's chunk was never embedded: a.txt's chunks alone went to the embedder.
+    assert_eq!(embedder.calls.load(Ordering::SeqCst), seen[0].1.div_ceil(8));
 }

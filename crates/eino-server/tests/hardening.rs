@@ -649,6 +649,39 @@ async fn ingestion_is_bounded_per_file_and_per_tenant() {
     assert_eq!(searched(&s, "docs").await, ["a.md", "b.md", "three.md"]);
 }
 
+/// Files of one job go through the ingestor together; the tenant's chunk limit still
+/// counts them one by one, and a name uploaded twice is ingested twice, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_ingested_together_keep_the_per_file_rules() {
+    let s = kb_server(Duration::ZERO, |c| c.limits.max_chunks_per_tenant = 3).await;
+    s.post("/api/v1/knowledge-bases", json!({"name": "docs"}))
+        .await;
+    let files: Vec<(&str, Vec<u8>)> = ["a.md", "b.md", "a.md", "c.md", "d.md"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, format!("# T{i}\n\nalpha {i}").into_bytes()))
+        .collect();
+    let st = finish(&s, &start_upload(&s, "docs", &files).await).await;
+    let statuses: Vec<&str> = st["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o[1]["status"].as_str().unwrap())
+        .collect();
+    // a.md, b.md; a.md again replaces the first; c.md makes three; d.md is one too many.
+    assert_eq!(
+        statuses,
+        ["added", "added", "replaced", "added", "failed"],
+        "{st}"
+    );
+    assert!(st["outcomes"][4][1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_chunks_per_tenant"));
+    assert_eq!(sources(&s, "docs").await, ["a.md", "b.md", "c.md"]);
+    assert_eq!(st["progress"]["documents_done"], 5);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_without_a_record_are_recorded_on_the_next_upload() {
     let s = kb_server(Duration::ZERO, |_| {}).await;
@@ -687,7 +720,9 @@ async fn deleting_a_knowledge_base_stops_its_ingestion_and_keeps_nothing() {
     let s = kb_server(Duration::from_millis(300), |_| {}).await;
     s.post("/api/v1/knowledge-bases", json!({"name": "race"}))
         .await;
-    let files: Vec<(String, Vec<u8>)> = (0..8)
+    // Files go through the ingestor 64 at a time, each window one slow embedding round:
+    // 200 files are four windows, and the deletion comes during the second.
+    let files: Vec<(String, Vec<u8>)> = (0..200)
         .map(|i| {
             (
                 format!("f{i}.md"),

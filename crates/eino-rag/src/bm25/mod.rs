@@ -485,18 +485,36 @@ impl Bm25Index {
         filter: &Value,
         docs: Vec<Document>,
     ) -> Result<usize> {
-        if docs.is_empty() && self.get(collection).is_none() {
-            return Ok(0);
+        let removed = self.replace_many(collection, vec![(filter.clone(), docs)])?;
+        Ok(removed.first().copied().unwrap_or(0))
+    }
+
+    /// [`replace_where`](Self::replace_where) for several `(filter, docs)` pairs in one
+    /// commit (each commit adds a segment the merge policy must fold in again, so an
+    /// ingestion writes many sources at once). Returns how many each filter deleted.
+    pub fn replace_many(
+        &self,
+        collection: &str,
+        groups: Vec<(Value, Vec<Document>)>,
+    ) -> Result<Vec<usize>> {
+        if groups.iter().all(|(_, d)| d.is_empty()) && self.get(collection).is_none() {
+            return Ok(vec![0; groups.len()]);
         }
         let c = self.get_or_create(collection)?;
-        let doomed = c.scan(filter, usize::MAX)?;
+        let doomed = groups
+            .iter()
+            .map(|(filter, _)| c.scan(filter, usize::MAX))
+            .collect::<Result<Vec<_>>>()?;
         c.edit(|w, f| {
-            for d in &doomed {
+            for d in doomed.iter().flatten() {
                 w.delete_term(Term::from_field_text(f.id, &d.id));
             }
-            docs.iter().try_for_each(|d| c.add(w, d))
+            groups
+                .iter()
+                .flat_map(|(_, docs)| docs)
+                .try_for_each(|d| c.add(w, d))
         })?;
-        Ok(doomed.len())
+        Ok(doomed.iter().map(Vec::len).collect())
     }
 
     /// Drop a whole collection (and its directory).

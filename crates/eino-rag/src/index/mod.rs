@@ -18,6 +18,10 @@ mod hnsw;
 mod upkeep;
 pub(crate) use hnsw::dot;
 use hnsw::Graph;
+
+/// One source's new chunks, each with its vector: what a replacement of several sources
+/// at once takes ([`VectorIndex::replace_sources`], `ChunkStore::replace_sources`).
+pub type SourceChunks = (String, Vec<(Document, Vec<f32>)>);
 pub use hnsw::HnswConfig;
 
 /// What a collection file holds.
@@ -476,6 +480,59 @@ impl VectorIndex {
         drop(g);
         self.persist(collection, seq, snapshot.as_ref())?;
         Ok(doomed.len())
+    }
+
+    /// [`replace_where`](Self::replace_where) by source for several sources at once (one
+    /// lock, one scan, one write to disk): each `(source, items)` pair deletes the
+    /// documents whose `source` metadata is that source and inserts its items. Returns how
+    /// many each source lost, in order.
+    pub fn replace_sources(
+        &self,
+        collection: &str,
+        groups: Vec<SourceChunks>,
+    ) -> Result<Vec<usize>> {
+        check_collection_name(collection)?;
+        let mut g = self.write();
+        let c = g.entry(collection.to_string()).or_default();
+        let at: HashMap<&str, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (source, _))| (source.as_str(), i))
+            .collect();
+        let mut removed = vec![0; groups.len()];
+        let doomed: Vec<String> = c
+            .docs
+            .iter()
+            .filter_map(|d| {
+                let source = d.metadata.get(crate::load::keys::SOURCE)?.as_str()?;
+                removed[*at.get(source)?] += 1;
+                Some(d.id.clone())
+            })
+            .collect();
+        let first = groups.iter().flat_map(|(_, items)| items).next();
+        let dim = if doomed.len() == c.docs.len() {
+            first.map_or(c.dim, |(_, v)| v.len())
+        } else {
+            c.dim
+        };
+        for (_, items) in &groups {
+            check_vectors(collection, dim, items)?;
+        }
+        for id in &doomed {
+            c.delete(id);
+        }
+        if c.dim != dim {
+            c.dim = dim;
+            c.graph = None;
+        }
+        for (doc, v) in groups.into_iter().flat_map(|(_, items)| items) {
+            c.upsert(doc, v);
+        }
+        let snapshot = self.dir.is_some().then(|| c.stored());
+        let seq = self.next_change();
+        drop(g);
+        self.persist(collection, seq, snapshot.as_ref())?;
+        Ok(removed)
     }
 
     /// Drop a whole collection.

@@ -262,7 +262,7 @@ impl Ingestor {
     }
 
     /// Embedding calls in flight at once (default 2, at least 1): with a local model that
-    /// runs each call on one thread (as [`eino_local`'s MiniLM does on small machines),
+    /// runs each call on one thread (as eino-local's MiniLM does on small machines),
     /// this is how many cores the model uses; with a remote one, how many requests wait at
     /// once.
     pub fn with_embed_concurrency(self, calls: usize) -> Self {

@@ -50,6 +50,17 @@ pub(crate) fn tiled_int8_kernels() -> bool {
 /// The tiled kernels' block of the inner dimension.
 const TILE_K: usize = 256;
 
+/// Zero columns to append to an int8 weight `[n, k]` (whole blocks of 32) so the tiled
+/// kernels take it: none unless `policy` pads, the kernels' 16-row tiles fit, and `k` is
+/// not already a multiple of their block.
+fn tile_pad(n: usize, k: usize, policy: WeightPolicy) -> usize {
+    if policy.pad && n.is_multiple_of(16) && !k.is_multiple_of(TILE_K) {
+        k.next_multiple_of(TILE_K) - k
+    } else {
+        0
+    }
+}
+
 /// A weight matrix `[out, in]` and the zero columns appended to its input side.
 #[derive(Debug)]
 pub(crate) struct Linear {
@@ -67,9 +78,8 @@ impl Linear {
         );
         let slow = matches!(q.dtype(), GgmlDType::Q4_0 | GgmlDType::Q4_1);
         let blocks_fit = k % 32 == 0;
-        // The tiled kernels also want whole 16-row tiles.
-        let pad = if policy.pad && int8 && blocks_fit && n % 16 == 0 && k % TILE_K != 0 {
-            k.next_multiple_of(TILE_K) - k
+        let pad = if int8 && blocks_fit {
+            tile_pad(n, k, policy)
         } else {
             0
         };
@@ -89,7 +99,14 @@ impl Linear {
     /// An f32 weight `[out, in]` as Q8_0 (its inner dimension must be a multiple of 32),
     /// padded as `policy` says.
     pub(crate) fn quantize(w: &Tensor, policy: WeightPolicy) -> Result<Self> {
-        Self::new(QTensor::quantize(w, GgmlDType::Q8_0)?, policy)
+        let (n, k) = w.dims2()?;
+        // Padded before quantizing, so the weight is quantized once.
+        let pad = tile_pad(n, k, policy);
+        let q = QTensor::quantize(&w.pad_with_zeros(1, 0, pad)?, GgmlDType::Q8_0)?;
+        Ok(Self {
+            w: QMatMul::from_qtensor(q)?,
+            pad,
+        })
     }
 
     /// `x · wᵀ` over the last dimension of `x`.

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::chunks::ChunkStore;
 use crate::load::keys;
-use crate::retrieve::embed_texts;
+use crate::retrieve::{embed_contents, embed_texts};
 
 /// Counters of one ingestion, sent after every step; totals grow as documents are split.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -534,8 +534,7 @@ async fn embed(steps: Arc<Steps>, mut w: Window) -> Result<Window> {
         let s = &mut w.sources[i];
         let mut vectors = Vec::with_capacity(s.chunks.len());
         for part in s.chunks.chunks(steps.batch) {
-            let texts: Vec<String> = part.iter().map(|c| c.content.clone()).collect();
-            match embed_texts(steps.embedder.as_ref(), &texts).await {
+            match embed_contents(steps.embedder.as_ref(), part).await {
                 Ok(v) => vectors.extend(v),
                 Err(e) => {
                     s.fail(&e);

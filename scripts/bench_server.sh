@@ -3,8 +3,9 @@
 # requests/s and latency (wrk --latency) calling the upstream directly, through `eino serve`
 # and through the LiteLLM proxy (pip `litellm[proxy]`, pinned, in target/litellm-venv; 2
 # workers, master key), at 1 connection (JSON) and 64 connections (JSON and SSE); eino's CPU
-# time per proxied request; then idle RSS and peak RSS with 1000 concurrent streaming
-# requests. Installs wrk (Debian) if missing. RECORD_RUNS=false turns run traces off,
+# time per proxied request; the same for `floor_proxy` (the least a relay on our HTTP stack
+# does: forward the body, relay the answer's bytes), the floor any proxy on this machine
+# stands on; then idle RSS and peak RSS with 1000 concurrent streaming requests. Installs wrk (Debian) if missing. RECORD_RUNS=false turns run traces off,
 # RECORD_RUNS_SAMPLE=0.1 keeps a tenth of the successful ones; LITELLM=0 skips LiteLLM.
 #   bash scripts/bench_server.sh            # prints `name value unit` lines
 set -euo pipefail
@@ -12,17 +13,20 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk; }
 cargo build --release -q -p eino-cli
-cargo build --release -q -p eino-server --example fake_upstream
+cargo build --release -q -p eino-server --example fake_upstream --example floor_proxy
 TMP=$(mktemp -d)
-UP=127.0.0.1:19101; SRV=127.0.0.1:19102; LLM=127.0.0.1:19103
+UP=127.0.0.1:19101; SRV=127.0.0.1:19102; LLM=127.0.0.1:19103; FLOOR=127.0.0.1:19104
 LITELLM=${LITELLM:-1}
 if [ "$LITELLM" = 1 ] && [ ! -x target/litellm-venv/bin/litellm ]; then
     python3 -m venv target/litellm-venv
     target/litellm-venv/bin/pip install -q 'litellm[proxy]==1.108.0'
 fi
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$TMP"; }
+# LiteLLM's workers are its children: its own process group, killed as a group.
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; [ -z "${LLM_PGID:-}" ] || kill -- -"$LLM_PGID" 2>/dev/null || true; rm -rf "$TMP"; }
 PIDS=(); trap cleanup EXIT
 target/release/examples/fake_upstream $UP 2>/dev/null & PIDS+=($!)
+target/release/examples/floor_proxy $FLOOR "http://$UP" 2>/dev/null & PIDS+=($!)
+FLOOR_PID=$!
 cat > "$TMP/eino.yaml" <<YAML
 models:
   up: { provider: openai, model: fake, base_url: "http://$UP/v1", max_retries: 0 }
@@ -53,8 +57,8 @@ model_list:
 general_settings: { master_key: sk-bench }
 litellm_settings: { telemetry: false }
 YAML
-    (cd "$TMP" && LITELLM_LOG=ERROR exec "$OLDPWD/target/litellm-venv/bin/litellm" --config litellm.yaml \
-        --host 127.0.0.1 --port 19103 --num_workers 2 >/dev/null 2>&1) & PIDS+=($!)
+    (cd "$TMP" && LITELLM_LOG=ERROR exec setsid "$OLDPWD/target/litellm-venv/bin/litellm" --config litellm.yaml \
+        --host 127.0.0.1 --port 19103 --num_workers 2 >/dev/null 2>&1) & LLM_PGID=$!
     for _ in $(seq 240); do
         curl -sf -H "Authorization: Bearer sk-bench" "http://$LLM/health/liveliness" >/dev/null && break
         sleep 0.5
@@ -62,22 +66,31 @@ YAML
 fi
 idle=$(awk '/VmRSS/ {print $2}' /proc/$EINO_PID/status)
 echo "idle_rss_kb $idle kB"
-cpu_ticks() { awk '{print $14 + $15}' /proc/$EINO_PID/stat; }
+cpu_ticks() { awk '{print $14 + $15}' /proc/${1:-$EINO_PID}/stat; }
+per_request() { # name ticks requests
+  awk -v t="$2" -v hz="$(getconf CLK_TCK)" -v n="$3" -v name="$1" \
+      'BEGIN {printf "%s %.1f us\n", name, t / hz * 1e6 / n}'
+}
 run direct_json_c1 "http://$UP/v1/chat/completions" "$(body fake false)" 1
 run eino_json_c1 "http://$SRV/v1/chat/completions" "$(body up false)" 1
+run floor_json_c1 "http://$FLOOR/v1/chat/completions" "$(body fake false)" 1
 [ "$LITELLM" = 1 ] && run litellm_json_c1 "http://$LLM/v1/chat/completions" "$(body fake false)" 1
 run direct_json "http://$UP/v1/chat/completions" "$(body fake false)"
 before=$(cpu_ticks)
 run eino_json "http://$SRV/v1/chat/completions" "$(body up false)"
 after=$(cpu_ticks)
 eino_reqs=$LAST_REQS
+before_floor=$(cpu_ticks $FLOOR_PID)
+run floor_json "http://$FLOOR/v1/chat/completions" "$(body fake false)"
+floor_ticks=$(($(cpu_ticks $FLOOR_PID) - before_floor)); floor_reqs=$LAST_REQS
 [ "$LITELLM" = 1 ] && run litellm_json "http://$LLM/v1/chat/completions" "$(body fake false)"
 run direct_stream "http://$UP/v1/chat/completions" "$(body fake true)"
 run eino_stream "http://$SRV/v1/chat/completions" "$(body up true)"
+run floor_stream "http://$FLOOR/v1/chat/completions" "$(body fake true)"
 [ "$LITELLM" = 1 ] && run litellm_stream "http://$LLM/v1/chat/completions" "$(body fake true)"
-# eino's CPU time (user + system, clock ticks) per request of the 64-connection JSON run.
-awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$eino_reqs" \
-    'BEGIN {printf "eino_cpu_per_request_us %.1f us\n", t / hz * 1e6 / n}'
+# CPU time (user + system) per request of the 64-connection JSON runs.
+per_request eino_cpu_per_request_us $((after - before)) "$eino_reqs"
+per_request floor_cpu_per_request_us "$floor_ticks" "$floor_reqs"
 # 1000 concurrent slow streams (20 chunks, 50 ms apart): peak RSS of the server.
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
 CHUNKS=20 CHUNK_DELAY_MS=50 target/release/examples/fake_upstream $UP 2>/dev/null & PIDS[0]=$!

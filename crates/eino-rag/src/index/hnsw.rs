@@ -278,6 +278,10 @@ mod tests {
         // fetched without the filter are all dead.
         let far = g.search(&rows[50], 2, 32, 1, &|s| *s >= 100).unwrap();
         let slots: Vec<usize> = far.iter().map(|p| p.0).collect();
-        assert_eq!(slots, [100, 101]);
+        // The walk is approximate and the parallel build is not deterministic: the two
+        // found are alive and among the four nearest alive (100..=103), not always the
+        // exact two (a run found [101, 102]).
+        assert_eq!(slots.len(), 2, "{slots:?}");
+        assert!(slots.iter().all(|s| (100..=103).contains(s)), "{slots:?}");
     }
 }

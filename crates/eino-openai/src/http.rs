@@ -1,6 +1,6 @@
 //! Sending requests: headers, timeouts, error classification and retries.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use eino::{Error, ErrorKind, Result};
@@ -16,7 +16,7 @@ pub(crate) struct Http {
     /// The last endpoint's URL with the query parameters on it, parsed once: parsing it
     /// per request (host, IDNA) was a visible share of a proxied request's CPU. Each
     /// client calls one path.
-    endpoint: Arc<OnceLock<(&'static str, reqwest::Url)>>,
+    endpoint: OnceLock<(&'static str, reqwest::Url)>,
 }
 
 fn transport_error(e: reqwest::Error) -> Error {
@@ -102,7 +102,7 @@ impl Http {
         Ok(Self {
             cfg,
             client,
-            endpoint: Arc::default(),
+            endpoint: OnceLock::new(),
         })
     }
 

@@ -32,14 +32,13 @@ async fn forward(State(up): State<Upstream>, body: Bytes) -> Response {
         .await;
     match sent {
         Ok(resp) => {
-            let status = resp.status().as_u16();
+            // reqwest and axum share the `http` crate: status and header pass as they are.
+            let status = resp.status();
             let kind = resp.headers().get(header::CONTENT_TYPE).cloned();
             let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
-            *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            if let Some(k) = kind.and_then(|k| k.to_str().ok().map(str::to_string)) {
-                if let Ok(v) = k.parse() {
-                    out.headers_mut().insert(header::CONTENT_TYPE, v);
-                }
+            *out.status_mut() = status;
+            if let Some(k) = kind {
+                out.headers_mut().insert(header::CONTENT_TYPE, k);
             }
             out
         }

@@ -1,20 +1,19 @@
 //! The one routing table: every endpoint of the API with its handler, and the tower layers
-//! around them (request ids, trace context, request logs, metrics, security headers, CORS,
-//! body limits, deadlines, authentication, JSON 404/405).
+//! around them: the edge (request ids, trace context, request logs, metrics, security
+//! headers, declared body sizes), CORS, body limits, deadlines, authentication, and the
+//! JSON 404/405.
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
-use crate::api::middleware::{REQUEST_ID, TRACEPARENT};
+use crate::api::edge::EdgeLayer;
+use crate::api::middleware::TRACEPARENT;
 use crate::api::{applications, jobs, knowledge, middleware as mw, openai, ops, runs, sessions};
 use crate::state::AppState;
 
@@ -87,11 +86,7 @@ pub fn router(state: AppState) -> Router {
             get(applications::app_graph),
         )
         .route_service("/mcp", crate::api::mcp::service(state.clone()))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            mw::authenticate,
-        ))
-        .route_layer(middleware::from_fn_with_state(state.clone(), mw::deadline));
+        .route_layer(middleware::from_fn_with_state(state.clone(), mw::guard));
     let open = Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -107,48 +102,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            mw::declared_size,
-        ))
-        .layer(middleware::from_fn(mw::track))
-        .layer(middleware::from_fn(mw::trace_context))
-        .layer(TraceLayer::new_for_http().make_span_with(make_span))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        ));
+        .layer(EdgeLayer::new(cfg.max_body_bytes, cfg.max_upload_bytes));
     if let Some(c) = cors(&cfg.cors_origins) {
         app = app.layer(c);
     }
     app.with_state(state)
-}
-
-/// The request's span. The path only: query strings can carry personal data. With OTLP
-/// export it continues the caller's `traceparent`.
-fn make_span(req: &Request) -> tracing::Span {
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let span = tracing::info_span!("http", otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
-        otel.kind = "server", method = %req.method(), path = %req.uri().path(),
-        request_id = %request_id, trace_id = tracing::field::Empty, tenant = tracing::field::Empty);
-    crate::telemetry::continue_trace(&span, req.headers());
-    span
 }

@@ -364,6 +364,25 @@ async fn failed_logins_are_throttled_per_address_and_metrics_name_no_tenant() {
 }
 
 #[tokio::test]
+async fn made_up_methods_do_not_grow_the_metrics_label_space() {
+    let s = TestServer::default().await;
+    for method in ["BREW", "WHEN", "SIP"] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = s.http.request(m, s.url("/health")).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{method}");
+        assert!(r.json::<Value>().await.unwrap()["error"].is_object());
+    }
+    let m = s.metrics().await;
+    let other: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{") && l.contains(r#"method="OTHER""#))
+        .collect();
+    assert_eq!(other.len(), 1, "one series for all three: {m}");
+    assert!(other[0].ends_with(" 3"), "{other:?}");
+    assert!(!m.contains("BREW"), "{m}");
+}
+
+#[tokio::test]
 async fn a_jwt_subject_is_a_tenant_only_when_configured() {
     use jsonwebtoken::{encode, EncodingKey, Header};
     let secret = "another-test-secret-long-enough-0123456789";

@@ -25,6 +25,7 @@ struct Seen {
     span_id: String,
     parent_span_id: String,
     service: String,
+    end_ns: u64,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -58,6 +59,7 @@ async fn collector() -> (String, Arc<Mutex<Vec<Seen>>>) {
                                 span_id: hex(&sp.span_id),
                                 parent_span_id: hex(&sp.parent_span_id),
                                 service: service.clone(),
+                                end_ns: sp.end_time_unix_nano,
                             });
                         }
                     }
@@ -128,6 +130,23 @@ async fn spans_continue_the_callers_trace_and_reach_the_collector() {
     assert_eq!(parts[1], caller_trace, "{back}");
     let server_span = parts[2].to_string();
 
+    // A streamed answer: the request's span stays open until the body's last event.
+    let streamed_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let r = s
+        .http
+        .post(s.url("/api/v1/chat"))
+        .header(
+            "traceparent",
+            format!("00-{streamed_trace}-{caller_span}-01"),
+        )
+        .json(&json!({"message": "hello again", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = r.text().await.unwrap();
+    assert!(events.contains("event: done"), "{events}");
+
     // Without a caller's trace, the response names the new trace that was exported.
     let r = s.http.get(s.url("/v1/models")).send().await.unwrap();
     let fresh = r.headers()["traceparent"].to_str().unwrap().to_string();
@@ -137,6 +156,11 @@ async fn spans_continue_the_callers_trace_and_reach_the_collector() {
     let spans = wait_for(&seen, |spans| {
         spans.iter().any(|s| s.trace_id == fresh_trace)
             && spans.iter().any(|s| s.name.starts_with("chat"))
+            && ["POST /api/v1/chat", "chat"].iter().all(|name| {
+                spans.iter().any(|s| {
+                    s.name.starts_with(name) && s.trace_id == "5bf92f3577b34da6a3ce929d0e0e4737"
+                })
+            })
     })
     .await;
     let request = spans
@@ -159,6 +183,17 @@ async fn spans_continue_the_callers_trace_and_reach_the_collector() {
         .find(|s| s.name.starts_with("chat") && s.trace_id == caller_trace)
         .unwrap_or_else(|| panic!("no model span: {spans:#?}"));
     assert_ne!(model.parent_span_id, "0000000000000000");
+    let in_stream = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name.starts_with(name) && s.trace_id == streamed_trace)
+            .unwrap_or_else(|| panic!("no {name} span in the streamed trace: {spans:#?}"))
+    };
+    let (request, model) = (in_stream("POST /api/v1/chat"), in_stream("chat"));
+    assert!(
+        request.end_ns >= model.end_ns,
+        "the request span ended before its streamed model call: {request:?} {model:?}"
+    );
     let models = spans.iter().find(|s| s.name == "GET /v1/models").unwrap();
     assert_eq!(models.trace_id, fresh_trace);
     assert_eq!(models.parent_span_id, "", "a new trace has no parent");

@@ -4,6 +4,7 @@
 //! handlers.
 
 pub mod applications;
+pub(crate) mod edge;
 pub(crate) mod extract;
 pub mod jobs;
 pub mod knowledge;

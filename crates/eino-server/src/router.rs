@@ -12,8 +12,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::api::edge::EdgeLayer;
-use crate::api::middleware::TRACEPARENT;
+use crate::api::edge::{EdgeLayer, TRACEPARENT};
 use crate::api::{applications, jobs, knowledge, middleware as mw, openai, ops, runs, sessions};
 use crate::state::AppState;
 

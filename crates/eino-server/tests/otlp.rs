@@ -157,9 +157,9 @@ async fn spans_continue_the_callers_trace_and_reach_the_collector() {
         spans.iter().any(|s| s.trace_id == fresh_trace)
             && spans.iter().any(|s| s.name.starts_with("chat"))
             && ["POST /api/v1/chat", "chat"].iter().all(|name| {
-                spans.iter().any(|s| {
-                    s.name.starts_with(name) && s.trace_id == "5bf92f3577b34da6a3ce929d0e0e4737"
-                })
+                spans
+                    .iter()
+                    .any(|s| s.name.starts_with(name) && s.trace_id == streamed_trace)
             })
     })
     .await;

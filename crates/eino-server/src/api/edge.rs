@@ -24,9 +24,13 @@ use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use crate::api::middleware::{REQUEST_ID, TRACEPARENT};
 use crate::error::ApiError;
 use crate::telemetry::{parse_traceparent, random_hex, TraceContext};
+
+/// The request id header, kept from the client or set here.
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The W3C trace context header.
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Headers every response carries unless its handler set them.
 const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
@@ -102,7 +106,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         let request_id = request_id(&mut req);
-        let span = make_span(&req);
+        let span = make_span(&req, &request_id);
         let enabled = !span.is_disabled();
         let ctx_span = span.clone();
         let fut = async move {
@@ -165,12 +169,8 @@ where
 
 /// The request's span. The path only: query strings can carry personal data. With OTLP
 /// export it continues the caller's `traceparent`.
-fn make_span(req: &Request) -> Span {
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+fn make_span(req: &Request, request_id: &HeaderValue) -> Span {
+    let request_id = request_id.to_str().unwrap_or("");
     let span = tracing::info_span!("http", otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
         otel.kind = "server", method = %req.method(), path = %req.uri().path(),
         request_id = %request_id, trace_id = tracing::field::Empty, tenant = tracing::field::Empty);
@@ -260,36 +260,32 @@ struct Handles {
 impl RequestMetrics {
     fn record(&self, method: &Method, route: &str, status: u16, elapsed: std::time::Duration) {
         let method = standard(method);
-        let find = |handles: &Vec<Handles>| {
-            handles
-                .iter()
-                .find(|h| h.method == method && h.status == status)
-                .map(|h| (h.requests.clone(), h.duration.clone()))
+        let count = |h: &Handles| {
+            h.requests.increment(1);
+            h.duration.record(elapsed.as_secs_f64());
         };
-        let known = self
-            .by_route
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-            .and_then(find);
-        let (requests, duration) = known.unwrap_or_else(|| {
-            let mut map = self.by_route.write().unwrap_or_else(|e| e.into_inner());
-            let handles = map.entry(route.to_string()).or_default();
-            find(handles).unwrap_or_else(|| {
-                let (m, r) = (method.to_string(), route.to_string());
-                let h = Handles {
-                    requests: metrics::counter!("http_requests_total", "method" => m.clone(), "route" => r.clone(), "status" => status.to_string()),
-                    duration: metrics::histogram!("http_request_duration_seconds", "method" => m, "route" => r),
-                    method: method.clone(),
-                    status,
-                };
-                let out = (h.requests.clone(), h.duration.clone());
-                handles.push(h);
-                out
-            })
-        });
-        requests.increment(1);
-        duration.record(elapsed.as_secs_f64());
+        let is = |h: &&Handles| h.method == method && h.status == status;
+        {
+            let map = self.by_route.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = map.get(route).and_then(|hs| hs.iter().find(is)) {
+                return count(h);
+            }
+        }
+        // First request of this label set (or a race with another one): register it once.
+        let mut map = self.by_route.write().unwrap_or_else(|e| e.into_inner());
+        let handles = map.entry(route.to_string()).or_default();
+        if let Some(h) = handles.iter().find(is) {
+            return count(h);
+        }
+        let (m, r) = (method.to_string(), route.to_string());
+        let h = Handles {
+            requests: metrics::counter!("http_requests_total", "method" => m.clone(), "route" => r.clone(), "status" => status.to_string()),
+            duration: metrics::histogram!("http_request_duration_seconds", "method" => m, "route" => r),
+            method,
+            status,
+        };
+        count(&h);
+        handles.push(h);
     }
 }
 

@@ -6,15 +6,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Middleware on the API's routes (not the open ones: health, metrics, the web UI): the
 /// request's deadline around authentication and the handler. One layer, where there were

@@ -4,8 +4,8 @@
 # repository: `eino` (a release binary built on the host with `cargo build --release -p
 # eino-cli`), `eino.yaml` (deploy/eino.yaml) and `models/` (the two default local models,
 # fetched and sha256-checked by `eino models pull`). There is no Rust builder stage: the
-# binary needs only glibc, so the host's build is the image's, and a toolchain image would
-# add gigabytes to every CI run.
+# binary needs only glibc and libstdc++ (both in Debian slim), so the host's build is the
+# image's, and a toolchain image would add gigabytes to every CI run.
 #
 # Two targets:
 #   runtime      the binary alone (130 MB): for deployments whose models are upstream

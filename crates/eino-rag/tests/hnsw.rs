@@ -91,16 +91,24 @@ fn deletes_replacements_and_filters() {
     assert!(index.build_hnsw("c").unwrap());
     assert_eq!(index.hnsw_points("c"), Some(1500));
 
-    // A deleted document is never returned, even though its point is still in the graph.
+    // A deleted document is never returned; its node stays in the graph, vacant.
     let q = gen.next();
     let top = index.search("c", &q, 1, None, None).unwrap();
     index.delete("c", &[top[0].id.clone()]).unwrap();
     let after = index.search("c", &q, 10, None, None).unwrap();
+    assert_eq!(after.len(), 10);
     assert!(!ids(&after).contains(&top[0].id.as_str()));
+    assert_eq!(index.hnsw_points("c"), Some(1500));
 
-    // A replaced vector is found at its new place (the graph gets the new point).
+    // A replaced vector is found at its new place: its old point is removed and the new
+    // one takes a vacant node, so the graph does not grow.
     let target = gen.next();
     index.upsert("c", vec![(doc(42), target.clone())]).unwrap();
+    assert_eq!(index.hnsw_points("c"), Some(1500));
+    // A new document takes the deleted one's node; the next one grows the graph.
+    index.upsert("c", vec![(doc(5000), gen.next())]).unwrap();
+    assert_eq!(index.hnsw_points("c"), Some(1500));
+    index.upsert("c", vec![(doc(5001), gen.next())]).unwrap();
     assert_eq!(index.hnsw_points("c"), Some(1501));
     let hit = index.search("c", &target, 1, None, None).unwrap();
     assert_eq!(hit[0].id, "d42");
@@ -129,7 +137,7 @@ fn many_deletes_rebuild_the_graph() {
     assert!(index.build_hnsw("c").unwrap());
     let doomed: Vec<String> = (0..400).map(|i| format!("d{i}")).collect();
     assert_eq!(index.delete("c", &doomed).unwrap(), 400);
-    // 400 of 1200 points are dead, past the default 25 %: the next search rebuilds.
+    // 400 of 1200 nodes are vacant, past the default 25 %: the next search rebuilds.
     assert_eq!(index.hnsw_points("c"), Some(1200));
     index.search("c", &gen.next(), 3, None, None).unwrap();
     wait_for_graph(&index, 800);
@@ -148,4 +156,51 @@ fn bad_vectors_and_settings_are_refused() {
         .is_err());
     let bad = HnswConfig::default().with_construction(1, 10);
     assert!(VectorIndex::in_memory().with_hnsw(bad).is_err());
+}
+
+#[test]
+fn searches_running_beside_writes_only_ever_see_live_documents() {
+    let (index, mut gen) = filled(2000, HnswConfig::default().with_min_docs(1000));
+    assert!(index.build_hnsw("c").unwrap());
+    let queries: Vec<Vec<f32>> = (0..40).map(|_| gen.next()).collect();
+    let fresh: Vec<Vec<f32>> = (0..300).map(|_| gen.next()).collect();
+    std::thread::scope(|s| {
+        for part in queries.chunks(10) {
+            let index = &index;
+            s.spawn(move || {
+                for _ in 0..5 {
+                    for q in part {
+                        let hits = index.search("c", q, 10, None, None).unwrap();
+                        assert_eq!(hits.len(), 10);
+                        // Documents 0..300 are being deleted; a search may or may not
+                        // see a deletion, but every hit is a document and the scores
+                        // are exact cosines, best first.
+                        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+                    }
+                }
+            });
+        }
+        // The writer: delete 300 documents and add 300 new ones, one at a time.
+        for (i, v) in fresh.iter().enumerate() {
+            index.delete("c", &[format!("d{i}")]).unwrap();
+            index
+                .upsert("c", vec![(doc(10_000 + i), v.clone())])
+                .unwrap();
+        }
+    });
+    // Every new document took a deleted one's node: the graph did not grow.
+    assert_eq!(index.hnsw_points("c"), Some(2000));
+    for (i, v) in fresh.iter().enumerate() {
+        let hit = index.search("c", v, 1, None, None).unwrap();
+        assert_eq!(hit[0].id, format!("d{}", 10_000 + i));
+    }
+    for q in &queries {
+        let hits = index.search("c", q, 10, None, None).unwrap();
+        let stale = ids(&hits).into_iter().filter(|id| {
+            id.strip_prefix('d')
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n < 300)
+        });
+        assert_eq!(stale.count(), 0, "deleted documents found");
+    }
 }

@@ -1,7 +1,8 @@
 //! Retrieval quality, ingestion throughput and query latency of eino-rag, printed as
 //! `name value unit` lines (recorded in `docs/benchmarks.md`).
 //!
-//! `cargo run --release -p eino-rag --example bench_rag [-- --quick] [--only quality|ingest|latency] [--noise 1.5]`
+//! `cargo run --release -p eino-rag --example bench_rag [-- --quick] [--only quality|ingest|latency]`,
+//! and for the latency part `[--noise 1.5] [--ef-search 64] [--max-connections 16]`
 //! (`-- --export-pages DIR` writes 1000 pages as Markdown files for `scripts/bench_rag_server.sh`)
 //!
 //! - **Quality**: the Linux man-pages (`scripts/bench_corpus.sh` fetches them on first
@@ -269,17 +270,6 @@ impl Rng {
     }
 }
 
-/// Resident memory of this process (Linux; 0 elsewhere).
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -290,13 +280,18 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// Centres have components uniform in [-1, 1]; with `noise` 1.5 two points of one cluster
 /// have a cosine similarity of about 0.3 (unrelated points about 0), with 2.5 about 0.1,
 /// which is close to random and hard for any graph index.
-fn latency(n: usize, label: &str, noise: f32) -> Result<(), Box<dyn std::error::Error>> {
+fn latency(
+    n: usize,
+    label: &str,
+    noise: f32,
+    cfg: &HnswConfig,
+) -> Result<(), Box<dyn std::error::Error>> {
     const DIM: usize = 384;
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let centres: Vec<Vec<f32>> = (0..n / 50)
         .map(|_| (0..DIM).map(|_| rng.next()).collect())
         .collect();
-    let index = VectorIndex::in_memory().with_hnsw(HnswConfig::default().with_min_docs(0))?;
+    let index = VectorIndex::in_memory().with_hnsw(cfg.clone())?;
     let items: Vec<(Document, Vec<f32>)> = (0..n)
         .map(|i| {
             let d = Document::new(format!("p{i}"), String::new());
@@ -327,7 +322,7 @@ fn latency(n: usize, label: &str, noise: f32) -> Result<(), Box<dyn std::error::
         "ms",
     );
 
-    let (t, rss) = (Instant::now(), rss_kb());
+    let t = Instant::now();
     index.build_hnsw("lat")?;
     metric(
         &format!("hnsw_build_s_{label}"),
@@ -336,7 +331,7 @@ fn latency(n: usize, label: &str, noise: f32) -> Result<(), Box<dyn std::error::
     );
     metric(
         &format!("hnsw_graph_bytes_per_vector_{label}"),
-        rss_kb().saturating_sub(rss) as f64 * 1024.0 / n as f64,
+        index.hnsw_memory("lat").unwrap_or(0) as f64 / n as f64,
         "bytes",
     );
     let (mut times, mut found) = (Vec::new(), 0);
@@ -415,15 +410,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if run("latency") {
-        let noise = args
-            .windows(2)
-            .find(|w| w[0] == "--noise")
-            .and_then(|w| w[1].parse().ok())
-            .unwrap_or(1.5);
-        eprintln!("synthetic vectors, noise {noise}");
-        latency(10_000, "10k", noise)?;
+        let value = |name: &str| {
+            let w = args.windows(2).find(|w| w[0] == name)?;
+            w[1].parse::<f64>().ok()
+        };
+        let noise = value("--noise").unwrap_or(1.5) as f32;
+        let mut cfg = HnswConfig::default().with_min_docs(0);
+        if let Some(ef) = value("--ef-search") {
+            cfg = cfg.with_ef_search(ef as usize);
+        }
+        if let Some(m) = value("--max-connections") {
+            let ef_construction = cfg.ef_construction.max(2 * m as usize);
+            cfg = cfg.with_construction(m as usize, ef_construction);
+        }
+        eprintln!("synthetic vectors, noise {noise}, {cfg:?}");
+        latency(10_000, "10k", noise, &cfg)?;
         if !quick {
-            latency(100_000, "100k", noise)?;
+            latency(100_000, "100k", noise, &cfg)?;
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ use hnsw::Graph;
 /// One source's new chunks, each with its vector: what a replacement of several sources
 /// at once takes ([`VectorIndex::replace_sources`], `ChunkStore::replace_sources`).
 pub type SourceChunks = (String, Vec<(Document, Vec<f32>)>);
-pub use hnsw::HnswConfig;
+pub use hnsw::{GraphQuantization, HnswConfig};
 
 /// What a collection file holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -45,7 +45,7 @@ struct Collection {
     slots: Vec<usize>,
     row_of_slot: HashMap<usize, usize>,
     next_slot: usize,
-    /// The approximate-search graph, once built; it holds every live slot.
+    /// The approximate-search graph, once built; it holds every live slot and no other.
     graph: Option<Arc<Graph>>,
 }
 
@@ -90,8 +90,9 @@ impl Collection {
             Some(&i) => {
                 self.vectors[i * self.dim..(i + 1) * self.dim].copy_from_slice(&v);
                 self.docs[i] = doc;
-                self.row_of_slot.remove(&self.slots[i]);
-                self.slots[i] = slot;
+                let old = std::mem::replace(&mut self.slots[i], slot);
+                self.row_of_slot.remove(&old);
+                self.unlink(old);
                 i
             }
             None => {
@@ -103,10 +104,17 @@ impl Collection {
             }
         };
         self.row_of_slot.insert(slot, row);
-        if let Some(g) = &self.graph {
-            if !g.insert(&v, slot) {
-                self.graph = None;
-            }
+        if let Some(Err(e)) = self.graph.as_ref().map(|g| g.insert(&v, slot)) {
+            tracing::error!(error = %e, "dropping the HNSW graph; rebuilt later");
+            self.graph = None;
+        }
+    }
+
+    /// Take a dead slot out of the graph (a broken graph is dropped and rebuilt later).
+    fn unlink(&mut self, slot: usize) {
+        if let Some(Err(e)) = self.graph.as_ref().map(|g| g.remove(slot)) {
+            tracing::error!(error = %e, "dropping the HNSW graph; rebuilt later");
+            self.graph = None;
         }
     }
 
@@ -116,7 +124,9 @@ impl Collection {
         };
         let last = self.docs.len() - 1;
         self.docs.swap_remove(i);
-        self.row_of_slot.remove(&self.slots.swap_remove(i));
+        let slot = self.slots.swap_remove(i);
+        self.row_of_slot.remove(&slot);
+        self.unlink(slot);
         if i != last {
             let (head, tail) = self.vectors.split_at_mut(last * self.dim);
             head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
@@ -127,19 +137,14 @@ impl Collection {
         true
     }
 
-    /// Graph points that are deleted or replaced documents.
-    fn dead_points(&self) -> usize {
-        self.graph
-            .as_ref()
-            .map_or(0, |g| g.points().saturating_sub(self.docs.len()))
-    }
-
-    /// Whether approximate search applies and the graph is missing or too stale.
+    /// Whether approximate search applies and the graph is missing or holds too many
+    /// nodes of deleted documents.
     fn wants_graph(&self, cfg: &HnswConfig) -> bool {
         self.docs.len() >= cfg.min_docs
-            && self.graph.as_ref().is_none_or(|g| {
-                self.dead_points() as f64 > cfg.max_dead_fraction * g.points() as f64
-            })
+            && self
+                .graph
+                .as_ref()
+                .is_none_or(|g| g.vacant() as f64 > cfg.max_dead_fraction * g.points() as f64)
     }
 
     /// `(similarity, row)` of the best `k` rows for the unit vector `q`, best first.
@@ -157,31 +162,39 @@ impl Collection {
         // walk finds little; those are searched exactly.
         let graph = approximate
             .filter(|cfg| filter.is_none() && self.docs.len() >= cfg.min_docs)
-            .zip(self.graph.as_ref());
-        if let Some((cfg, graph)) = graph {
-            let live = |slot: &usize| self.row_of_slot.contains_key(slot);
-            if let Some(found) = graph.search(q, k, cfg.ef_search, self.dead_points(), &live) {
-                return found
-                    .into_iter()
-                    .filter_map(|(slot, s)| Some((s, *self.row_of_slot.get(&slot)?)))
-                    .filter(|(s, _)| keep_score(*s))
-                    .collect();
+            .and(self.graph.as_ref());
+        if let Some(graph) = graph {
+            match graph.candidates(q, k) {
+                // The graph's distances may be quantized: score its candidates exactly.
+                Ok(found) => {
+                    let rows = found.into_iter().filter_map(|s| self.row_of_slot.get(&s));
+                    return top_k(rows.map(|&i| (dot(self.row(i), q), i)), k, keep_score);
+                }
+                Err(e) => tracing::warn!(error = %e, "answering exactly"),
             }
         }
-        let mut scored: Vec<(f32, usize)> = (0..self.docs.len())
+        let scored = (0..self.docs.len())
             .filter(|&i| keep_row(i))
-            .map(|i| (dot(self.row(i), q), i))
-            .filter(|(s, _)| keep_score(*s))
-            .collect();
-        let k = k.min(scored.len());
-        if k == 0 {
-            return Vec::new();
-        }
-        scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-        scored.truncate(k);
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        scored
+            .map(|i| (dot(self.row(i), q), i));
+        top_k(scored, k, keep_score)
     }
+}
+
+/// The `k` best `(similarity, row)` pairs that `keep` accepts, best first (ties by row).
+fn top_k(
+    scored: impl Iterator<Item = (f32, usize)>,
+    k: usize,
+    keep: impl Fn(f32) -> bool,
+) -> Vec<(f32, usize)> {
+    let mut scored: Vec<(f32, usize)> = scored.filter(|(s, _)| keep(*s)).collect();
+    let k = k.min(scored.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+    scored.truncate(k);
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored
 }
 
 fn normalize(mut v: Vec<f32>) -> Vec<f32> {
@@ -630,6 +643,16 @@ impl VectorIndex {
             .map(|g| g.points())
     }
 
+    /// Bytes the collection's HNSW graph holds (nodes, links and its quantized copies of
+    /// the vectors, on top of the f32 rows every collection keeps), if it has one.
+    pub fn hnsw_memory(&self, collection: &str) -> Option<usize> {
+        self.read()
+            .get(collection)?
+            .graph
+            .as_ref()
+            .map(|g| g.memory_bytes())
+    }
+
     /// Build (or rebuild) the collection's HNSW graph now, waiting for it, whatever its
     /// size: e.g. at start-up so the first queries are fast. Returns false when HNSW is
     /// off or the collection is empty or missing. CPU-heavy: call it from a blocking thread.
@@ -646,19 +669,26 @@ impl VectorIndex {
             };
             (c.vectors.clone(), c.slots.clone(), c.dim, c.next_slot)
         };
-        let points: Vec<(&[f32], usize)> = vectors.chunks_exact(dim).zip(slots).collect();
-        let graph = Graph::build(&cfg, &points).ok_or_else(|| {
-            Error::internal(format!("building the HNSW graph of '{collection}' failed"))
-        })?;
+        let points: Vec<(&[f32], usize)> = vectors
+            .chunks_exact(dim)
+            .zip(slots.iter().copied())
+            .collect();
+        let of_collection =
+            |e: Error| Error::internal(format!("collection '{collection}': {}", e.message()));
+        let graph = Graph::build(&cfg, dim, &points).map_err(of_collection)?;
         let mut g = self.write();
         let Some(c) = g.get_mut(collection).filter(|c| c.dim == dim) else {
             return Ok(false);
         };
+        // Catch up with the writes made during the build: drop what died, add what is new.
+        slots
+            .iter()
+            .filter(|s| !c.row_of_slot.contains_key(s))
+            .try_for_each(|&slot| graph.remove(slot))
+            .map_err(of_collection)?;
         for (i, &slot) in c.slots.iter().enumerate() {
-            if slot >= upto && !graph.insert(c.row(i), slot) {
-                return Err(Error::internal(format!(
-                    "updating the HNSW graph of '{collection}' failed"
-                )));
+            if slot >= upto {
+                graph.insert(c.row(i), slot).map_err(of_collection)?;
             }
         }
         c.graph = Some(Arc::new(graph));

@@ -61,8 +61,9 @@ impl<'a> ChunkQuery<'a> {
 
 /// The one trait of a vector store: chunks with their vectors (and, in stores that have
 /// one, a keyword index) in named collections. The ingestion pipeline writes it (one
-/// source at a time), [`ChunkIndexer`] and [`ChunkRetriever`] make it an eino `Indexer`
-/// and `Retriever`, and the server keeps knowledge bases in it.
+/// source at a time), [`ChunkIndexer`](crate::ChunkIndexer) and
+/// [`ChunkRetriever`](crate::ChunkRetriever) make it an eino `Indexer` and `Retriever`,
+/// and the server keeps knowledge bases in it.
 pub trait ChunkStore: Send + Sync {
     /// The `content_hash` stored with `source`'s chunks, if it has any.
     fn source_hash<'a>(
@@ -116,7 +117,8 @@ pub trait ChunkStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<Document>>>;
 
     /// Add `chunks` (each with its vector) to `collection`, replacing chunks with the same
-    /// id: what an eino [`Indexer`](eino::component::Indexer) does (see [`ChunkIndexer`]).
+    /// id: what an eino [`Indexer`](eino::component::Indexer) does (see
+    /// [`ChunkIndexer`](crate::ChunkIndexer)).
     fn upsert<'a>(
         &'a self,
         collection: &'a str,

@@ -1,6 +1,6 @@
 //! Interrupted runs: a tool that needs approval stops the run; its checkpoint (under the
 //! run id) is in the checkpoint store, and a record naming the waiting calls is in the
-//! [`Store`](crate::store::Store), owned by the tenant.
+//! [`Store`], owned by the tenant.
 //!
 //! - `GET /api/v1/runs/interrupted`: the tenant's waiting runs.
 //! - `GET /api/v1/runs/interrupted/{id}`: one.

@@ -1,32 +1,5 @@
-//! Workflow: a DAG whose edges map fields of one node's output into fields of another
-//! node's input, with static values, control-only dependencies, data edges that do not
-//! make the target wait, and branches that carry no data.
-//!
-//! Values cross a mapping as JSON (serde), so node inputs are `DeserializeOwned + Default`
-//! (a node that only has dependencies runs with `Default::default()`) and outputs are
-//! `Serialize`. A mapping's source side can be a closure over the typed output (checked by
-//! rustc) or a field path (checked when values flow: a missing field is an error naming
-//! it). Target paths are checked by `compile()` against the target's input type (its serde
-//! shape: field names as serialised, nested structs followed, maps and JSON values open);
-//! two mappings into the same field, or into a field and its parent, are an error, as is
-//! mapping into a node whose whole input is already mapped.
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! use eino::compose::{lambda, map_fields, to_field, CompileOptions, Context, Runnable, Workflow, END, START};
-//! #[derive(Default, Clone, serde::Deserialize)]
-//! struct Greet { name: String, punct: String }
-//! eino::graph_value!(Greet);
-//! let mut wf = Workflow::<eino::schema::Map, String>::new();
-//! let greet = wf.add_node("greet", lambda(|g: Greet| async move { Ok(format!("hello {}{}", g.name, g.punct)) }));
-//! wf.add_input(greet, START, vec![map_fields("user", "name")]);
-//! wf.set_static_value(greet, &["punct"], "!");
-//! wf.add_input(END, greet, vec![]);
-//! let app = wf.compile(CompileOptions::default()).unwrap();
-//! let input = serde_json::json!({"user": "ada"}).as_object().cloned().unwrap();
-//! assert_eq!(app.invoke(input, &Context::new()).await.unwrap(), "hello ada!");
-//! # });
-//! ```
+//! The [`Workflow`] builder: a DAG with field-level mappings (its documentation is on the
+//! type, which `compose` re-exports).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -364,7 +337,35 @@ fn build_edge<T: GraphValue + Serialize>(applies: Vec<Apply>) -> EdgeMap {
     }))
 }
 
-/// A DAG with field-level mappings; see the [module docs](self).
+/// A DAG whose edges map fields of one node's output into fields of another
+/// node's input, with static values, control-only dependencies, data edges that do not
+/// make the target wait, and branches that carry no data.
+///
+/// Values cross a mapping as JSON (serde), so node inputs are `DeserializeOwned + Default`
+/// (a node that only has dependencies runs with `Default::default()`) and outputs are
+/// `Serialize`. A mapping's source side can be a closure over the typed output (checked by
+/// rustc) or a field path (checked when values flow: a missing field is an error naming
+/// it). Target paths are checked by `compile()` against the target's input type (its serde
+/// shape: field names as serialised, nested structs followed, maps and JSON values open);
+/// two mappings into the same field, or into a field and its parent, are an error, as is
+/// mapping into a node whose whole input is already mapped.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use eino::compose::{lambda, map_fields, to_field, CompileOptions, Context, Runnable, Workflow, END, START};
+/// #[derive(Default, Clone, serde::Deserialize)]
+/// struct Greet { name: String, punct: String }
+/// eino::graph_value!(Greet);
+/// let mut wf = Workflow::<eino::schema::Map, String>::new();
+/// let greet = wf.add_node("greet", lambda(|g: Greet| async move { Ok(format!("hello {}{}", g.name, g.punct)) }));
+/// wf.add_input(greet, START, vec![map_fields("user", "name")]);
+/// wf.set_static_value(greet, &["punct"], "!");
+/// wf.add_input(END, greet, vec![]);
+/// let app = wf.compile(CompileOptions::default()).unwrap();
+/// let input = serde_json::json!({"user": "ada"}).as_object().cloned().unwrap();
+/// assert_eq!(app.invoke(input, &Context::new()).await.unwrap(), "hello ada!");
+/// # });
+/// ```
 pub struct Workflow<I, O> {
     def: GraphDef,
     end: usize,

@@ -196,9 +196,9 @@ impl AppState {
         let auth_failures = FailureLimiter::from_config(&config.limits);
         static METRICS_HANDLER: std::sync::Once = std::sync::Once::new();
         METRICS_HANDLER.call_once(|| {
-            eino::callbacks::append_global_handlers([
-                Arc::new(crate::trace::MetricsHandler) as Arc<dyn eino::callbacks::Handler>
-            ]);
+            let handler: Arc<dyn eino::callbacks::Handler> =
+                Arc::new(crate::trace::MetricsHandler::default());
+            eino::callbacks::append_global_handlers([handler]);
         });
         let mut raw_models = BTreeMap::new();
         for (id, m) in &registry.models {

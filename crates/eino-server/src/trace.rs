@@ -2,7 +2,8 @@
 //! inputs/outputs, errors, token usage) for `/api/v1/runs`; [`MetricsHandler`] counts
 //! component calls, latency, errors and tokens for `/metrics`.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use eino::callbacks::{CallbackStream, CallbackValue, ComponentKind, Handler, RunInfo, ScopeValue};
@@ -312,20 +313,78 @@ impl Handler for RunTracer {
 /// Counts every component call of every run in `/metrics`:
 /// `eino_component_calls_total`, `eino_component_errors_total`,
 /// `eino_component_duration_seconds`, `eino_tokens_total{kind=prompt|completion}`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MetricsHandler;
-
-fn labels(info: &RunInfo) -> [(&'static str, String); 2] {
-    [
-        ("component", info.component.as_str().to_string()),
-        ("name", info.name.to_string()),
-    ]
+///
+/// The handles are kept per component and node name (names come from the applications'
+/// graphs, a bounded set): the recorder's lookup builds and hashes the labels on every
+/// call otherwise, twice per component of every request.
+#[derive(Default)]
+pub struct MetricsHandler {
+    by_name: RwLock<HashMap<String, Vec<ComponentMetrics>>>,
+    tokens: OnceLock<[metrics::Counter; 2]>,
 }
 
-fn count_tokens(usage: Option<(u64, u64)>) {
+impl std::fmt::Debug for MetricsHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsHandler").finish_non_exhaustive()
+    }
+}
+
+/// One component's handles.
+struct ComponentMetrics {
+    component: ComponentKind,
+    calls: metrics::Counter,
+    errors: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl MetricsHandler {
+    /// Run `f` on the handles of `info`'s component and name, registering them on first use.
+    fn with<R>(&self, info: &RunInfo, f: impl FnOnce(&ComponentMetrics) -> R) -> R {
+        let is = |m: &&ComponentMetrics| m.component == info.component;
+        {
+            let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = map
+                .get(info.name.as_ref())
+                .and_then(|ms| ms.iter().find(is))
+            {
+                return f(m);
+            }
+        }
+        let mut map = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        let list = map.entry(info.name.to_string()).or_default();
+        if let Some(m) = list.iter().find(is) {
+            return f(m);
+        }
+        let labels = [
+            ("component", info.component.as_str().to_string()),
+            ("name", info.name.to_string()),
+        ];
+        let m = ComponentMetrics {
+            component: info.component,
+            calls: metrics::counter!("eino_component_calls_total", &labels),
+            errors: metrics::counter!("eino_component_errors_total", &labels),
+            duration: metrics::histogram!("eino_component_duration_seconds", &labels),
+        };
+        let r = f(&m);
+        list.push(m);
+        r
+    }
+
+    /// `eino_tokens_total{kind="prompt"}` and `{kind="completion"}`.
+    fn token_counters(&self) -> &[metrics::Counter; 2] {
+        self.tokens.get_or_init(|| {
+            [
+                metrics::counter!("eino_tokens_total", "kind" => "prompt"),
+                metrics::counter!("eino_tokens_total", "kind" => "completion"),
+            ]
+        })
+    }
+}
+
+fn count_tokens(counters: &[metrics::Counter; 2], usage: Option<(u64, u64)>) {
     if let Some((p, c)) = usage {
-        metrics::counter!("eino_tokens_total", "kind" => "prompt").increment(p);
-        metrics::counter!("eino_tokens_total", "kind" => "completion").increment(c);
+        counters[0].increment(p);
+        counters[1].increment(c);
     }
 }
 
@@ -336,22 +395,21 @@ impl Handler for MetricsHandler {
         _: CallbackValue<'_>,
         _: Option<&ScopeValue>,
     ) -> Option<ScopeValue> {
-        metrics::counter!("eino_component_calls_total", &labels(info)).increment(1);
+        self.with(info, |m| m.calls.increment(1));
         Some(Arc::new(Instant::now()))
     }
 
     fn on_end(&self, info: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
         if let Some(t) = scope.and_then(|s| s.downcast_ref::<Instant>()) {
-            metrics::histogram!("eino_component_duration_seconds", &labels(info))
-                .record(t.elapsed().as_secs_f64());
+            self.with(info, |m| m.duration.record(t.elapsed().as_secs_f64()));
         }
         if info.component == ComponentKind::ChatModel {
-            count_tokens(usage_of(output));
+            count_tokens(self.token_counters(), usage_of(output));
         }
     }
 
     fn on_error(&self, info: &RunInfo, _: &Error, _: Option<&ScopeValue>) {
-        metrics::counter!("eino_component_errors_total", &labels(info)).increment(1);
+        self.with(info, |m| m.errors.increment(1));
     }
 
     fn on_start_with_stream_input(
@@ -361,7 +419,7 @@ impl Handler for MetricsHandler {
         _: Option<&ScopeValue>,
     ) -> Option<ScopeValue> {
         drop(input);
-        metrics::counter!("eino_component_calls_total", &labels(info)).increment(1);
+        self.with(info, |m| m.calls.increment(1));
         Some(Arc::new(Instant::now()))
     }
 
@@ -375,7 +433,9 @@ impl Handler for MetricsHandler {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (labels, is_model) = (labels(info), info.component == ComponentKind::ChatModel);
+        let duration = self.with(info, |m| m.duration.clone());
+        let is_model = info.component == ComponentKind::ChatModel;
+        let tokens = is_model.then(|| self.token_counters().clone());
         rt.spawn(async move {
             let mut last_usage = None;
             while let Some(Ok(c)) = output.recv().await {
@@ -386,10 +446,33 @@ impl Handler for MetricsHandler {
                 }
             }
             if let Some(t) = start {
-                metrics::histogram!("eino_component_duration_seconds", &labels)
-                    .record(t.elapsed().as_secs_f64());
+                duration.record(t.elapsed().as_secs_f64());
             }
-            count_tokens(last_usage);
+            if let Some(tokens) = &tokens {
+                count_tokens(tokens, last_usage);
+            }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_handles_are_kept_once_per_component_and_name() {
+        let m = MetricsHandler::default();
+        let model = RunInfo::new("model", "Fake", ComponentKind::ChatModel);
+        let lambda = RunInfo::new("model", "Lambda", ComponentKind::Lambda);
+        let other = RunInfo::new("retrieve", "Fake", ComponentKind::Retriever);
+        for info in [&model, &model, &lambda, &other, &model] {
+            let scope = m.on_start(info, &(), None);
+            m.on_end(info, &(), scope.as_ref());
+        }
+        m.on_error(&other, &Error::internal("x"), None);
+        let map = m.by_name.read().unwrap();
+        assert_eq!(map["model"].len(), 2, "one entry per component kind");
+        assert_eq!(map["retrieve"].len(), 1);
+        assert_eq!(map.len(), 2);
     }
 }

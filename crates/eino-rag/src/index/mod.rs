@@ -104,15 +104,18 @@ impl Collection {
             }
         };
         self.row_of_slot.insert(slot, row);
-        if let Some(Err(e)) = self.graph.as_ref().map(|g| g.insert(&v, slot)) {
-            tracing::error!(error = %e, "dropping the HNSW graph; rebuilt later");
-            self.graph = None;
-        }
+        self.update_graph(|g| g.insert(&v, slot));
     }
 
-    /// Take a dead slot out of the graph (a broken graph is dropped and rebuilt later).
+    /// Take a dead slot out of the graph.
     fn unlink(&mut self, slot: usize) {
-        if let Some(Err(e)) = self.graph.as_ref().map(|g| g.remove(slot)) {
+        self.update_graph(|g| g.remove(slot));
+    }
+
+    /// Apply a change to the graph, if there is one; a graph the change fails on is
+    /// dropped (exact search answers, and the next search past the threshold rebuilds it).
+    fn update_graph(&mut self, change: impl FnOnce(&Graph) -> Result<()>) {
+        if let Some(Err(e)) = self.graph.as_deref().map(change) {
             tracing::error!(error = %e, "dropping the HNSW graph; rebuilt later");
             self.graph = None;
         }

@@ -205,7 +205,19 @@ for _ in $(seq 90); do
 done
 wait_prom 'sum(up{job="eino"})' 2 60
 wait_prom 'count(eino_build_info{job="eino"})' 2 30
-# Both replicas served the load (the balancer spread it before and after the kill).
+# The restarted replica is back in the balancer's rotation: requests sent through the
+# balancer reach it again. (The load may end before the balancer's checks readmit it; its
+# counters started again from zero, so without this Prometheus could see only one replica.)
+served_by_eino2() {
+    curl -fsS "http://$(ip_of eino2):8080/metrics" | grep '^http_requests_total{.*route="/v1/embeddings"' >/dev/null
+}
+deadline=$((SECONDS + 60))
+until served_by_eino2; do
+    ((SECONDS < deadline)) || fail "the restarted replica never got requests from the balancer"
+    for i in $(seq 8); do api POST /v1/embeddings "{\"model\": \"minilm\", \"input\": \"back $i\"}" >/dev/null; done
+    sleep 1
+done
+# Both replicas served requests, as Prometheus sees them.
 wait_prom 'count(sum by (instance) (http_requests_total{job="eino", route="/v1/embeddings"}) > 0)' 2 30
 # Alerts load and evaluate in the running Prometheus.
 [[ $(curl -fsS "$PROM/api/v1/rules" | python3 -c 'import json,sys; print(sum(len(g["rules"]) for g in json.load(sys.stdin)["data"]["groups"]))') -ge 10 ]] ||

@@ -1,6 +1,6 @@
 //! Sending requests: headers, timeouts, error classification and retries.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use eino::{Error, ErrorKind, Result};
@@ -12,7 +12,7 @@ use crate::config::{ApiKeyHeader, OpenAiConfig};
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     pub(crate) cfg: OpenAiConfig,
-    client: reqwest::Client,
+    clients: Arc<Clients>,
     /// The last endpoint's URL with the query parameters on it, parsed once: parsing it
     /// per request (host, IDNA) was a visible share of a proxied request's CPU. Each
     /// client calls one path.
@@ -90,18 +90,74 @@ pub(crate) fn status_error(status: u16, headers: &reqwest::header::HeaderMap, bo
     e
 }
 
+/// Runtimes whose clients are kept; past this, the oldest entry makes room (its runtime
+/// may have ended; if not, that runtime builds a client again on its next request).
+const MAX_RUNTIMES: usize = 64;
+
+/// One reqwest client, so one connection pool, per tokio runtime.
+///
+/// A pooled connection is driven by a task on the runtime that opened it. Shared across
+/// runtimes, every request from another runtime would hand its reads and writes to that
+/// task across threads, and would fail once that runtime ended (a test's runtime, say).
+/// A server that runs a single-threaded runtime per core (eino's) so keeps each upstream
+/// exchange on the thread that serves the request.
+#[derive(Debug)]
+struct Clients {
+    /// The first client built (which checks the settings at construction); used outside
+    /// any runtime.
+    first: reqwest::Client,
+    by_runtime: RwLock<Vec<(tokio::runtime::Id, reqwest::Client)>>,
+}
+
+fn build_client(cfg: &OpenAiConfig) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .read_timeout(cfg.stream_idle_timeout)
+        .pool_idle_timeout(cfg.pool_idle_timeout)
+        .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+        .build()
+        .map_err(|e| Error::invalid_input("cannot build the HTTP client").with_source(e))
+}
+
+impl Clients {
+    /// The client of the current runtime, built at its first request.
+    fn current(&self, cfg: &OpenAiConfig) -> Result<reqwest::Client> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Ok(self.first.clone());
+        };
+        let id = rt.id();
+        let find = |v: &[(tokio::runtime::Id, reqwest::Client)]| {
+            v.iter().find(|(r, _)| *r == id).map(|(_, c)| c.clone())
+        };
+        if let Some(c) = find(&self.by_runtime.read().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(c);
+        }
+        let mut all = self.by_runtime.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = find(&all) {
+            return Ok(c);
+        }
+        let client = if all.is_empty() {
+            self.first.clone()
+        } else {
+            build_client(cfg)?
+        };
+        if all.len() >= MAX_RUNTIMES {
+            all.remove(0);
+        }
+        all.push((id, client.clone()));
+        Ok(client)
+    }
+}
+
 impl Http {
     pub(crate) fn new(cfg: OpenAiConfig) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.stream_idle_timeout)
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .build()
-            .map_err(|e| Error::invalid_input("cannot build the HTTP client").with_source(e))?;
+        let clients = Arc::new(Clients {
+            first: build_client(&cfg)?,
+            by_runtime: RwLock::default(),
+        });
         Ok(Self {
             cfg,
-            client,
+            clients,
             endpoint: OnceLock::new(),
         })
     }
@@ -130,8 +186,14 @@ impl Http {
         Ok(url)
     }
 
-    fn request(&self, url: reqwest::Url, body: &Value, stream: bool) -> reqwest::RequestBuilder {
-        let mut r = self.client.post(url).json(body);
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        url: reqwest::Url,
+        body: &Value,
+        stream: bool,
+    ) -> reqwest::RequestBuilder {
+        let mut r = client.post(url).json(body);
         if let Some(key) = &self.cfg.api_key {
             r = match &self.cfg.api_key_header {
                 ApiKeyHeader::Bearer => r.bearer_auth(key),
@@ -168,9 +230,14 @@ impl Http {
         stream: bool,
     ) -> Result<reqwest::Response> {
         let url = self.url(path)?;
+        let client = self.clients.current(&self.cfg)?;
         let mut attempt = 0;
         loop {
-            let e = match self.request(url.clone(), body, stream).send().await {
+            let e = match self
+                .request(&client, url.clone(), body, stream)
+                .send()
+                .await
+            {
                 Err(e) => transport_error(e),
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {

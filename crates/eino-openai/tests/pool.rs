@@ -98,3 +98,53 @@ async fn idle_upstream_connections_are_capped_and_closed() {
         "idle connections were not closed"
     );
 }
+
+/// A connection pool per tokio runtime: a call from another runtime opens its own
+/// connection instead of borrowing one driven by the first runtime's thread, and once
+/// that runtime ends, the first one's connection still serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_runtime_has_its_own_connections() {
+    let open = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let url = upstream(open.clone(), peak.clone()).await;
+    let model = Arc::new(OpenAiChatModel::new(OpenAiConfig::new("m").with_base_url(url)).unwrap());
+    async fn call(m: Arc<OpenAiChatModel>) -> String {
+        m.generate(&[Message::user("hi")], &ChatOptions::default())
+            .await
+            .unwrap()
+            .content
+    }
+    assert_eq!(call(model.clone()).await, "ok");
+    assert_eq!(open.load(Ordering::SeqCst), 1);
+    let (m, o) = (model.clone(), open.clone());
+    let other = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let content = rt.block_on(call(m));
+        (content, o.load(Ordering::SeqCst))
+    });
+    let (content, open_then) = tokio::task::spawn_blocking(move || other.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(content, "ok");
+    assert_eq!(
+        open_then, 2,
+        "the second runtime borrowed the first one's connection"
+    );
+    // The second runtime ended and its connection with it; the first one's still serves.
+    for _ in 0..100 {
+        if open.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(open.load(Ordering::SeqCst), 1);
+    assert_eq!(call(model.clone()).await, "ok");
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        1,
+        "the first runtime's connection was reused"
+    );
+}

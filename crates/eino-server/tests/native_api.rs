@@ -521,6 +521,16 @@ fn public_bind_needs_auth() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_an_open_stream_finish() {
+    graceful_shutdown_case(false).await;
+}
+
+/// The same on one shared work-stealing runtime instead of connection threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_an_open_stream_finish_work_stealing() {
+    graceful_shutdown_case(true).await;
+}
+
+async fn graceful_shutdown_case(work_stealing: bool) {
     use std::sync::Arc;
     // A model whose stream takes a while: shutdown starts in the middle of it.
     struct Slow;
@@ -560,6 +570,7 @@ async fn graceful_shutdown_lets_an_open_stream_finish() {
     }
     let mut s = TestServer::start(
         |c| {
+            c.server.work_stealing = work_stealing;
             c.models.insert("slow".into(), c.models["echo"].clone());
         },
         |r| r.insert_model("slow", Arc::new(Slow)),

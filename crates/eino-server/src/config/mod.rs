@@ -489,6 +489,7 @@ mod tests {
         let cases = [
             ("server:\n  addr: nowhere\n", "server.addr"),
             ("server:\n  max_body_bytes: lots\n", "server.max_body_bytes"),
+            ("server:\n  workers: 5000\n", "server.workers"),
             ("servr:\n  addr: x\n", "servr"),
             (
                 "applications:\n  a:\n    model: missing\n",

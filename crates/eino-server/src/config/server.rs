@@ -33,6 +33,14 @@ pub struct ServerConfig {
     /// after its previous answer; otherwise it is closed. Covers slow-header clients and
     /// idle keep-alive connections alike.
     pub header_read_timeout_secs: u64,
+    /// Connection threads, each with its own single-threaded runtime: a connection and
+    /// everything its requests do (upstream calls included) stay on one thread, so a
+    /// request is not handed between threads. 0: one per core.
+    pub workers: usize,
+    /// Serve connections as tasks of one shared work-stealing runtime instead of on
+    /// connection threads: better when handlers compute for long on their async thread
+    /// (custom components that do not move such work to blocking threads).
+    pub work_stealing: bool,
 }
 
 impl Default for ServerConfig {
@@ -48,11 +56,21 @@ impl Default for ServerConfig {
             web_ui: true,
             max_connections: 4096,
             header_read_timeout_secs: 10,
+            workers: 0,
+            work_stealing: false,
         }
     }
 }
 
 impl ServerConfig {
+    /// How many connection threads `workers` asks for.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// Check the section; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.addr
@@ -60,6 +78,12 @@ impl ServerConfig {
             .map_err(|e| ConfigError::new("server.addr", format!("{:?}: {e}", self.addr)))?;
         positive("server.max_body_bytes", self.max_body_bytes as u64)?;
         positive("server.max_connections", self.max_connections as u64)?;
+        if self.workers > 1024 {
+            return Err(ConfigError::new(
+                "server.workers",
+                format!("{} threads; at most 1024 (0: one per core)", self.workers),
+            ));
+        }
         positive(
             "server.header_read_timeout_secs",
             self.header_read_timeout_secs,

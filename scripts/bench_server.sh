@@ -5,7 +5,9 @@
 # workers, master key), at 1 connection (JSON) and 64 connections (JSON and SSE); eino's CPU
 # time per proxied request; the same for `floor_proxy` (the least a relay on our HTTP stack
 # does: forward the body, relay the answer's bytes), the floor any proxy on this machine
-# stands on; then idle RSS and peak RSS with 1000 concurrent streaming requests. Installs wrk (Debian) if missing. RECORD_RUNS=false turns run traces off,
+# stands on; then idle RSS and peak RSS with 1000 concurrent streaming requests, and the
+# time to the first streamed token, direct and through eino (scripts/bench/ttft.py).
+# Installs wrk (Debian) if missing. RECORD_RUNS=false turns run traces off,
 # RECORD_RUNS_SAMPLE=0.1 keeps a tenth of the successful ones; LITELLM=0 skips LiteLLM.
 #   bash scripts/bench_server.sh            # prints `name value unit` lines
 set -euo pipefail
@@ -100,3 +102,13 @@ ulimit -n 65536 2>/dev/null || true
 wrk -t2 -c1000 -d10s --timeout 10s -s "$TMP/req.lua" "http://$SRV/v1/chat/completions" > "$TMP/wrk1000.txt"
 echo "streams1000_rps $(awk '/Requests\/sec/ {print $2}' "$TMP/wrk1000.txt") req/s"
 echo "peak_rss_kb $(awk '/VmHWM/ {print $2}' /proc/$EINO_PID/status) kB"
+# Time to the first streamed token at one connection (the upstream's first chunk after
+# 5 ms): what eino adds to it.
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+CHUNKS=4 CHUNK_DELAY_MS=5 target/release/examples/fake_upstream $UP 2>/dev/null & PIDS[0]=$!
+sleep 0.3
+read -r d50 d90 < <(python3 scripts/bench/ttft.py $UP fake 200)
+read -r e50 e90 < <(python3 scripts/bench/ttft.py $SRV up 200)
+echo "direct_ttft_p50 $d50 us"; echo "direct_ttft_p90 $d90 us"
+echo "eino_ttft_p50 $e50 us"; echo "eino_ttft_p90 $e90 us"
+echo "eino_ttft_added_p50 $((e50 - d50)) us"

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -61,7 +62,12 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9101".into());
     let app = axum::Router::new().route("/v1/chat/completions", post(chat));
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    // Nagle off, as model servers do (uvicorn, Go's net/http, nginx): with it on, a chunk
+    // written while the headers were unacknowledged waited for the client's delayed ACK
+    // (40 ms) on a kept-alive connection.
+    let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     eprintln!("fake upstream on http://{addr}/v1");
     axum::serve(listener, app).await
 }

@@ -3,7 +3,10 @@
 //! An error after the first chunk becomes an `error` event (the status line is already
 //! sent). The run is recorded when the stream ends, also when the client goes away.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::response::sse::Event;
 use eino::adk::{AgentAction, AgentEvent, AgentEvents, EventKind};
@@ -116,7 +119,7 @@ pub(crate) fn openai_events(
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let relay = Relay::new(stream, run);
-    futures_util::stream::unfold((relay, head), move |(mut r, head)| async move {
+    let events = futures_util::stream::unfold((relay, head), move |(mut r, head)| async move {
         let events: Vec<Event> = match r.phase {
             Phase::Role => {
                 r.phase = Phase::Body;
@@ -148,7 +151,8 @@ pub(crate) fn openai_events(
             (r, head),
         ))
     })
-    .flatten()
+    .flatten();
+    Batched::new(events)
 }
 
 /// The native API's event stream: `event: source` (retrieved chunks) first, then
@@ -165,7 +169,7 @@ where
     Fut: std::future::Future<Output = Result<Value, ApiError>> + Send,
 {
     let relay = Relay::new(stream, run);
-    futures_util::stream::unfold(
+    let events = futures_util::stream::unfold(
         (relay, Some(on_done), sources),
         move |(mut r, mut done, sources)| async move {
             let events: Vec<Event> = match r.phase {
@@ -194,7 +198,8 @@ where
             ))
         },
     )
-    .flatten()
+    .flatten();
+    Batched::new(events)
 }
 
 /// A message of an agent step: its real role, and for a tool's result the tool and call.
@@ -298,4 +303,177 @@ pub(crate) fn with_agent_events(
         }
     })
     .flatten()
+}
+
+/// Most events a [`Batched`] stream holds back before it lets them go.
+const MAX_BATCH: usize = 16;
+
+/// Scheduler rounds without a new event after which a [`Batched`] stream lets its batch
+/// go.
+const IDLE_ROUNDS: u8 = 3;
+
+/// Events that are ready together leave together: one write to the client instead of
+/// one per event.
+///
+/// An answer's chunks come from the upstream connection's task, one decoded piece at a
+/// time, so after each event the stream is briefly empty; hyper writes out what it has
+/// whenever the body is empty, which made one `writev` per event (and one read per event
+/// for the client). This stream instead lets the feeding tasks run once more (it wakes
+/// itself and yields) after collecting what is ready, and releases the batch when a
+/// round brings nothing new, at the end, or at [`MAX_BATCH`] events. A lone event (a
+/// model generating token by token) waits one scheduler round, microseconds.
+pub(crate) struct Batched<S: Stream> {
+    inner: Pin<Box<S>>,
+    held: VecDeque<S::Item>,
+    releasing: bool,
+    ended: bool,
+    /// Rounds in a row that brought nothing new.
+    idle: u8,
+}
+
+impl<S: Stream> Batched<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            held: VecDeque::new(),
+            releasing: false,
+            ended: false,
+            idle: 0,
+        }
+    }
+}
+
+// Nothing is pinned structurally: the inner stream is pinned on the heap.
+impl<S: Stream> Unpin for Batched<S> {}
+
+impl<S: Stream> Stream for Batched<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.get_mut();
+        if this.releasing {
+            if let Some(item) = this.held.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            this.releasing = false;
+        }
+        let mut more = false;
+        while !this.ended && this.held.len() < MAX_BATCH {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    this.held.push_back(item);
+                    more = true;
+                }
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => break,
+            }
+        }
+        if this.held.is_empty() {
+            return if this.ended {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
+        }
+        this.idle = if more { 0 } else { this.idle + 1 };
+        if this.idle < IDLE_ROUNDS && !this.ended && this.held.len() < MAX_BATCH {
+            // One more round for the tasks that feed the stream before the batch goes.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.releasing = true;
+        Poll::Ready(this.held.pop_front())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the runs of items the consumer gets between two `Pending`s: what hyper
+    /// would write at once.
+    struct Runs<S> {
+        inner: S,
+        current: usize,
+        runs: Vec<usize>,
+    }
+
+    impl<S: Stream + Unpin> std::future::Future for Runs<S> {
+        type Output = Vec<usize>;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<usize>> {
+            loop {
+                match Pin::new(&mut self.inner).poll_next(cx) {
+                    Poll::Ready(Some(_)) => self.current += 1,
+                    Poll::Ready(None) => {
+                        let c = self.current;
+                        self.runs.push(c);
+                        return Poll::Ready(std::mem::take(&mut self.runs));
+                    }
+                    Poll::Pending => {
+                        let c = std::mem::take(&mut self.current);
+                        if c > 0 {
+                            self.runs.push(c);
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn items_fed_one_at_a_time_by_another_task_leave_together() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+        tokio::spawn(async move {
+            for i in 0..9 {
+                tx.send(i).await.unwrap();
+            }
+        });
+        let fed = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let runs = Runs {
+            inner: Batched::new(fed),
+            current: 0,
+            runs: Vec::new(),
+        }
+        .await;
+        assert_eq!(runs, vec![9]);
+    }
+
+    /// The real source of the ping-pong: an upstream's SSE body read through reqwest,
+    /// whose connection task hands over one decoded piece per round. Read as is, nine
+    /// events come one per round; batched, together.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_upstream_body_read_through_reqwest_leaves_in_one_batch() {
+        use axum::response::sse::Sse;
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                let events =
+                    (0..9).map(|i| Ok::<_, Infallible>(Event::default().data(i.to_string())));
+                Sse::new(futures_util::stream::iter(events))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = reqwest::Client::new();
+        let body = || async { client.get(&url).send().await.unwrap().bytes_stream() };
+        let plain = Runs {
+            inner: Box::pin(body().await),
+            current: 0,
+            runs: Vec::new(),
+        }
+        .await;
+        assert!(
+            plain.len() > 3,
+            "read as is, the events come apart: {plain:?}"
+        );
+        let batched = Runs {
+            inner: Batched::new(body().await),
+            current: 0,
+            runs: Vec::new(),
+        }
+        .await;
+        assert_eq!(batched, vec![9]);
+    }
 }

@@ -375,7 +375,7 @@ impl<S: Stream> Stream for Batched<S> {
                 Poll::Pending
             };
         }
-        this.idle = if more { 0 } else { this.idle + 1 };
+        this.idle = if more { 0 } else { this.idle.saturating_add(1) };
         if this.idle < IDLE_ROUNDS && !this.ended && this.held.len() < MAX_BATCH {
             // One more round for the tasks that feed the stream before the batch goes.
             cx.waker().wake_by_ref();

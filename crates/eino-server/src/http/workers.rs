@@ -138,8 +138,10 @@ impl Drop for Workers {
     }
 }
 
-/// A connection thread's loop: serve what is handed over until told to stop, then drop
-/// (with the runtime) the connections still open.
+/// A connection thread's loop: serve what is handed over until told to stop (or until the
+/// server's handle on the thread is gone), then drop (with the runtime) the connections
+/// still open. The accept loop's end is not a stop: open connections get the server's
+/// grace period, and [`Workers::stop`] comes after it.
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Handoff>,
     open: Arc<AtomicUsize>,
@@ -151,8 +153,9 @@ async fn run(
             h = rx.recv() => h,
             _ = stop.cancelled() => return,
         };
+        // `None`: the server's threads were dropped (or never all started).
         let Some(h) = handoff else {
-            break;
+            return;
         };
         let held = (h.slot, Open(open.clone()));
         match tokio::net::TcpStream::from_std(h.tcp) {
@@ -160,6 +163,41 @@ async fn run(
             Err(e) => tracing::warn!(error = %e, peer = %h.peer, "cannot register a connection"),
         }
     }
-    // The accept loop is over; open connections get the server's grace period.
-    stop.cancelled().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn serving() -> Serving {
+        Serving {
+            app: axum::Router::new(),
+            http: hyper::server::conn::http1::Builder::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn stopping_ends_and_joins_the_threads() {
+        let workers = Workers::start(2, &serving()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), workers.stop())
+            .await
+            .expect("the threads ended");
+    }
+
+    /// A thread whose server is gone without a stop (a start that failed part-way) ends
+    /// instead of waiting for a stop that never comes.
+    #[tokio::test]
+    async fn a_thread_ends_when_its_server_is_gone() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        drop(tx);
+        let never = CancellationToken::new();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            run(rx, Arc::new(AtomicUsize::new(0)), never, serving()),
+        )
+        .await
+        .expect("the loop ended");
+    }
 }

@@ -103,12 +103,23 @@ struct Recorded {
 
 /// Records one run. Add it to the run's context with `Context::with_callbacks`, then call
 /// [`RunTracer::finish`] after the answer (and its stream) is complete.
+///
+/// A streamed node's copy of its output is read by a task of its own, whose end is the
+/// node's end. The outermost node's (the graph's) is the exception: its stream is the
+/// answer itself, which ends with the run, so its copy is kept and read in
+/// [`RunTracer::finish`], from the copy's buffer, without a task woken at every chunk.
 #[derive(Clone)]
 pub struct RunTracer {
     started: Instant,
     rec: Arc<Mutex<Recorded>>,
     pending: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The outermost node's output copy and scope, read at the finish.
+    outermost: Arc<Mutex<Option<(CallbackStream, ScopeValue, bool)>>>,
 }
+
+/// What the tracer's scope value holds for a node: its index in the trace, when it
+/// started, and whether it is the outermost node (no enclosing call).
+type NodeScope = (usize, Instant, bool);
 
 impl Default for RunTracer {
     fn default() -> Self {
@@ -164,6 +175,7 @@ impl RunTracer {
             started: Instant::now(),
             rec: Arc::default(),
             pending: Arc::default(),
+            outermost: Arc::default(),
         }
     }
 
@@ -176,7 +188,7 @@ impl RunTracer {
     }
 
     fn close(&self, scope: Option<&ScopeValue>, f: impl FnOnce(&mut NodeTrace)) {
-        let Some(&(i, start)) = scope.and_then(|s| s.downcast_ref::<(usize, Instant)>()) else {
+        let Some(&(i, start, _)) = scope.and_then(|s| s.downcast_ref::<NodeScope>()) else {
             return;
         };
         let mut g = self.lock();
@@ -186,7 +198,12 @@ impl RunTracer {
         }
     }
 
-    fn open(&self, info: &RunInfo, input: Value) -> Option<ScopeValue> {
+    fn open(
+        &self,
+        info: &RunInfo,
+        input: Value,
+        parent: Option<&ScopeValue>,
+    ) -> Option<ScopeValue> {
         let now = Instant::now();
         let mut g = self.lock();
         g.nodes.push(NodeTrace {
@@ -200,7 +217,8 @@ impl RunTracer {
             error: None,
             streamed: false,
         });
-        Some(Arc::new((g.nodes.len() - 1, now)))
+        let scope: NodeScope = (g.nodes.len() - 1, now, parent.is_none());
+        Some(Arc::new(scope))
     }
 
     fn add_tokens(&self, usage: Option<(u64, u64)>) {
@@ -211,6 +229,37 @@ impl RunTracer {
         }
     }
 
+    /// Read a node's copy of its streamed output to the end and close the node with it.
+    async fn read_output(&self, mut output: CallbackStream, scope: ScopeValue, is_model: bool) {
+        let mut chunks = Vec::new();
+        let mut error = None;
+        while let Some(item) = output.recv().await {
+            match item {
+                Ok(c) => {
+                    if let Some(m) = c.downcast_ref::<Message>() {
+                        chunks.push(m.clone());
+                    }
+                }
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+        let joined = (!chunks.is_empty())
+            .then(|| Message::concat(chunks).ok())
+            .flatten();
+        let usage = joined
+            .as_ref()
+            .filter(|_| is_model)
+            .and_then(|m| usage_of(m));
+        self.close(Some(&scope), |n| {
+            n.streamed = true;
+            n.error = error;
+            if let Some(m) = &joined {
+                n.output = message_json(m);
+            }
+        });
+        self.add_tokens(usage);
+    }
+
     /// Wait for streamed outputs to be read, then return the trace (once: the nodes move
     /// out of the tracer).
     pub async fn finish(&self) -> TraceSummary {
@@ -218,6 +267,14 @@ impl RunTracer {
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pending {
             let _ = p.await;
+        }
+        let outermost = self
+            .outermost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((output, scope, is_model)) = outermost {
+            self.read_output(output, scope, is_model).await;
         }
         let mut g = self.lock();
         TraceSummary {
@@ -233,9 +290,9 @@ impl Handler for RunTracer {
         &self,
         info: &RunInfo,
         input: CallbackValue<'_>,
-        _: Option<&ScopeValue>,
+        parent: Option<&ScopeValue>,
     ) -> Option<ScopeValue> {
-        self.open(info, summarize(input))
+        self.open(info, summarize(input), parent)
     }
 
     fn on_end(&self, info: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
@@ -255,16 +312,16 @@ impl Handler for RunTracer {
         &self,
         info: &RunInfo,
         input: CallbackStream,
-        _: Option<&ScopeValue>,
+        parent: Option<&ScopeValue>,
     ) -> Option<ScopeValue> {
         drop(input);
-        self.open(info, Value::String("<stream>".into()))
+        self.open(info, Value::String("<stream>".into()), parent)
     }
 
     fn on_end_with_stream_output(
         &self,
         info: &RunInfo,
-        mut output: CallbackStream,
+        output: CallbackStream,
         scope: Option<&ScopeValue>,
     ) {
         let Some(scope) = scope.cloned() else { return };
@@ -272,37 +329,17 @@ impl Handler for RunTracer {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let outermost = scope
+            .downcast_ref::<NodeScope>()
+            .is_some_and(|&(_, _, outermost)| outermost);
+        if outermost {
+            *self.outermost.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((output, scope, is_model));
+            return;
+        }
         let this = self.clone();
         // The stream's end is the node's end: read our copy in the background.
-        let task = rt.spawn(async move {
-            let mut chunks = Vec::new();
-            let mut error = None;
-            while let Some(item) = output.recv().await {
-                match item {
-                    Ok(c) => {
-                        if let Some(m) = c.downcast_ref::<Message>() {
-                            chunks.push(m.clone());
-                        }
-                    }
-                    Err(e) => error = Some(e.to_string()),
-                }
-            }
-            let joined = (!chunks.is_empty())
-                .then(|| Message::concat(chunks).ok())
-                .flatten();
-            let usage = joined
-                .as_ref()
-                .filter(|_| is_model)
-                .and_then(|m| usage_of(m));
-            this.close(Some(&scope), |n| {
-                n.streamed = true;
-                n.error = error;
-                if let Some(m) = &joined {
-                    n.output = message_json(m);
-                }
-            });
-            this.add_tokens(usage);
-        });
+        let task = rt.spawn(async move { this.read_output(output, scope, is_model).await });
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -457,7 +494,94 @@ impl Handler for MetricsHandler {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use eino::compose::{stream_lambda, Chain, Compiled, Context, Runnable};
+    use eino::schema::{pipe, StreamReader, StreamWriter};
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+
+    /// A chain whose one node streams what is written to the returned writer. (A stand-in
+    /// for a model: these tests are about the callbacks' stream copies.)
+    fn streaming_chain() -> (Compiled<Vec<Message>, Message>, StreamWriter<Message>) {
+        let (tx, rx) = pipe::<Message>(8);
+        let rx = Mutex::new(Some(rx));
+        let chain = Chain::<Vec<Message>, Vec<Message>>::new()
+            .then_keyed(
+                "gen",
+                stream_lambda(move |_: Vec<Message>| {
+                    let rx = rx.lock().unwrap().take();
+                    async move { rx.ok_or_else(|| Error::internal("streams once")) }
+                }),
+            )
+            .compile()
+            .unwrap();
+        (chain, tx)
+    }
+
+    /// The chain's answer stream, run with a tracer and a cancellation token, and the
+    /// writer that feeds it.
+    async fn traced_stream() -> (
+        StreamReader<Message>,
+        StreamWriter<Message>,
+        RunTracer,
+        CancellationToken,
+    ) {
+        let (chain, tx) = streaming_chain();
+        let (tracer, cancel) = (RunTracer::new(), CancellationToken::new());
+        let ctx = Context::new()
+            .with_cancel(cancel.clone())
+            .with_callbacks(Arc::new(tracer.clone()));
+        let out = chain.stream(vec![Message::user("hi")], &ctx).await.unwrap();
+        (out, tx, tracer, cancel)
+    }
+
+    #[tokio::test]
+    async fn the_outermost_nodes_streamed_output_is_read_at_the_finish() {
+        let (mut out, tx, tracer, _cancel) = traced_stream().await;
+        for piece in ["a", "b"] {
+            tx.send(Message::assistant(piece, vec![])).await.unwrap();
+        }
+        drop(tx);
+        while let Some(m) = out.recv().await {
+            m.unwrap();
+        }
+        assert!(
+            tracer.outermost.lock().unwrap().is_some(),
+            "the graph's copy waits for the finish, no task reads it"
+        );
+        let trace = tokio::time::timeout(Duration::from_secs(5), tracer.finish())
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = trace.nodes.iter().map(|n| n.component).collect();
+        assert_eq!(kinds, ["Chain", "Lambda"]);
+        for n in &trace.nodes {
+            assert!(n.streamed && n.duration_ms.is_some(), "{n:?}");
+            assert_eq!(n.output["content"], "ab", "{n:?}");
+            assert!(n.error.is_none(), "{n:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_stream_still_finishes_its_trace() {
+        let (mut out, tx, tracer, cancel) = traced_stream().await;
+        tx.send(Message::assistant("a", vec![])).await.unwrap();
+        out.recv().await.unwrap().unwrap();
+        // The client goes away: the answer is dropped and the run cancelled while the
+        // source is still open.
+        drop(out);
+        cancel.cancel();
+        let trace = tokio::time::timeout(Duration::from_secs(5), tracer.finish())
+            .await
+            .expect("the finish does not wait for a source nobody reads");
+        assert_eq!(trace.nodes.len(), 2);
+        assert!(trace.nodes[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cancel")));
+        drop(tx);
+    }
 
     #[test]
     fn component_handles_are_kept_once_per_component_and_name() {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::extract::RawJson;
-use crate::api::wire::{finish_reason, message_wire, usage_json, SseHead};
+use crate::api::wire::{CompletionWire, SseHead};
 use crate::auth::Caller;
 use crate::cache::ResponseCache;
 use crate::dispatch::Target;
@@ -326,13 +326,9 @@ pub async fn chat_completions(
             other => other,
         };
         let (msg, _) = run.finish(result).await?;
-        let body = json!({
-            "id": id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{ "index": 0, "message": message_wire(&msg), "finish_reason": finish_reason(&msg), "logprobs": null }],
-            "usage": usage_json(&msg),
-        });
+        let body = CompletionWire::new(&id, created, &model, &msg);
         if let Some((c, key)) = cache {
-            c.insert(key, body.clone()).await;
+            c.insert(key, body.to_value()).await;
         }
         let mut resp = Json(body).into_response();
         if let Ok(v) = HeaderValue::from_str(&run_id) {

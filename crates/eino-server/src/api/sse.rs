@@ -16,7 +16,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::api::wire::{finish_reason, tool_calls_json, usage_json, SseHead};
+use crate::api::wire::{finish_reason, json_event, Delta, SseHead, UsageWire};
 use crate::error::ApiError;
 use crate::metrics::InFlight;
 use crate::runs::RunGuard;
@@ -35,20 +35,6 @@ struct Relay {
     _inflight: InFlight,
 }
 
-fn delta_of(m: &Message) -> Option<Value> {
-    let mut d = serde_json::Map::new();
-    if !m.content.is_empty() {
-        d.insert("content".into(), json!(m.content));
-    }
-    if let Some(r) = m.reasoning.as_ref().filter(|r| !r.is_empty()) {
-        d.insert("reasoning_content".into(), json!(r));
-    }
-    if !m.tool_calls.is_empty() {
-        d.insert("tool_calls".into(), tool_calls_json(&m.tool_calls, true));
-    }
-    (!d.is_empty()).then_some(Value::Object(d))
-}
-
 pub(crate) fn error_event(e: &ApiError) -> Event {
     Event::default().data(
         json!({ "error": { "message": e.message, "type": e.kind, "code": e.code } }).to_string(),
@@ -57,8 +43,8 @@ pub(crate) fn error_event(e: &ApiError) -> Event {
 
 /// What [`Relay::step`] got from the answer stream.
 enum Step {
-    /// A chunk; its delta, if it has anything to send.
-    Delta(Option<Value>),
+    /// A chunk, the last of [`Relay::chunks`] (see [`Relay::delta`]).
+    Chunk,
     /// The stream failed; the run is recorded as failed.
     Failed(ApiError),
     /// The stream ended; the whole answer, the run recorded as ok.
@@ -80,9 +66,8 @@ impl Relay {
     async fn step(&mut self) -> Step {
         match self.stream.recv().await {
             Some(Ok(m)) => {
-                let delta = delta_of(&m);
                 self.chunks.push(m);
-                Step::Delta(delta)
+                Step::Chunk
             }
             Some(Err(e)) => {
                 self.phase = Phase::Done;
@@ -105,6 +90,13 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// The delta of the chunk [`Relay::step`] just got, if it has anything to send.
+    fn delta(&self) -> Option<Delta<'_>> {
+        self.chunks.last().and_then(Delta::of)
+    }
+}
+
 /// Sent for a chunk with nothing to show (a usage-only chunk …), so the stream always
 /// yields something per step.
 fn keepalive() -> Event {
@@ -123,22 +115,18 @@ pub(crate) fn openai_events(
         let events: Vec<Event> = match r.phase {
             Phase::Role => {
                 r.phase = Phase::Body;
-                vec![head.chunk(
-                    Some(json!({ "role": "assistant", "content": "" })),
-                    None,
-                    None,
-                )]
+                vec![head.chunk(Some(&Delta::role()), None, None)]
             }
             Phase::Body => match r.step().await {
-                Step::Delta(d) => {
-                    vec![d.map_or_else(keepalive, |d| head.chunk(Some(d), None, None))]
-                }
+                Step::Chunk => vec![r
+                    .delta()
+                    .map_or_else(keepalive, |d| head.chunk(Some(&d), None, None))],
                 Step::Failed(err) => vec![error_event(&err), Event::default().data("[DONE]")],
                 Step::Finished(full) => {
-                    let mut out =
-                        vec![head.chunk(Some(json!({})), Some(&finish_reason(&full)), None)];
+                    let finish = Some(finish_reason(&full));
+                    let mut out = vec![head.chunk(Some(&Delta::default()), finish, None)];
                     if include_usage {
-                        out.push(head.chunk(None, None, Some(usage_json(&full))));
+                        out.push(head.chunk(None, None, Some(UsageWire::of(&full))));
                     }
                     out.push(Event::default().data("[DONE]"));
                     out
@@ -178,8 +166,8 @@ where
                     vec![Event::default().event("sources").data(sources.to_string())]
                 }
                 Phase::Body => match r.step().await {
-                    Step::Delta(d) => vec![d.map_or_else(keepalive, |d| {
-                        Event::default().event("delta").data(d.to_string())
+                    Step::Chunk => vec![r.delta().map_or_else(keepalive, |d| {
+                        json_event(Event::default().event("delta"), &d)
                     })],
                     Step::Failed(err) => vec![error_event(&err).event("error")],
                     Step::Finished(full) => match done.take() {

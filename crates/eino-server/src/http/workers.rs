@@ -46,8 +46,10 @@ struct Thread {
     handle: Option<JoinHandle<()>>,
 }
 
-/// The connection threads of one server. Dropping them (or [`Workers::stop`]) ends
-/// their runtimes, and with them the connections still open.
+/// The connection threads of one server. Dropping them (the server's future dropped
+/// without a shutdown, a test's server say) closes their channels, which ends their
+/// runtimes and with them the connections still open; [`Workers::stop`] does the same
+/// and waits for the threads.
 pub(super) struct Workers {
     threads: Vec<Thread>,
     stop: CancellationToken,
@@ -127,14 +129,6 @@ impl Workers {
             }
         })
         .await;
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        // The server's future was dropped without a shutdown (a test's server, say): the
-        // threads must not outlive it.
-        self.stop.cancel();
     }
 }
 

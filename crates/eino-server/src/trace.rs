@@ -113,8 +113,9 @@ pub struct RunTracer {
     started: Instant,
     rec: Arc<Mutex<Recorded>>,
     pending: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    /// The outermost node's output copy and scope, read at the finish.
-    outermost: Arc<Mutex<Option<(CallbackStream, ScopeValue, bool)>>>,
+    /// The outermost nodes' output copies and scopes (one per graph called straight with
+    /// the run's context; the service calls one), read at the finish.
+    outermost: Arc<Mutex<Vec<(CallbackStream, ScopeValue, bool)>>>,
 }
 
 /// What the tracer's scope value holds for a node: its index in the trace, when it
@@ -268,12 +269,9 @@ impl RunTracer {
         for p in pending {
             let _ = p.await;
         }
-        let outermost = self
-            .outermost
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some((output, scope, is_model)) = outermost {
+        let outermost =
+            std::mem::take(&mut *self.outermost.lock().unwrap_or_else(|e| e.into_inner()));
+        for (output, scope, is_model) in outermost {
             self.read_output(output, scope, is_model).await;
         }
         let mut g = self.lock();
@@ -333,8 +331,10 @@ impl Handler for RunTracer {
             .downcast_ref::<NodeScope>()
             .is_some_and(|&(_, _, outermost)| outermost);
         if outermost {
-            *self.outermost.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((output, scope, is_model));
+            self.outermost
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((output, scope, is_model));
             return;
         }
         let this = self.clone();
@@ -548,7 +548,7 @@ mod tests {
             m.unwrap();
         }
         assert!(
-            tracer.outermost.lock().unwrap().is_some(),
+            tracer.outermost.lock().unwrap().len() == 1,
             "the graph's copy waits for the finish, no task reads it"
         );
         let trace = tokio::time::timeout(Duration::from_secs(5), tracer.finish())
@@ -561,6 +561,32 @@ mod tests {
             assert_eq!(n.output["content"], "ab", "{n:?}");
             assert!(n.error.is_none(), "{n:?}");
         }
+    }
+
+    /// Two graphs called straight with one tracer's context: each keeps its copy.
+    #[tokio::test]
+    async fn every_outermost_node_is_read_at_the_finish() {
+        let tracer = RunTracer::new();
+        let ctx = Context::new().with_callbacks(Arc::new(tracer.clone()));
+        for piece in ["a", "b"] {
+            let (chain, tx) = streaming_chain();
+            let mut out = chain.stream(vec![Message::user("hi")], &ctx).await.unwrap();
+            tx.send(Message::assistant(piece, vec![])).await.unwrap();
+            drop(tx);
+            while let Some(m) = out.recv().await {
+                m.unwrap();
+            }
+        }
+        let trace = tokio::time::timeout(Duration::from_secs(5), tracer.finish())
+            .await
+            .unwrap();
+        let graphs: Vec<&Value> = trace
+            .nodes
+            .iter()
+            .filter(|n| n.component == "Chain")
+            .map(|n| &n.output["content"])
+            .collect();
+        assert_eq!(graphs, ["a", "b"]);
     }
 
     #[tokio::test]

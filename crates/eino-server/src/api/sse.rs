@@ -88,9 +88,7 @@ impl Relay {
             }
         }
     }
-}
 
-impl Relay {
     /// The delta of the chunk [`Relay::step`] just got, if it has anything to send.
     fn delta(&self) -> Option<Delta<'_>> {
         self.chunks.last().and_then(Delta::of)

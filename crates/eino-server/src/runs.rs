@@ -223,8 +223,10 @@ impl RunGuard {
         // Time-ordered: the store's primary-key index grows at its end instead of at a
         // random page per run, which cut the trace writer's page reads and writes.
         let id = uuid::Uuid::now_v7();
+        let cancel = CancellationToken::new();
         Self {
-            cancel: CancellationToken::new(),
+            tracer: RunTracer::new().with_cancel(cancel.clone()),
+            cancel,
             sampled: writer.samples(&id),
             id: id.to_string(),
             tenant: caller.tenant.clone(),
@@ -232,7 +234,6 @@ impl RunGuard {
             session_id,
             started_at: now_ms(),
             clock: Instant::now(),
-            tracer: RunTracer::new(),
             writer: writer.clone(),
             done: false,
         }

@@ -6,12 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
-use eino::callbacks::{CallbackStream, CallbackValue, ComponentKind, Handler, RunInfo, ScopeValue};
+use eino::callbacks::{
+    CallbackStream, CallbackValue, ComponentKind, Handler, RunInfo, ScopeValue, StreamEnd,
+    StreamWatcher,
+};
 use eino::component::ChatCallbackInput;
 use eino::schema::{Concat, Document, Message};
 use eino::Error;
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::AppInput;
 
@@ -99,28 +103,28 @@ struct Recorded {
     nodes: Vec<NodeTrace>,
     prompt_tokens: u64,
     completion_tokens: u64,
+    /// Streamed outputs being watched, not yet ended or dropped.
+    streams_open: usize,
 }
 
 /// Records one run. Add it to the run's context with `Context::with_callbacks`, then call
 /// [`RunTracer::finish`] after the answer (and its stream) is complete.
 ///
-/// A streamed node's copy of its output is read by a task of its own, whose end is the
-/// node's end. The outermost node's (the graph's) is the exception: its stream is the
-/// answer itself, which ends with the run, so its copy is kept and read in
-/// [`RunTracer::finish`], from the copy's buffer, without a task woken at every chunk.
+/// A streamed node's output is watched as its reader takes it ([`StreamWatcher`]: no copy
+/// of the stream, no task); the stream's end, or its reader's drop, is the node's end.
 #[derive(Clone)]
 pub struct RunTracer {
     started: Instant,
     rec: Arc<Mutex<Recorded>>,
-    pending: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    /// The outermost nodes' output copies and scopes (one per graph called straight with
-    /// the run's context; the service calls one), read at the finish.
-    outermost: Arc<Mutex<Vec<(CallbackStream, ScopeValue, bool)>>>,
+    /// Told when a watched stream ends, for [`RunTracer::finish`].
+    stream_ended: Arc<Notify>,
+    /// Once fired, [`RunTracer::finish`] stops waiting for streams still open.
+    cancel: Option<CancellationToken>,
 }
 
-/// What the tracer's scope value holds for a node: its index in the trace, when it
-/// started, and whether it is the outermost node (no enclosing call).
-type NodeScope = (usize, Instant, bool);
+/// What the tracer's scope value holds for a node: its index in the trace and when it
+/// started.
+type NodeScope = (usize, Instant);
 
 impl Default for RunTracer {
     fn default() -> Self {
@@ -175,9 +179,17 @@ impl RunTracer {
         Self {
             started: Instant::now(),
             rec: Arc::default(),
-            pending: Arc::default(),
-            outermost: Arc::default(),
+            stream_ended: Arc::default(),
+            cancel: None,
         }
+    }
+
+    /// This tracer, its [`finish`](Self::finish) waiting no longer for streamed outputs
+    /// still being read once `token` fires (the run's cancellation): their nodes are
+    /// recorded as cut short.
+    pub fn with_cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
@@ -189,7 +201,7 @@ impl RunTracer {
     }
 
     fn close(&self, scope: Option<&ScopeValue>, f: impl FnOnce(&mut NodeTrace)) {
-        let Some(&(i, start, _)) = scope.and_then(|s| s.downcast_ref::<NodeScope>()) else {
+        let Some(&(i, start)) = scope.and_then(|s| s.downcast_ref::<NodeScope>()) else {
             return;
         };
         let mut g = self.lock();
@@ -199,12 +211,7 @@ impl RunTracer {
         }
     }
 
-    fn open(
-        &self,
-        info: &RunInfo,
-        input: Value,
-        parent: Option<&ScopeValue>,
-    ) -> Option<ScopeValue> {
+    fn open(&self, info: &RunInfo, input: Value) -> Option<ScopeValue> {
         let now = Instant::now();
         let mut g = self.lock();
         g.nodes.push(NodeTrace {
@@ -218,7 +225,7 @@ impl RunTracer {
             error: None,
             streamed: false,
         });
-        let scope: NodeScope = (g.nodes.len() - 1, now, parent.is_none());
+        let scope: NodeScope = (g.nodes.len() - 1, now);
         Some(Arc::new(scope))
     }
 
@@ -230,49 +237,29 @@ impl RunTracer {
         }
     }
 
-    /// Read a node's copy of its streamed output to the end and close the node with it.
-    async fn read_output(&self, mut output: CallbackStream, scope: ScopeValue, is_model: bool) {
-        let mut chunks = Vec::new();
-        let mut error = None;
-        while let Some(item) = output.recv().await {
-            match item {
-                Ok(c) => {
-                    if let Some(m) = c.downcast_ref::<Message>() {
-                        chunks.push(m.clone());
+    /// Wait until every watched stream has ended (or the run is cancelled), then return
+    /// the trace (once: the nodes move out of the tracer).
+    pub async fn finish(&self) -> TraceSummary {
+        loop {
+            let ended = self.stream_ended.notified();
+            let mut ended = std::pin::pin!(ended);
+            // Registered before the count is read, so an end in between is not missed.
+            ended.as_mut().enable();
+            if self.lock().streams_open == 0 {
+                break;
+            }
+            match &self.cancel {
+                None => ended.await,
+                Some(token) => {
+                    tokio::select! {
+                        _ = ended => {}
+                        _ = token.cancelled() => {
+                            self.cut_open_nodes();
+                            break;
+                        }
                     }
                 }
-                Err(e) => error = Some(e.to_string()),
             }
-        }
-        let joined = (!chunks.is_empty())
-            .then(|| Message::concat(chunks).ok())
-            .flatten();
-        let usage = joined
-            .as_ref()
-            .filter(|_| is_model)
-            .and_then(|m| usage_of(m));
-        self.close(Some(&scope), |n| {
-            n.streamed = true;
-            n.error = error;
-            if let Some(m) = &joined {
-                n.output = message_json(m);
-            }
-        });
-        self.add_tokens(usage);
-    }
-
-    /// Wait for streamed outputs to be read, then return the trace (once: the nodes move
-    /// out of the tracer).
-    pub async fn finish(&self) -> TraceSummary {
-        let pending: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        for p in pending {
-            let _ = p.await;
-        }
-        let outermost =
-            std::mem::take(&mut *self.outermost.lock().unwrap_or_else(|e| e.into_inner()));
-        for (output, scope, is_model) in outermost {
-            self.read_output(output, scope, is_model).await;
         }
         let mut g = self.lock();
         TraceSummary {
@@ -281,6 +268,68 @@ impl RunTracer {
             completion_tokens: g.completion_tokens,
         }
     }
+
+    /// Mark the nodes still open when the run was cancelled.
+    fn cut_open_nodes(&self) {
+        for n in &mut self.lock().nodes {
+            if n.duration_ms.is_none() && n.error.is_none() {
+                n.error = Some("cancelled before it ended".into());
+            }
+        }
+    }
+}
+
+/// Collects a streamed node's output as its reader takes it, and closes the node at the
+/// stream's end.
+struct NodeWatcher {
+    tracer: RunTracer,
+    scope: ScopeValue,
+    is_model: bool,
+    chunks: Vec<Message>,
+    error: Option<String>,
+}
+
+impl StreamWatcher for NodeWatcher {
+    fn on_item(&mut self, item: Result<CallbackValue<'_>, &Error>) {
+        match item {
+            Ok(c) => {
+                if let Some(m) = c.downcast_ref::<Message>() {
+                    self.chunks.push(m.clone());
+                }
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn on_finish(self: Box<Self>, end: StreamEnd) {
+        let Self {
+            tracer,
+            scope,
+            is_model,
+            chunks,
+            mut error,
+        } = *self;
+        if end == StreamEnd::Dropped && error.is_none() {
+            error = Some("its reader stopped before the end (a cancelled run)".into());
+        }
+        let joined = (!chunks.is_empty())
+            .then(|| Message::concat(chunks).ok())
+            .flatten();
+        let usage = joined
+            .as_ref()
+            .filter(|_| is_model)
+            .and_then(|m| usage_of(m));
+        tracer.close(Some(&scope), |n| {
+            n.streamed = true;
+            n.error = error;
+            if let Some(m) = &joined {
+                n.output = message_json(m);
+            }
+        });
+        tracer.add_tokens(usage);
+        tracer.lock().streams_open -= 1;
+        tracer.stream_ended.notify_waiters();
+    }
 }
 
 impl Handler for RunTracer {
@@ -288,9 +337,9 @@ impl Handler for RunTracer {
         &self,
         info: &RunInfo,
         input: CallbackValue<'_>,
-        parent: Option<&ScopeValue>,
+        _: Option<&ScopeValue>,
     ) -> Option<ScopeValue> {
-        self.open(info, summarize(input), parent)
+        self.open(info, summarize(input))
     }
 
     fn on_end(&self, info: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
@@ -310,40 +359,26 @@ impl Handler for RunTracer {
         &self,
         info: &RunInfo,
         input: CallbackStream,
-        parent: Option<&ScopeValue>,
+        _: Option<&ScopeValue>,
     ) -> Option<ScopeValue> {
         drop(input);
-        self.open(info, Value::String("<stream>".into()), parent)
+        self.open(info, Value::String("<stream>".into()))
     }
 
-    fn on_end_with_stream_output(
+    fn watch_stream_output(
         &self,
         info: &RunInfo,
-        output: CallbackStream,
         scope: Option<&ScopeValue>,
-    ) {
-        let Some(scope) = scope.cloned() else { return };
-        let is_model = info.component == ComponentKind::ChatModel;
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let outermost = scope
-            .downcast_ref::<NodeScope>()
-            .is_some_and(|&(_, _, outermost)| outermost);
-        if outermost {
-            self.outermost
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((output, scope, is_model));
-            return;
-        }
-        let this = self.clone();
-        // The stream's end is the node's end: read our copy in the background.
-        let task = rt.spawn(async move { this.read_output(output, scope, is_model).await });
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(task);
+    ) -> Option<Box<dyn StreamWatcher>> {
+        let scope = scope.cloned()?;
+        self.lock().streams_open += 1;
+        Some(Box::new(NodeWatcher {
+            tracer: self.clone(),
+            scope,
+            is_model: info.component == ComponentKind::ChatModel,
+            chunks: Vec::new(),
+            error: None,
+        }))
     }
 }
 
@@ -460,35 +495,46 @@ impl Handler for MetricsHandler {
         Some(Arc::new(Instant::now()))
     }
 
-    fn on_end_with_stream_output(
+    fn watch_stream_output(
         &self,
         info: &RunInfo,
-        mut output: CallbackStream,
         scope: Option<&ScopeValue>,
-    ) {
-        let start = scope.and_then(|s| s.downcast_ref::<Instant>()).copied();
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let duration = self.with(info, |m| m.duration.clone());
+    ) -> Option<Box<dyn StreamWatcher>> {
         let is_model = info.component == ComponentKind::ChatModel;
-        let tokens = is_model.then(|| self.token_counters().clone());
-        rt.spawn(async move {
-            let mut last_usage = None;
-            while let Some(Ok(c)) = output.recv().await {
-                if is_model {
-                    if let Some(u) = usage_of(&*c) {
-                        last_usage = Some(u);
-                    }
-                }
+        Some(Box::new(DurationWatcher {
+            start: scope.and_then(|s| s.downcast_ref::<Instant>()).copied(),
+            duration: self.with(info, |m| m.duration.clone()),
+            tokens: is_model.then(|| self.token_counters().clone()),
+            last_usage: None,
+        }))
+    }
+}
+
+/// Records a streamed call's duration at its stream's end, and a model's token usage.
+struct DurationWatcher {
+    start: Option<Instant>,
+    duration: metrics::Histogram,
+    /// The token counters, for a model's stream only.
+    tokens: Option<[metrics::Counter; 2]>,
+    last_usage: Option<(u64, u64)>,
+}
+
+impl StreamWatcher for DurationWatcher {
+    fn on_item(&mut self, item: Result<CallbackValue<'_>, &Error>) {
+        if self.tokens.is_some() {
+            if let Some(u) = item.ok().and_then(usage_of) {
+                self.last_usage = Some(u);
             }
-            if let Some(t) = start {
-                duration.record(t.elapsed().as_secs_f64());
-            }
-            if let Some(tokens) = &tokens {
-                count_tokens(tokens, last_usage);
-            }
-        });
+        }
+    }
+
+    fn on_finish(self: Box<Self>, _: StreamEnd) {
+        if let Some(t) = self.start {
+            self.duration.record(t.elapsed().as_secs_f64());
+        }
+        if let Some(tokens) = &self.tokens {
+            count_tokens(tokens, self.last_usage);
+        }
     }
 }
 
@@ -538,18 +584,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_outermost_nodes_streamed_output_is_read_at_the_finish() {
+    async fn a_streamed_node_closes_when_its_reader_takes_the_end() {
         let (mut out, tx, tracer, _cancel) = traced_stream().await;
         for piece in ["a", "b"] {
             tx.send(Message::assistant(piece, vec![])).await.unwrap();
         }
+        out.recv().await.unwrap().unwrap();
+        assert_eq!(tracer.lock().streams_open, 2, "the graph's and the node's");
         drop(tx);
         while let Some(m) = out.recv().await {
             m.unwrap();
         }
-        assert!(
-            tracer.outermost.lock().unwrap().len() == 1,
-            "the graph's copy waits for the finish, no task reads it"
+        assert_eq!(
+            tracer.lock().streams_open,
+            0,
+            "closed by the reader, no task"
         );
         let trace = tokio::time::timeout(Duration::from_secs(5), tracer.finish())
             .await
@@ -561,6 +610,49 @@ mod tests {
             assert_eq!(n.output["content"], "ab", "{n:?}");
             assert!(n.error.is_none(), "{n:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_finish_waits_for_a_stream_still_being_read() {
+        let (mut out, tx, tracer, _cancel) = traced_stream().await;
+        tx.send(Message::assistant("a", vec![])).await.unwrap();
+        let finish = tokio::spawn({
+            let tracer = tracer.clone();
+            async move { tracer.finish().await }
+        });
+        out.recv().await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!finish.is_finished(), "the answer is still open");
+        drop(tx);
+        while out.recv().await.is_some() {}
+        let trace = tokio::time::timeout(Duration::from_secs(5), finish)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(trace.nodes.iter().all(|n| n.duration_ms.is_some()));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_finishes_without_waiting_for_a_held_stream() {
+        let (chain, tx) = streaming_chain();
+        let cancel = CancellationToken::new();
+        let tracer = RunTracer::new().with_cancel(cancel.clone());
+        let ctx = Context::new()
+            .with_cancel(cancel.clone())
+            .with_callbacks(Arc::new(tracer.clone()));
+        let mut out = chain.stream(vec![Message::user("hi")], &ctx).await.unwrap();
+        tx.send(Message::assistant("a", vec![])).await.unwrap();
+        out.recv().await.unwrap().unwrap();
+        // Held, not read, not dropped: only the cancellation ends the wait.
+        cancel.cancel();
+        let trace = tokio::time::timeout(Duration::from_secs(5), tracer.finish())
+            .await
+            .expect("the finish gives up on open streams once the run is cancelled");
+        assert!(trace
+            .nodes
+            .iter()
+            .all(|n| n.error.as_deref().is_some_and(|e| e.contains("cancel"))));
+        drop((out, tx));
     }
 
     /// Two graphs called straight with one tracer's context: each keeps its copy.

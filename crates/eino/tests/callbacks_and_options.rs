@@ -474,6 +474,21 @@ async fn tracing_handler_emits_genai_spans() {
     ] {
         assert!(got.iter().any(|f| f == want), "missing {want} in {got:?}");
     }
+    // Streamed, the usage and finish reason are watched in the model's stream.
+    fields.0.lock().unwrap().clear();
+    let out = app.stream(vec![Message::user("q")], &ctx).await.unwrap();
+    out.concat().await.unwrap();
+    let got = fields.0.lock().unwrap().clone();
+    for want in [
+        "gen_ai.usage.input_tokens=7",
+        "gen_ai.usage.output_tokens=2",
+        "gen_ai.response.finish_reasons=stop",
+    ] {
+        assert!(
+            got.iter().any(|f| f == want),
+            "streamed: missing {want} in {got:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -581,6 +596,111 @@ async fn a_cancelled_run_does_not_keep_its_source_alive_through_handler_copies()
         "the handler's copy kept the source running after cancellation"
     );
     assert!(handler.ended_with_error.load(Ordering::SeqCst) >= 1);
+}
+
+/// Watches every streamed output: what it saw, and how each stream ended.
+#[derive(Default)]
+struct Watching {
+    log: Arc<Mutex<Vec<String>>>,
+    copies: AtomicUsize,
+}
+
+struct Watch {
+    name: String,
+    seen: Vec<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl eino::callbacks::StreamWatcher for Watch {
+    fn on_item(&mut self, item: Result<CallbackValue<'_>, &eino::Error>) {
+        if let Some(s) = item.ok().and_then(|v| v.downcast_ref::<String>()) {
+            self.seen.push(s.clone());
+        }
+    }
+    fn on_finish(self: Box<Self>, end: eino::callbacks::StreamEnd) {
+        let line = format!("{} {} {end:?}", self.name, self.seen.join(""));
+        self.log.lock().unwrap().push(line);
+    }
+}
+
+impl Handler for Watching {
+    fn on_end_with_stream_output(
+        &self,
+        _: &RunInfo,
+        _: eino::callbacks::CallbackStream,
+        _: Option<&ScopeValue>,
+    ) {
+        self.copies.fetch_add(1, Ordering::SeqCst);
+    }
+    fn watch_stream_output(
+        &self,
+        info: &RunInfo,
+        _: Option<&ScopeValue>,
+    ) -> Option<Box<dyn eino::callbacks::StreamWatcher>> {
+        Some(Box::new(Watch {
+            name: format!("{}:{}", info.component, info.name),
+            seen: Vec::new(),
+            log: self.log.clone(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_sees_each_streamed_output_once_beside_a_copying_handler() {
+    let chain = Chain::<String, String>::new()
+        .then_keyed(
+            "split",
+            eino::compose::stream_lambda(|x: String| async move {
+                Ok(StreamReader::from_vec(
+                    x.chars().map(|c| c.to_string()).collect(),
+                ))
+            }),
+        )
+        .compile()
+        .unwrap();
+    let watching = Arc::new(Watching::default());
+    let copying = Arc::new(StreamReaderHandler::default());
+    let ctx = Context::new()
+        .with_callbacks(watching.clone())
+        .with_callbacks(copying.clone());
+    let out = chain.stream("abc".into(), &ctx).await.unwrap();
+    assert_eq!(out.concat().await.unwrap(), "abc");
+    assert_eq!(
+        watching.copies.load(Ordering::SeqCst),
+        0,
+        "a watcher gets no copy"
+    );
+    let mut log = watching.log.lock().unwrap().clone();
+    log.sort();
+    assert_eq!(
+        log,
+        ["Chain:Chain abc Complete", "Lambda:split abc Complete"]
+    );
+}
+
+#[tokio::test]
+async fn a_watcher_hears_of_a_reader_dropped_early() {
+    let chain = Chain::<String, String>::new()
+        .then_keyed(
+            "split",
+            eino::compose::stream_lambda(|x: String| async move {
+                Ok(StreamReader::from_vec(
+                    x.chars().map(|c| c.to_string()).collect(),
+                ))
+            }),
+        )
+        .compile()
+        .unwrap();
+    let watching = Arc::new(Watching::default());
+    let ctx = Context::new().with_callbacks(watching.clone());
+    let mut out = chain.stream("abc".into(), &ctx).await.unwrap();
+    out.recv().await.unwrap().unwrap();
+    drop(out);
+    let log = watching.log.lock().unwrap().clone();
+    assert!(
+        log.contains(&"Chain:Chain a Dropped".to_string()),
+        "{log:?}"
+    );
 }
 
 /// Go's `NewChainMultiBranch`: the condition picks several branches; their outputs are

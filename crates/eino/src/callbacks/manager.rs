@@ -208,11 +208,26 @@ impl ActiveCall {
     where
         T: Clone + Send + Sync + 'static,
     {
-        let wanted: Vec<&Slot> = self
-            .slots
-            .iter()
-            .filter(|s| s.handler.needed(&self.info, Timing::EndWithStreamOutput))
-            .collect();
+        let mut watchers = Vec::new();
+        let mut wanted: Vec<&Slot> = Vec::new();
+        for slot in self.slots.iter() {
+            if !slot.handler.needed(&self.info, Timing::EndWithStreamOutput) {
+                continue;
+            }
+            match slot
+                .handler
+                .watch_stream_output(&self.info, slot.scope.as_ref())
+            {
+                Some(w) => watchers.push(w),
+                None => wanted.push(slot),
+            }
+        }
+        // Under the copies: a watcher sees each chunk once, when the first reader takes it.
+        let output = if watchers.is_empty() {
+            output
+        } else {
+            super::watch::watch(output, watchers)
+        };
         if wanted.is_empty() {
             return output;
         }

@@ -8,9 +8,14 @@
 //! A handler can keep per-call data (a tracing span, a start time) by returning a
 //! [`ScopeValue`] from `on_start`; it gets it back in `on_end` / `on_error`, and nested
 //! components receive it as their `parent`.
+//!
+//! A handler that only looks at a streamed output's chunks as they pass (a duration, token
+//! usage) can return a [`StreamWatcher`] from [`Handler::watch_stream_output`] instead of
+//! reading a copy: it is called from the stream's reader, with no buffer and no task.
 
 mod manager;
 mod tracing_handler;
+mod watch;
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -22,6 +27,7 @@ use crate::schema::StreamReader;
 
 pub(crate) use manager::{ActiveCall, Callbacks};
 pub use tracing_handler::TracingHandler;
+pub use watch::{StreamEnd, StreamWatcher};
 
 /// What kind of thing a callback is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,6 +204,21 @@ pub trait Handler: Send + Sync {
         scope: Option<&ScopeValue>,
     ) {
         let _ = (info, output, scope);
+    }
+
+    /// After a call that returns a stream, for a handler that only looks at the chunks as
+    /// they pass: a [`StreamWatcher`] returned here is called from the stream's reader as
+    /// it takes each chunk, and this handler gets no copy
+    /// ([`on_end_with_stream_output`](Self::on_end_with_stream_output) is not called). No
+    /// buffer, no lock per chunk, no task of the handler's own. `None` (the default) asks
+    /// for the copy.
+    fn watch_stream_output(
+        &self,
+        info: &RunInfo,
+        scope: Option<&ScopeValue>,
+    ) -> Option<Box<dyn StreamWatcher>> {
+        let _ = (info, scope);
+        None
     }
 }
 

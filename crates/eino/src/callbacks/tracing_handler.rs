@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::field::Empty;
 use tracing::Span;
 
-use super::{CallbackValue, ComponentKind, Handler, RunInfo, ScopeValue};
+use super::{CallbackValue, ComponentKind, Handler, RunInfo, ScopeValue, StreamEnd, StreamWatcher};
 use crate::component::ChatCallbackInput;
 use crate::error::Error;
 use crate::schema::Message;
@@ -130,31 +130,45 @@ impl Handler for TracingHandler {
         Some(Arc::new(Self::open(info, parent)))
     }
 
-    fn on_end_with_stream_output(
+    fn watch_stream_output(
         &self,
         _info: &RunInfo,
-        mut output: super::CallbackStream,
         scope: Option<&ScopeValue>,
-    ) {
-        let Some(span) = scope.and_then(|s| s.downcast_ref::<Span>()).cloned() else {
+    ) -> Option<Box<dyn StreamWatcher>> {
+        let span = scope.and_then(|s| s.downcast_ref::<Span>()).cloned()?;
+        Some(Box::new(SpanWatcher {
+            span,
+            metas: Vec::new(),
+        }))
+    }
+}
+
+/// Usage and finish reason arrive in the stream: keeps the chunks that carry them (one or
+/// two per answer) and records them on the span at the end.
+struct SpanWatcher {
+    span: Span,
+    metas: Vec<Message>,
+}
+
+impl StreamWatcher for SpanWatcher {
+    fn on_item(&mut self, item: Result<CallbackValue<'_>, &Error>) {
+        if let Some(m) = item.ok().and_then(|c| c.downcast_ref::<Message>()) {
+            if m.meta.is_some() {
+                self.metas.push(Message {
+                    role: m.role,
+                    meta: m.meta.clone(),
+                    ..Message::default()
+                });
+            }
+        }
+    }
+
+    fn on_finish(self: Box<Self>, _: StreamEnd) {
+        if self.metas.is_empty() {
             return;
-        };
-        // Usage and finish reason arrive in the stream; read our copy in the background
-        // without holding up the caller. Without a runtime, record nothing more.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let mut chunks = Vec::new();
-                while let Some(Ok(c)) = output.recv().await {
-                    if let Some(m) = c.downcast_ref::<Message>() {
-                        chunks.push(m.clone());
-                    }
-                }
-                if !chunks.is_empty() {
-                    if let Ok(m) = <Message as crate::schema::Concat>::concat(chunks) {
-                        record_message(&span, &m);
-                    }
-                }
-            });
+        }
+        if let Ok(m) = <Message as crate::schema::Concat>::concat(self.metas) {
+            record_message(&self.span, &m);
         }
     }
 }

@@ -26,8 +26,8 @@ pub struct TelemetryConfig {
     pub runs_ttl_secs: u64,
     /// Run traces kept at most (the oldest go first, hourly sweep); 0: no cap.
     pub runs_max: u64,
-    /// How long run traces are gathered before they are written in one transaction
-    /// (milliseconds); 0 writes as soon as the writer is free. A crash loses at most this
+    /// How long (milliseconds) run traces are gathered before they are written, in
+    /// transactions of 32; 0 writes as soon as the writer is free. A crash loses at most this
     /// window's traces; a shutdown and `GET /api/v1/runs` write them first.
     pub runs_flush_ms: u64,
     /// Largest stored trace of one run (its nodes' inputs and outputs as JSON); a larger

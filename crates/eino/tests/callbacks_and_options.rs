@@ -645,9 +645,9 @@ impl Handler for Watching {
     }
 }
 
-#[tokio::test]
-async fn a_watcher_sees_each_streamed_output_once_beside_a_copying_handler() {
-    let chain = Chain::<String, String>::new()
+/// A chain whose one node streams its input's characters.
+fn splitting_chain() -> eino::compose::Compiled<String, String> {
+    Chain::<String, String>::new()
         .then_keyed(
             "split",
             eino::compose::stream_lambda(|x: String| async move {
@@ -657,7 +657,12 @@ async fn a_watcher_sees_each_streamed_output_once_beside_a_copying_handler() {
             }),
         )
         .compile()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_watcher_sees_each_streamed_output_once_beside_a_copying_handler() {
+    let chain = splitting_chain();
     let watching = Arc::new(Watching::default());
     let copying = Arc::new(StreamReaderHandler::default());
     let ctx = Context::new()
@@ -680,17 +685,7 @@ async fn a_watcher_sees_each_streamed_output_once_beside_a_copying_handler() {
 
 #[tokio::test]
 async fn a_watcher_hears_of_a_reader_dropped_early() {
-    let chain = Chain::<String, String>::new()
-        .then_keyed(
-            "split",
-            eino::compose::stream_lambda(|x: String| async move {
-                Ok(StreamReader::from_vec(
-                    x.chars().map(|c| c.to_string()).collect(),
-                ))
-            }),
-        )
-        .compile()
-        .unwrap();
+    let chain = splitting_chain();
     let watching = Arc::new(Watching::default());
     let ctx = Context::new().with_callbacks(watching.clone());
     let mut out = chain.stream("abc".into(), &ctx).await.unwrap();

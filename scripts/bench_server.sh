@@ -6,7 +6,8 @@
 # time per proxied request; the same for `floor_proxy` (the least a relay on our HTTP stack
 # does: forward the body, relay the answer's bytes), the floor any proxy on this machine
 # stands on; then idle RSS and peak RSS with 1000 concurrent streaming requests, and the
-# time to the first streamed token, direct and through eino (scripts/bench/ttft.py).
+# time to the first streamed token, direct, through eino and through the floor relay
+# (scripts/bench/ttft.py).
 # Installs wrk (Debian) if missing. RECORD_RUNS=false turns run traces off,
 # RECORD_RUNS_SAMPLE=0.1 keeps a tenth of the successful ones; LITELLM=0 skips LiteLLM.
 #   bash scripts/bench_server.sh            # prints `name value unit` lines
@@ -109,6 +110,8 @@ CHUNKS=4 CHUNK_DELAY_MS=5 target/release/examples/fake_upstream $UP 2>/dev/null 
 sleep 0.3
 read -r d50 d90 < <(python3 scripts/bench/ttft.py $UP fake 200)
 read -r e50 e90 < <(python3 scripts/bench/ttft.py $SRV up 200)
+read -r f50 f90 < <(python3 scripts/bench/ttft.py $FLOOR fake 200)
 echo "direct_ttft_p50 $d50 us"; echo "direct_ttft_p90 $d90 us"
 echo "eino_ttft_p50 $e50 us"; echo "eino_ttft_p90 $e90 us"
-echo "eino_ttft_added_p50 $((e50 - d50)) us"
+echo "floor_ttft_p50 $f50 us"; echo "floor_ttft_p90 $f90 us"
+echo "eino_ttft_added_p50 $((e50 - d50)) us"; echo "floor_ttft_added_p50 $((f50 - d50)) us"

@@ -110,7 +110,8 @@ impl RunWriter {
             let mut msgs = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut msgs, BATCH).await > 0 {
                 let deadline = tokio::time::Instant::now() + linger;
-                if msgs.len() < BATCH && !has_flush(&msgs) && !linger.is_zero() {
+                let mut flushing = msgs.iter().any(|m| matches!(m, Msg::Flush(_)));
+                if msgs.len() < BATCH && !flushing && !linger.is_zero() {
                     // Gather by sleeping, not by receiving: a receive per trace would wake
                     // this task (often on the other worker thread) once per request. A
                     // flush or a full queue cuts the sleep short.
@@ -119,9 +120,14 @@ impl RunWriter {
                         () = woken.notified() => {}
                     }
                 }
-                while msgs.len() < BATCH && !has_flush(&msgs) {
+                // A flush stops the gathering; the flag is kept as messages come, not
+                // found again by scanning the whole batch for every one.
+                while msgs.len() < BATCH && !flushing {
                     match rx.try_recv() {
-                        Ok(m) => msgs.push(m),
+                        Ok(m) => {
+                            flushing = matches!(m, Msg::Flush(_));
+                            msgs.push(m);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -191,11 +197,6 @@ impl RunWriter {
             let _ = rx.await;
         }
     }
-}
-
-/// Whether a flush is waiting among `msgs`.
-fn has_flush(msgs: &[Msg]) -> bool {
-    msgs.iter().any(|m| matches!(m, Msg::Flush(_)))
 }
 
 /// The next slice (up to [`SLICE`] rows, serialized here) of the queued messages; the

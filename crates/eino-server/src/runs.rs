@@ -6,7 +6,11 @@
 //! the core back between them, so a request never waits for the database, the database
 //! sees a few commits instead of one per request (at one request at a time, a commit per
 //! request cost a quarter of the proxied request's latency), and no request waits behind
-//! a whole batch's milliseconds of CPU either. Readers of `/api/v1/runs` flush first,
+//! a whole batch's milliseconds of CPU either. A full batch (512 gathered before the
+//! linger ended: the load is high, or the writer is behind) goes in one transaction
+//! instead: a commit costs more than its rows (tens of WAL frames), and at such loads
+//! requests wait in their queues more than behind the writer (at 64 connections this cut
+//! the writer's CPU by 30 %, docs/benchmarks.md). Readers of `/api/v1/runs` flush first,
 //! so a client reads its own runs. Under overload (more than the queue holds) traces are
 //! dropped and counted in `eino_runs_dropped_total`, never the answers.
 //!
@@ -70,8 +74,18 @@ const QUEUE: usize = 16_384;
 /// Traces gathered per write at most.
 const BATCH: usize = 512;
 /// Traces per transaction: a write is done in slices of this many, the writer giving the
-/// core back between them.
+/// core back between them (unless the batch is full: [`slice_for`]).
 const SLICE: usize = 32;
+
+/// Traces per transaction for a batch of `gathered`: a full batch in one (its commits
+/// would cost more than its rows), otherwise [`SLICE`].
+fn slice_for(gathered: usize) -> usize {
+    if gathered >= BATCH {
+        BATCH
+    } else {
+        SLICE
+    }
+}
 
 impl RunWriter {
     /// A writer that keeps nothing (`telemetry.record_runs: false`).
@@ -131,10 +145,11 @@ impl RunWriter {
                         Err(_) => break,
                     }
                 }
+                let slice = slice_for(msgs.len());
                 let mut queued = msgs.drain(..);
                 let mut flushes = Vec::new();
                 loop {
-                    let rows = take(&mut queued, &mut flushes, max_trace_bytes);
+                    let rows = take(&mut queued, &mut flushes, slice, max_trace_bytes);
                     if rows.is_empty() {
                         break;
                     }
@@ -199,20 +214,21 @@ impl RunWriter {
     }
 }
 
-/// The next slice (up to [`SLICE`] rows, serialized here) of the queued messages; the
+/// The next slice (up to `slice` rows, serialized here) of the queued messages; the
 /// flushes met on the way go to `flushes`.
 fn take(
     queued: &mut impl Iterator<Item = Msg>,
     flushes: &mut Vec<oneshot::Sender<()>>,
+    slice: usize,
     max_bytes: usize,
 ) -> Vec<RunRow> {
-    let mut rows = Vec::with_capacity(SLICE);
+    let mut rows = Vec::with_capacity(slice);
     for msg in queued.by_ref() {
         match msg {
             Msg::Run(tenant, run) => rows.extend(row(&tenant, run, max_bytes)),
             Msg::Flush(done) => flushes.push(done),
         }
-        if rows.len() == SLICE {
+        if rows.len() == slice {
             break;
         }
     }
@@ -468,6 +484,22 @@ mod tests {
             n,
             "every slice is written before the flush returns"
         );
+    }
+
+    #[test]
+    fn a_full_batch_is_one_transaction_and_a_smaller_one_goes_in_slices() {
+        let sizes = |n: usize| {
+            let mut queued = (0..n).map(|i| Msg::Run("t".into(), finished(&format!("r{i}"), "x")));
+            let mut flushes = Vec::new();
+            let slice = slice_for(n);
+            std::iter::from_fn(|| {
+                let rows = take(&mut queued, &mut flushes, slice, 1 << 20);
+                (!rows.is_empty()).then_some(rows.len())
+            })
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(BATCH), [BATCH]);
+        assert_eq!(sizes(3 * SLICE + 5), [SLICE, SLICE, SLICE, 5]);
     }
 
     #[tokio::test]

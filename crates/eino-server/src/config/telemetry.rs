@@ -27,8 +27,9 @@ pub struct TelemetryConfig {
     /// Run traces kept at most (the oldest go first, hourly sweep); 0: no cap.
     pub runs_max: u64,
     /// How long (milliseconds) run traces are gathered before they are written, in
-    /// transactions of 32; 0 writes as soon as the writer is free. A crash loses at most this
-    /// window's traces; a shutdown and `GET /api/v1/runs` write them first.
+    /// transactions of 32 (512 gathered sooner go in one); 0 writes as soon as the writer
+    /// is free. A crash loses at most this window's traces; a shutdown and
+    /// `GET /api/v1/runs` write them first.
     pub runs_flush_ms: u64,
     /// Largest stored trace of one run (its nodes' inputs and outputs as JSON); a larger
     /// trace keeps its nodes' names, timings and errors without their inputs and outputs.

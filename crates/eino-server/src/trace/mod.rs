@@ -2,81 +2,23 @@
 //! inputs/outputs, errors, token usage) for `/api/v1/runs`; [`MetricsHandler`] counts
 //! component calls, latency, errors and tokens for `/metrics`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use eino::callbacks::{
     CallbackStream, CallbackValue, ComponentKind, Handler, RunInfo, ScopeValue, StreamEnd,
     StreamWatcher,
 };
-use eino::component::ChatCallbackInput;
-use eino::schema::{Concat, Document, Message};
+use eino::schema::{Concat, Message};
 use eino::Error;
-use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppInput;
+mod component_metrics;
+mod summary;
 
-/// Longest text kept per input/output in a trace.
-const MAX_TEXT: usize = 2000;
-
-fn clip(s: &str) -> String {
-    if s.chars().count() <= MAX_TEXT {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(MAX_TEXT).collect();
-    t.push('…');
-    t
-}
-
-fn message_json(m: &Message) -> Value {
-    let mut v = json!({ "role": m.role, "content": clip(&m.content) });
-    if !m.tool_calls.is_empty() {
-        v["tool_calls"] = json!(m.tool_calls);
-    }
-    v
-}
-
-/// Messages kept per input in a trace: the last ones (the newest turn and its context);
-/// the number left out comes first.
-const MAX_MESSAGES: usize = 50;
-
-fn messages_json(ms: &[Message]) -> Value {
-    let skip = ms.len().saturating_sub(MAX_MESSAGES);
-    let mut out = Vec::with_capacity(ms.len().min(MAX_MESSAGES) + 1);
-    if skip > 0 {
-        out.push(json!({ "omitted_messages": skip }));
-    }
-    out.extend(ms[skip..].iter().map(message_json));
-    Value::Array(out)
-}
-
-/// A readable summary of a callback value of the types the service's graphs carry.
-fn summarize(v: CallbackValue<'_>) -> Value {
-    if let Some(m) = v.downcast_ref::<Message>() {
-        message_json(m)
-    } else if let Some(ms) = v.downcast_ref::<Vec<Message>>() {
-        messages_json(ms)
-    } else if let Some(c) = v.downcast_ref::<ChatCallbackInput>() {
-        json!({ "messages": messages_json(&c.messages),
-                "model": c.options.model, "temperature": c.options.temperature,
-                "max_tokens": c.options.max_tokens })
-    } else if let Some(i) = v.downcast_ref::<AppInput>() {
-        messages_json(&i.messages)
-    } else if let Some(d) = v.downcast_ref::<Vec<Document>>() {
-        Value::Array(
-            d.iter()
-                .map(|d| json!({ "id": d.id, "score": d.score, "content": clip(&d.content) }))
-                .collect(),
-        )
-    } else if let Some(s) = v.downcast_ref::<String>() {
-        Value::String(clip(s))
-    } else {
-        Value::Null
-    }
-}
+pub use component_metrics::MetricsHandler;
+use summary::{summarize, Payload};
 
 fn usage_of(v: CallbackValue<'_>) -> Option<(u64, u64)> {
     let m = v.downcast_ref::<Message>()?;
@@ -92,8 +34,8 @@ pub struct NodeTrace {
     typ: String,
     start_ms: f64,
     duration_ms: Option<f64>,
-    input: Value,
-    output: Value,
+    input: Payload,
+    output: Payload,
     error: Option<String>,
     streamed: bool,
 }
@@ -147,7 +89,7 @@ pub struct TraceSummary {
 /// `max_bytes`: every node keeps its name, timings and error, and its input and output say
 /// they were clipped.
 pub fn clip_nodes(nodes: &mut [NodeTrace], size: usize, max_bytes: usize) {
-    let note = Value::String(format!(
+    let note = Payload::Text(format!(
         "<clipped: this run's trace was {size} bytes, more than {max_bytes} \
          (telemetry.runs_max_trace_bytes)>"
     ));
@@ -166,8 +108,8 @@ pub(crate) fn test_nodes(text: &str) -> Vec<NodeTrace> {
         typ: "Fake".into(),
         start_ms: 0.0,
         duration_ms: Some(1.0),
-        input: Value::String(text.into()),
-        output: Value::Null,
+        input: Payload::Text(text.into()),
+        output: Payload::Null,
         error: None,
         streamed: false,
     }]
@@ -211,7 +153,7 @@ impl RunTracer {
         }
     }
 
-    fn open(&self, info: &RunInfo, input: Value) -> Option<ScopeValue> {
+    fn open(&self, info: &RunInfo, input: Payload) -> Option<ScopeValue> {
         let now = Instant::now();
         let mut g = self.lock();
         g.nodes.push(NodeTrace {
@@ -221,7 +163,7 @@ impl RunTracer {
             start_ms: self.ms(now),
             duration_ms: None,
             input,
-            output: Value::Null,
+            output: Payload::Null,
             error: None,
             streamed: false,
         });
@@ -324,7 +266,7 @@ impl StreamWatcher for NodeWatcher {
             n.streamed = true;
             n.error = error;
             if let Some(m) = &joined {
-                n.output = message_json(m);
+                n.output = Payload::message(m);
             }
         });
         tracer.add_tokens(usage);
@@ -363,7 +305,7 @@ impl Handler for RunTracer {
         _: Option<&ScopeValue>,
     ) -> Option<ScopeValue> {
         drop(input);
-        self.open(info, Value::String("<stream>".into()))
+        self.open(info, Payload::Text("<stream>".into()))
     }
 
     fn watch_stream_output(
@@ -383,162 +325,6 @@ impl Handler for RunTracer {
     }
 }
 
-/// Counts every component call of every run in `/metrics`:
-/// `eino_component_calls_total`, `eino_component_errors_total`,
-/// `eino_component_duration_seconds`, `eino_tokens_total{kind=prompt|completion}`.
-///
-/// The handles are kept per component and node name (names come from the applications'
-/// graphs, a bounded set): the recorder's lookup builds and hashes the labels on every
-/// call otherwise, twice per component of every request.
-#[derive(Default)]
-pub struct MetricsHandler {
-    by_name: RwLock<HashMap<String, Vec<ComponentMetrics>>>,
-    tokens: OnceLock<[metrics::Counter; 2]>,
-}
-
-impl std::fmt::Debug for MetricsHandler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsHandler").finish_non_exhaustive()
-    }
-}
-
-/// One component's handles.
-struct ComponentMetrics {
-    component: ComponentKind,
-    calls: metrics::Counter,
-    errors: metrics::Counter,
-    duration: metrics::Histogram,
-}
-
-impl MetricsHandler {
-    /// Run `f` on the handles of `info`'s component and name, registering them on first use.
-    fn with<R>(&self, info: &RunInfo, f: impl FnOnce(&ComponentMetrics) -> R) -> R {
-        let is = |m: &&ComponentMetrics| m.component == info.component;
-        {
-            let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(m) = map
-                .get(info.name.as_ref())
-                .and_then(|ms| ms.iter().find(is))
-            {
-                return f(m);
-            }
-        }
-        let mut map = self.by_name.write().unwrap_or_else(|e| e.into_inner());
-        let list = map.entry(info.name.to_string()).or_default();
-        if let Some(m) = list.iter().find(is) {
-            return f(m);
-        }
-        let labels = [
-            ("component", info.component.as_str().to_string()),
-            ("name", info.name.to_string()),
-        ];
-        let m = ComponentMetrics {
-            component: info.component,
-            calls: metrics::counter!("eino_component_calls_total", &labels),
-            errors: metrics::counter!("eino_component_errors_total", &labels),
-            duration: metrics::histogram!("eino_component_duration_seconds", &labels),
-        };
-        let r = f(&m);
-        list.push(m);
-        r
-    }
-
-    /// `eino_tokens_total{kind="prompt"}` and `{kind="completion"}`.
-    fn token_counters(&self) -> &[metrics::Counter; 2] {
-        self.tokens.get_or_init(|| {
-            [
-                metrics::counter!("eino_tokens_total", "kind" => "prompt"),
-                metrics::counter!("eino_tokens_total", "kind" => "completion"),
-            ]
-        })
-    }
-}
-
-fn count_tokens(counters: &[metrics::Counter; 2], usage: Option<(u64, u64)>) {
-    if let Some((p, c)) = usage {
-        counters[0].increment(p);
-        counters[1].increment(c);
-    }
-}
-
-impl Handler for MetricsHandler {
-    fn on_start(
-        &self,
-        info: &RunInfo,
-        _: CallbackValue<'_>,
-        _: Option<&ScopeValue>,
-    ) -> Option<ScopeValue> {
-        self.with(info, |m| m.calls.increment(1));
-        Some(Arc::new(Instant::now()))
-    }
-
-    fn on_end(&self, info: &RunInfo, output: CallbackValue<'_>, scope: Option<&ScopeValue>) {
-        if let Some(t) = scope.and_then(|s| s.downcast_ref::<Instant>()) {
-            self.with(info, |m| m.duration.record(t.elapsed().as_secs_f64()));
-        }
-        if info.component == ComponentKind::ChatModel {
-            count_tokens(self.token_counters(), usage_of(output));
-        }
-    }
-
-    fn on_error(&self, info: &RunInfo, _: &Error, _: Option<&ScopeValue>) {
-        self.with(info, |m| m.errors.increment(1));
-    }
-
-    fn on_start_with_stream_input(
-        &self,
-        info: &RunInfo,
-        input: CallbackStream,
-        _: Option<&ScopeValue>,
-    ) -> Option<ScopeValue> {
-        drop(input);
-        self.with(info, |m| m.calls.increment(1));
-        Some(Arc::new(Instant::now()))
-    }
-
-    fn watch_stream_output(
-        &self,
-        info: &RunInfo,
-        scope: Option<&ScopeValue>,
-    ) -> Option<Box<dyn StreamWatcher>> {
-        let is_model = info.component == ComponentKind::ChatModel;
-        Some(Box::new(DurationWatcher {
-            start: scope.and_then(|s| s.downcast_ref::<Instant>()).copied(),
-            duration: self.with(info, |m| m.duration.clone()),
-            tokens: is_model.then(|| self.token_counters().clone()),
-            last_usage: None,
-        }))
-    }
-}
-
-/// Records a streamed call's duration at its stream's end, and a model's token usage.
-struct DurationWatcher {
-    start: Option<Instant>,
-    duration: metrics::Histogram,
-    /// The token counters, for a model's stream only.
-    tokens: Option<[metrics::Counter; 2]>,
-    last_usage: Option<(u64, u64)>,
-}
-
-impl StreamWatcher for DurationWatcher {
-    fn on_item(&mut self, item: Result<CallbackValue<'_>, &Error>) {
-        if self.tokens.is_some() {
-            if let Some(u) = item.ok().and_then(usage_of) {
-                self.last_usage = Some(u);
-            }
-        }
-    }
-
-    fn on_finish(self: Box<Self>, _: StreamEnd) {
-        if let Some(t) = self.start {
-            self.duration.record(t.elapsed().as_secs_f64());
-        }
-        if let Some(tokens) = &self.tokens {
-            count_tokens(tokens, self.last_usage);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -548,6 +334,11 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
+
+    /// A node's output as the stored JSON has it.
+    fn output(n: &NodeTrace) -> serde_json::Value {
+        serde_json::to_value(&n.output).unwrap()
+    }
 
     /// A chain whose one node streams what is written to the returned writer. (A stand-in
     /// for a model: these tests are about the callbacks' stream copies.)
@@ -608,7 +399,7 @@ mod tests {
         assert_eq!(kinds, ["Chain", "Lambda"]);
         for n in &trace.nodes {
             assert!(n.streamed && n.duration_ms.is_some(), "{n:?}");
-            assert_eq!(n.output["content"], "ab", "{n:?}");
+            assert_eq!(output(n)["content"], "ab", "{n:?}");
             assert!(n.error.is_none(), "{n:?}");
         }
     }
@@ -673,11 +464,11 @@ mod tests {
         let trace = tokio::time::timeout(Duration::from_secs(5), tracer.finish())
             .await
             .unwrap();
-        let graphs: Vec<&Value> = trace
+        let graphs: Vec<serde_json::Value> = trace
             .nodes
             .iter()
             .filter(|n| n.component == "Chain")
-            .map(|n| &n.output["content"])
+            .map(|n| output(n)["content"].clone())
             .collect();
         assert_eq!(graphs, ["a", "b"]);
     }
@@ -701,22 +492,5 @@ mod tests {
             assert!(error.contains("stopped before the end"), "{n:?}");
         }
         drop(tx);
-    }
-
-    #[test]
-    fn component_handles_are_kept_once_per_component_and_name() {
-        let m = MetricsHandler::default();
-        let model = RunInfo::new("model", "Fake", ComponentKind::ChatModel);
-        let lambda = RunInfo::new("model", "Lambda", ComponentKind::Lambda);
-        let other = RunInfo::new("retrieve", "Fake", ComponentKind::Retriever);
-        for info in [&model, &model, &lambda, &other, &model] {
-            let scope = m.on_start(info, &(), None);
-            m.on_end(info, &(), scope.as_ref());
-        }
-        m.on_error(&other, &Error::internal("x"), None);
-        let map = m.by_name.read().unwrap();
-        assert_eq!(map["model"].len(), 2, "one entry per component kind");
-        assert_eq!(map["retrieve"].len(), 1);
-        assert_eq!(map.len(), 2);
     }
 }

@@ -4,7 +4,8 @@
 //! Typed rather than `serde_json::Value` trees: a message's summary is its role and text,
 //! one allocation on the request path where a `Value` object took five (a map node, two
 //! keys, two strings), and the writer serializes fields instead of walking maps. Fields
-//! are declared in alphabetical order, so the stored JSON reads as the `Value` maps' did.
+//! are declared in alphabetical order, so the stored JSON reads as the `Value` maps' did
+//! (inside a tool call, keys follow `ToolCall`'s own fields: the same object, reordered).
 
 use eino::callbacks::CallbackValue;
 use eino::component::ChatCallbackInput;

@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use crate::config::OpenAiConfig;
 use crate::http::Http;
 use crate::stream::message_stream;
-use crate::wire::{chat_request, to_message, WireResponse};
+use crate::wire::{to_message, ChatRequest, WireResponse};
 
 /// A chat model on any OpenAI-compatible server. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl ChatModel for OpenAiChatModel {
         o: &'a ChatOptions,
     ) -> BoxFuture<'a, Result<Message>> {
         Box::pin(async move {
-            let body = chat_request(&self.http.cfg, &self.tools, msgs, o, false);
+            let body = ChatRequest::new(&self.http.cfg, &self.tools, msgs, o, false);
             let mut resp: WireResponse = self.http.post_json("chat/completions", &body).await?;
             if resp.choices.is_empty() {
                 return Err(Error::new(
@@ -62,7 +62,7 @@ impl ChatModel for OpenAiChatModel {
         o: &'a ChatOptions,
     ) -> BoxFuture<'a, Result<StreamReader<Message>>> {
         Box::pin(async move {
-            let body = chat_request(&self.http.cfg, &self.tools, msgs, o, true);
+            let body = ChatRequest::new(&self.http.cfg, &self.tools, msgs, o, true);
             let resp = self.http.post("chat/completions", &body, true).await?;
             Ok(message_stream(resp))
         })

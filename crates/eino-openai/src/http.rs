@@ -190,7 +190,7 @@ impl Http {
         &self,
         client: &reqwest::Client,
         url: reqwest::Url,
-        body: &Value,
+        body: &(impl serde::Serialize + ?Sized),
         stream: bool,
     ) -> reqwest::RequestBuilder {
         let mut r = client.post(url).json(body);
@@ -226,7 +226,7 @@ impl Http {
     pub(crate) async fn post(
         &self,
         path: &'static str,
-        body: &Value,
+        body: &(impl serde::Serialize + ?Sized),
         stream: bool,
     ) -> Result<reqwest::Response> {
         let url = self.url(path)?;
@@ -261,7 +261,7 @@ impl Http {
     pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &'static str,
-        body: &Value,
+        body: &(impl serde::Serialize + ?Sized),
     ) -> Result<T> {
         let resp = self.post(path, body, false).await?;
         let bytes = resp.bytes().await.map_err(transport_error)?;

@@ -293,13 +293,17 @@ impl RunGuard {
         }
     }
 
-    async fn save(&mut self, status: &str, error: Option<String>) {
+    /// Record the outcome once: the guard's fields move into the record (the guard is
+    /// done with them).
+    async fn save(&mut self, status: &'static str, error: Option<String>) {
         self.done = true;
         let trace = self.tracer.finish().await;
+        metrics::counter!("eino_runs_total", "app" => self.app.clone(), "status" => status)
+            .increment(1);
         let record = RunRecord {
-            id: self.id.clone(),
-            app: self.app.clone(),
-            session_id: self.session_id.clone(),
+            id: std::mem::take(&mut self.id),
+            app: std::mem::take(&mut self.app),
+            session_id: self.session_id.take(),
             status: status.to_string(),
             started_at: self.started_at,
             duration_ms: self.clock.elapsed().as_millis() as u64,
@@ -308,9 +312,8 @@ impl RunGuard {
             nodes: trace.nodes,
             error,
         };
-        metrics::counter!("eino_runs_total", "app" => self.app.clone(), "status" => status.to_string()).increment(1);
         if self.sampled || status != "ok" {
-            self.writer.record(self.tenant.clone(), record);
+            self.writer.record(std::mem::take(&mut self.tenant), record);
         }
     }
 

@@ -211,9 +211,6 @@ pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     let Some((trace, parent)) = parse_traceparent(value) else {
         return;
     };
-    let (Ok(trace), Ok(parent)) = (TraceId::from_hex(&trace), SpanId::from_hex(&parent)) else {
-        return;
-    };
     let sampled = value
         .trim()
         .rsplit('-')
@@ -230,19 +227,57 @@ pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
 }
 
 /// The exported ids of `span` (trace id, span id), if spans are exported.
-pub fn span_ids(span: &tracing::Span) -> Option<(String, String)> {
+pub fn span_ids(span: &tracing::Span) -> Option<(TraceId, SpanId)> {
     if !otlp_enabled() {
         return None;
     }
     let cx = span.context();
     let sc = cx.span().span_context().clone();
-    sc.is_valid()
-        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_traceparent_round_trips_and_bad_ones_are_refused() {
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let (trace, span) = parse_traceparent(caller).unwrap();
+        assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let ctx = TraceContext::new(Some((trace, span)));
+        assert_eq!(ctx.trace_id, trace);
+        assert_eq!(ctx.parent_span_id, Some(span));
+        let header = ctx.traceparent();
+        let header = std::str::from_utf8(&header).unwrap();
+        assert_eq!(header, format!("00-{trace}-{}-01", ctx.span_id));
+        assert_eq!(parse_traceparent(header), Some((trace, ctx.span_id)));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "garbage",
+            "",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn new_trace_contexts_have_fresh_nonzero_ids() {
+        let a = TraceContext::new(None);
+        let b = TraceContext::new(None);
+        assert_ne!(a.trace_id, b.trace_id);
+        assert_ne!(a.span_id, b.span_id);
+        assert_ne!(a.trace_id, TraceId::INVALID);
+        assert_ne!(a.span_id, SpanId::INVALID);
+        assert_eq!(a.parent_span_id, None);
+        let header = a.traceparent();
+        assert!(parse_traceparent(std::str::from_utf8(&header).unwrap()).is_some());
+    }
 
     fn otlp(endpoint: &str) -> OtlpConfig {
         OtlpConfig {
@@ -287,44 +322,63 @@ mod tests {
 }
 
 /// The trace context of a request: the caller's trace id (or a new one) and our span id.
-#[derive(Debug, Clone)]
+/// The ids print as W3C hex (32 and 16 lowercase digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
-    /// 32 hex digits.
-    pub trace_id: String,
-    /// 16 hex digits: this server's span.
-    pub span_id: String,
+    /// The trace.
+    pub trace_id: TraceId,
+    /// This server's span.
+    pub span_id: SpanId,
     /// The caller's span, if a valid `traceparent` came in.
-    pub parent_span_id: Option<String>,
+    pub parent_span_id: Option<SpanId>,
 }
 
-pub(crate) fn random_hex(bytes: usize) -> String {
-    let mut s = String::with_capacity(bytes * 2);
-    while s.len() < bytes * 2 {
-        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+impl TraceContext {
+    /// A new span in the caller's trace (or in a new trace); ids from the process's fast
+    /// random generator (the one UUIDs use), never all zeros.
+    pub fn new(incoming: Option<(TraceId, SpanId)>) -> Self {
+        let trace_id = incoming.map_or_else(
+            // A v4 UUID has fixed version bits, so it is never zero.
+            || TraceId::from_bytes(uuid::Uuid::new_v4().into_bytes()),
+            |(t, _)| t,
+        );
+        // The low half of a v4 UUID carries the variant bits: never zero either.
+        let span_id = SpanId::from_bytes(uuid::Uuid::new_v4().as_u64_pair().1.to_be_bytes());
+        Self {
+            trace_id,
+            span_id,
+            parent_span_id: incoming.map(|(_, s)| s),
+        }
     }
-    s.truncate(bytes * 2);
-    s
+
+    /// The `traceparent` header of this span (sampled), written without allocating.
+    pub fn traceparent(&self) -> [u8; TRACEPARENT_LEN] {
+        use std::io::Write as _;
+        let mut out = [0u8; TRACEPARENT_LEN];
+        write!(&mut out[..], "00-{}-{}-01", self.trace_id, self.span_id)
+            .expect("a traceparent is exactly TRACEPARENT_LEN bytes");
+        out
+    }
 }
 
-/// Parse a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`); all-zero ids are invalid.
-pub fn parse_traceparent(v: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = v.trim().split('-').collect();
+/// The length of a version-00 `traceparent`: `00-` + 32 + `-` + 16 + `-01`.
+pub const TRACEPARENT_LEN: usize = 55;
+
+/// Parse a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase); all-zero ids and
+/// version `ff` are invalid.
+pub fn parse_traceparent(v: &str) -> Option<(TraceId, SpanId)> {
+    let mut parts = v.trim().split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| {
         s.len() == n
             && s.bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     };
-    if parts.len() < 4
-        || !hex(parts[0], 2)
-        || parts[0] == "ff"
-        || !hex(parts[1], 32)
-        || !hex(parts[2], 16)
-        || !hex(parts[3], 2)
-    {
+    if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
         return None;
     }
-    if parts[1].bytes().all(|b| b == b'0') || parts[2].bytes().all(|b| b == b'0') {
-        return None;
-    }
-    Some((parts[1].to_string(), parts[2].to_string()))
+    let trace = TraceId::from_hex(trace).ok()?;
+    let span = SpanId::from_hex(span).ok()?;
+    (trace != TraceId::INVALID && span != SpanId::INVALID).then_some((trace, span))
 }

@@ -25,7 +25,7 @@ use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
 use crate::error::ApiError;
-use crate::telemetry::{parse_traceparent, random_hex, TraceContext};
+use crate::telemetry::{parse_traceparent, TraceContext};
 
 /// The request id header, kept from the client or set here.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -201,20 +201,22 @@ fn trace_context(req: &mut Request, span: &Span) -> Option<HeaderValue> {
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_traceparent);
-    let (trace_id, span_id) = crate::telemetry::span_ids(span).unwrap_or_else(|| {
-        let trace = incoming
-            .as_ref()
-            .map_or_else(|| random_hex(16), |(t, _)| t.clone());
-        (trace, random_hex(8))
-    });
-    span.record("trace_id", trace_id.as_str());
-    let out = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-01")).ok();
-    req.extensions_mut().insert(TraceContext {
-        trace_id,
-        span_id,
-        parent_span_id: incoming.map(|(_, s)| s),
-    });
-    out
+    let ctx = match crate::telemetry::span_ids(span) {
+        Some((trace_id, span_id)) => TraceContext {
+            trace_id,
+            span_id,
+            parent_span_id: incoming.map(|(_, s)| s),
+        },
+        None => TraceContext::new(incoming),
+    };
+    let traceparent = ctx.traceparent();
+    // `00-<trace id>-...`: the trace id's 32 ASCII digits.
+    span.record(
+        "trace_id",
+        std::str::from_utf8(&traceparent[3..35]).unwrap_or_default(),
+    );
+    req.extensions_mut().insert(ctx);
+    HeaderValue::from_bytes(&traceparent).ok()
 }
 
 /// A body larger than the route's limit by its declared `Content-Length` is refused at the

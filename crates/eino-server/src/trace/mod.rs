@@ -2,6 +2,7 @@
 //! inputs/outputs, errors, token usage) for `/api/v1/runs`; [`MetricsHandler`] counts
 //! component calls, latency, errors and tokens for `/metrics`.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -29,9 +30,10 @@ fn usage_of(v: CallbackValue<'_>) -> Option<(u64, u64)> {
 /// One node of a run's trace, as stored (see `GET /api/v1/runs/{id}`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeTrace {
-    name: String,
+    // Cows as the callbacks give them: a static name or type is not copied per run.
+    name: Cow<'static, str>,
     component: &'static str,
-    typ: String,
+    typ: Cow<'static, str>,
     start_ms: f64,
     duration_ms: Option<f64>,
     input: Payload,
@@ -157,9 +159,9 @@ impl RunTracer {
         let now = Instant::now();
         let mut g = self.lock();
         g.nodes.push(NodeTrace {
-            name: info.name.to_string(),
+            name: info.name.clone(),
             component: info.component.as_str(),
-            typ: info.typ.to_string(),
+            typ: info.typ.clone(),
             start_ms: self.ms(now),
             duration_ms: None,
             input,

@@ -21,7 +21,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{ApiKeyHeader, OpenAiConfig};
-use crate::http::{status_error, Http};
+use crate::http::{status_error, BodyStream, Http};
+use crate::stream::stream_error;
 
 /// Extended thinking for one call: put it in `ChatOptions::extensions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,8 +454,8 @@ fn event_chunk(st: &mut StreamState, data: &str) -> Result<Option<Message>> {
     })
 }
 
-fn message_stream(resp: reqwest::Response) -> StreamReader<Message> {
-    let events = Box::pin(resp.bytes_stream().eventsource());
+fn message_stream(body: BodyStream) -> StreamReader<Message> {
+    let events = Box::pin(body.eventsource());
     let s = futures_util::stream::unfold(
         (events, StreamState::default(), false),
         |(mut events, mut st, done)| async move {
@@ -472,8 +473,7 @@ fn message_stream(resp: reqwest::Response) -> StreamReader<Message> {
                         return Some((Err(e), (events, st, true)));
                     }
                     Some(Err(e)) => {
-                        let e =
-                            Error::new(ErrorKind::Transient, format!("model stream broke: {e}"));
+                        let e = stream_error(e);
                         return Some((Err(e), (events, st, true)));
                     }
                     Some(Ok(ev)) => match event_chunk(&mut st, &ev.data) {
@@ -509,8 +509,8 @@ impl ChatModel for AnthropicChatModel {
     ) -> BoxFuture<'a, Result<StreamReader<Message>>> {
         Box::pin(async move {
             let body = self.request(msgs, o, true);
-            let resp = self.http.post("messages", &body, true).await?;
-            Ok(message_stream(resp))
+            let body = self.http.post_stream("messages", &body).await?;
+            Ok(message_stream(body))
         })
     }
 

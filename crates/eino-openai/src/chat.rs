@@ -63,8 +63,8 @@ impl ChatModel for OpenAiChatModel {
     ) -> BoxFuture<'a, Result<StreamReader<Message>>> {
         Box::pin(async move {
             let body = ChatRequest::new(&self.http.cfg, &self.tools, msgs, o, true);
-            let resp = self.http.post("chat/completions", &body, true).await?;
-            Ok(message_stream(resp))
+            let body = self.http.post_stream("chat/completions", &body).await?;
+            Ok(message_stream(body))
         })
     }
 

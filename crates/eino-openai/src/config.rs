@@ -75,6 +75,10 @@ pub struct OpenAiConfig {
     /// Idle pooled connections kept per host at most (default 64): a burst of streams
     /// does not leave a thousand idle sockets behind.
     pub pool_max_idle_per_host: usize,
+    /// Largest whole (non-streamed) answer read, in bytes (default 64 MiB): a misbehaving
+    /// server cannot make eino hold an unbounded body. Embeddings of a full batch are the
+    /// largest answers (256 × 3 072 floats is about 15 MB of JSON).
+    pub max_response_bytes: usize,
 }
 
 impl OpenAiConfig {
@@ -101,6 +105,7 @@ impl OpenAiConfig {
             embed_batch_size: 256,
             pool_idle_timeout: Duration::from_secs(30),
             pool_max_idle_per_host: 64,
+            max_response_bytes: 64 << 20,
         }
     }
 

@@ -2,10 +2,10 @@
 
 use eino::schema::{Message, StreamReader};
 use eino::{Error, ErrorKind, Result};
-use eventsource_stream::Eventsource;
+use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
 
-use crate::http::status_error;
+use crate::http::{status_error, BodyStream};
 use crate::wire::{to_message, WireResponse};
 
 /// What one SSE event means.
@@ -57,11 +57,20 @@ fn parse_event(data: &str) -> Result<Event> {
     Ok(Event::Chunks(out))
 }
 
+/// A broken event stream: the body's own error (a cut, the idle limit), or bytes that are
+/// not server-sent events.
+pub(crate) fn stream_error(e: EventStreamError<Error>) -> Error {
+    match e {
+        EventStreamError::Transport(e) => e,
+        e => Error::new(ErrorKind::Transient, format!("model stream broke: {e}")),
+    }
+}
+
 /// Read the response body as SSE; ends at `[DONE]`, or at the end of the body if the server
 /// already sent a finish reason (some servers omit `[DONE]`). A body cut off before either
 /// is a transient error.
-pub(crate) fn message_stream(resp: reqwest::Response) -> StreamReader<Message> {
-    let events = resp.bytes_stream().eventsource();
+pub(crate) fn message_stream(body: BodyStream) -> StreamReader<Message> {
+    let events = body.eventsource();
     let s = futures_util::stream::unfold(
         (
             Box::pin(events),
@@ -87,8 +96,7 @@ pub(crate) fn message_stream(resp: reqwest::Response) -> StreamReader<Message> {
                         return Some((Err(e), (events, pending, finished, true)));
                     }
                     Some(Err(e)) => {
-                        let e =
-                            Error::new(ErrorKind::Transient, format!("model stream broke: {e}"));
+                        let e = stream_error(e);
                         return Some((Err(e), (events, pending, finished, true)));
                     }
                     Some(Ok(ev)) => match parse_event(&ev.data) {

@@ -199,30 +199,27 @@ impl opentelemetry_http::HttpClient for Exporting {
     }
 }
 
-/// Make a new request span continue the caller's trace (the `traceparent` header's trace
-/// id, span id and sampled flag). Call before the span is entered; a no-op without OTLP.
-pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+/// Make a new request span continue the caller's trace (parsed once by
+/// [`IncomingTrace::from_headers`]). Call before the span is entered; a no-op without OTLP.
+pub fn continue_trace(span: &tracing::Span, incoming: Option<IncomingTrace>) {
     if !otlp_enabled() {
         return;
     }
-    let Some(value) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
+    let Some(incoming) = incoming else {
         return;
     };
-    let Some((trace, parent)) = parse_traceparent(value) else {
-        return;
-    };
-    let sampled = value
-        .trim()
-        .rsplit('-')
-        .next()
-        .and_then(|f| u8::from_str_radix(f, 16).ok())
-        .is_some_and(|f| f & 1 == 1);
-    let flags = if sampled {
+    let flags = if incoming.sampled {
         TraceFlags::SAMPLED
     } else {
         TraceFlags::default()
     };
-    let remote = SpanContext::new(trace, parent, flags, true, TraceState::default());
+    let remote = SpanContext::new(
+        incoming.trace_id,
+        incoming.span_id,
+        flags,
+        true,
+        TraceState::default(),
+    );
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
 }
 
@@ -264,6 +261,31 @@ mod tests {
         ] {
             assert_eq!(parse_traceparent(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_incoming_traceparent_is_read_with_its_sampled_flag() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(IncomingTrace::from_headers(&h), None);
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        let i = IncomingTrace::from_headers(&h).unwrap();
+        assert_eq!(i.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(i.span_id.to_string(), "00f067aa0ba902b7");
+        assert!(i.sampled);
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"
+                .parse()
+                .unwrap(),
+        );
+        assert!(!IncomingTrace::from_headers(&h).unwrap().sampled);
+        h.insert("traceparent", "00-zz-00f067aa0ba902b7-01".parse().unwrap());
+        assert_eq!(IncomingTrace::from_headers(&h), None);
     }
 
     #[test]
@@ -363,6 +385,33 @@ impl TraceContext {
 
 /// The length of a version-00 `traceparent`: `00-` + 32 + `-` + 16 + `-01`.
 pub const TRACEPARENT_LEN: usize = 55;
+
+/// A caller's `traceparent`, parsed once per request (for the exported span's parent and
+/// for the handlers' [`TraceContext`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IncomingTrace {
+    /// The caller's trace.
+    pub trace_id: TraceId,
+    /// The caller's span: the parent of this request's.
+    pub span_id: SpanId,
+    /// The caller sampled its trace (flag bit 0).
+    pub sampled: bool,
+}
+
+impl IncomingTrace {
+    /// The request's `traceparent`, if it is present and valid.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<Self> {
+        let v = headers.get("traceparent")?.to_str().ok()?;
+        let (trace_id, span_id) = parse_traceparent(v)?;
+        // Valid, so the flags are the last two hex digits.
+        let flags = u8::from_str_radix(v.trim().rsplit('-').next()?, 16).ok()?;
+        Some(Self {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+        })
+    }
+}
 
 /// Parse a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase); all-zero ids and
 /// version `ff` are invalid.

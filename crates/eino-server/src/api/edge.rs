@@ -25,7 +25,7 @@ use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
 use crate::error::ApiError;
-use crate::telemetry::{parse_traceparent, TraceContext};
+use crate::telemetry::{IncomingTrace, TraceContext};
 
 /// The request id header, kept from the client or set here.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -106,13 +106,14 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         let request_id = request_id(&mut req);
-        let span = make_span(&req, &request_id);
+        let incoming = IncomingTrace::from_headers(req.headers());
+        let span = make_span(&req, &request_id, incoming);
         let enabled = !span.is_disabled();
         let ctx_span = span.clone();
         let fut = async move {
             let start = Instant::now();
             tracing::debug!("started processing request");
-            let traceparent = trace_context(&mut req, &ctx_span);
+            let traceparent = trace_context(&mut req, &ctx_span, incoming);
             let method = req.method().clone();
             let route = req.extensions().get::<MatchedPath>().cloned();
             let mut resp = match declared_too_large(&shared, &req) {
@@ -169,12 +170,12 @@ where
 
 /// The request's span. The path only: query strings can carry personal data. With OTLP
 /// export it continues the caller's `traceparent`.
-fn make_span(req: &Request, request_id: &HeaderValue) -> Span {
+fn make_span(req: &Request, request_id: &HeaderValue, incoming: Option<IncomingTrace>) -> Span {
     let request_id = request_id.to_str().unwrap_or("");
     let span = tracing::info_span!("http", otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
         otel.kind = "server", method = %req.method(), path = %req.uri().path(),
         request_id = %request_id, trace_id = tracing::field::Empty, tenant = tracing::field::Empty);
-    crate::telemetry::continue_trace(&span, req.headers());
+    crate::telemetry::continue_trace(&span, incoming);
     span
 }
 
@@ -195,12 +196,12 @@ fn request_id(req: &mut Request) -> HeaderValue {
 /// see `make_span`), otherwise the caller's trace id (or a new one) and a new span id. The
 /// trace id goes into the span's logs either way; handlers get a [`TraceContext`]. Returns
 /// the response's `traceparent`.
-fn trace_context(req: &mut Request, span: &Span) -> Option<HeaderValue> {
-    let incoming = req
-        .headers()
-        .get(TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_traceparent);
+fn trace_context(
+    req: &mut Request,
+    span: &Span,
+    incoming: Option<IncomingTrace>,
+) -> Option<HeaderValue> {
+    let incoming = incoming.map(|i| (i.trace_id, i.span_id));
     let ctx = match crate::telemetry::span_ids(span) {
         Some((trace_id, span_id)) => TraceContext {
             trace_id,

@@ -1,16 +1,21 @@
-//! Our BERT encoder forward pass, with the dense layers in int8 (Q8_0).
+//! Our BERT encoder forward pass, with the dense layers in int8 (Q8_0) where the CPU has
+//! VNNI and in f32 elsewhere.
 //!
 //! Why not candle-transformers' `BertModel`: it runs every dense layer as an f32 matmul,
-//! which on this machine kind reads a 1000-character chunk (~250 tokens) at about 5 a
-//! second per core. The dense layers are nine tenths of the work, and candle's tiled int8
-//! kernels (AVX-VNNI / AVX512-VNNI) do them several times faster; the weights are stored
-//! as Q8_0 (per-block scales of 32 values), padded like the chat model's so those kernels
-//! apply. Attention, layer norms and GELU stay in f32 (GELU and the softmax through our
-//! vectorized kernels: candle's call libm once per element). Each vector stays within a
-//! cosine of about 0.998 of the f32 model's (tests/minilm.rs), and retrieval on the
-//! man-pages set does not change (nDCG@10 0.643 against 0.641, docs/benchmarks.md).
-//! Keeping the attention projections in f32 gets 0.9993 for a quarter of the int8 work
-//! in f32 again; the measured retrieval gain was 0.0006, so they are int8 too.
+//! which on a VNNI machine reads a 1000-character chunk (~250 tokens) at about 5 a second
+//! per core, and it calls libm once per element for GELU's erf and the softmax's exp (a
+//! fifth of its time). The dense layers are nine tenths of the work, and candle's tiled
+//! int8 kernels (AVX-VNNI / AVX512-VNNI) do them several times faster; the weights are
+//! stored as Q8_0 (per-block scales of 32 values), padded like the chat model's so those
+//! kernels apply. Without VNNI, candle's Q8_0 matmul is slower than its f32 one, so the
+//! weights stay f32 ([`WeightPolicy::for_f32_weights`]); the pass is still ours, 1.3–1.6×
+//! `BertModel` on an AVX2 machine (our GELU and softmax, one fused q/k/v projection). Attention,
+//! layer norms and GELU stay in f32 (GELU and the softmax through our vectorized kernels).
+//! With int8 weights each vector stays within a cosine of about 0.998 of the f32 model's
+//! (tests/minilm.rs), and retrieval on the man-pages set does not change (nDCG@10 0.643
+//! against 0.641, docs/benchmarks.md). Keeping the attention projections in f32 gets
+//! 0.9993 for a quarter of the int8 work in f32 again; the measured retrieval gain was
+//! 0.0006, so they are int8 too.
 
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -19,7 +24,7 @@ use candle_transformers::models::bert::Config;
 use crate::kernels;
 use crate::quant::{Linear, WeightPolicy};
 
-/// A dense layer: an int8 weight and an f32 bias.
+/// A dense layer: an int8 (or f32, see the policy) weight and an f32 bias.
 #[derive(Debug)]
 struct Dense {
     w: Linear,

@@ -1,7 +1,8 @@
 //! The BERT sentence embedder (all-MiniLM-L6-v2 by default): mean pooling over the
-//! attention mask, L2 normalisation, batches padded to their longest input. Its dense
-//! layers run in int8 where the CPU has VNNI (see `bert.rs`), unless
-//! [`LocalOptions::keep_quantization`] asks for the stored f32 weights.
+//! attention mask, L2 normalisation, batches padded to their longest input. The forward
+//! pass is ours (`bert.rs`): its dense layers run in int8 where the CPU has VNNI, unless
+//! [`LocalOptions::keep_quantization`] asks for the stored f32 weights, and in f32
+//! elsewhere.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use eino::component::{EmbedOptions, Embedder};
 use eino::{Error, ErrorKind, Result};
 use futures_util::future::BoxFuture;
@@ -17,30 +18,15 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::bert::Bert;
 use crate::models::{ModelCache, MINILM};
-use crate::quant::{tiled_int8_kernels, WeightPolicy};
+use crate::quant::WeightPolicy;
 use crate::threads::{init_threads, LocalOptions};
 
 pub(crate) fn candle_error(what: &str) -> impl FnOnce(candle_core::Error) -> Error + '_ {
     move |e| Error::new(ErrorKind::Internal, format!("{what}: {e}"))
 }
 
-/// The encoder: our int8 one where candle has tiled int8 kernels, else candle's f32 one.
-enum Encoder {
-    Int8(Bert),
-    Exact(BertModel),
-}
-
-impl Encoder {
-    fn forward(&self, ids: &Tensor, types: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Int8(m) => m.forward(ids, types, mask),
-            Self::Exact(m) => m.forward(ids, types, Some(mask)),
-        }
-    }
-}
-
 struct Inner {
-    model: Encoder,
+    model: Bert,
     tokenizer: Tokenizer,
     device: Device,
 }
@@ -98,12 +84,9 @@ impl MiniLmEmbedder {
         let vb =
             VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)
                 .map_err(candle_error("model.safetensors is not readable"))?;
-        let model = if !opts.keep_quantization && tiled_int8_kernels() {
-            Bert::load(vb, &config, WeightPolicy::for_this_cpu(false)).map(Encoder::Int8)
-        } else {
-            BertModel::load(vb, &config).map(Encoder::Exact)
-        }
-        .map_err(candle_error("cannot build the BERT model"))?;
+        let policy = WeightPolicy::for_f32_weights(opts.keep_quantization);
+        let model =
+            Bert::load(vb, &config, policy).map_err(candle_error("cannot build the BERT model"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 model,

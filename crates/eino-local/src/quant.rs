@@ -12,7 +12,8 @@ use candle_core::{Device, Module, Result, Tensor, D};
 /// How weights are stored after loading.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WeightPolicy {
-    /// Rewrite Q4_0/Q4_1 as Q8_0: candle has no SIMD Q4_1 kernel on x86.
+    /// Rewrite Q4_0/Q4_1 as Q8_0 (candle has no SIMD Q4_1 kernel on x86), and f32 weights
+    /// as Q8_0 ([`Linear::quantize`]).
     pub(crate) requantize: bool,
     /// Zero-pad inner dimensions to a multiple of 256 so the tiled kernels apply.
     pub(crate) pad: bool,
@@ -25,6 +26,18 @@ impl WeightPolicy {
         Self {
             requantize: !keep,
             pad: !keep && tiled_int8_kernels(),
+        }
+    }
+
+    /// For weights stored in f32 (the BERT embedder's): int8 only where this CPU has the
+    /// tiled kernels. Without them candle's Q8_0 matmul runs one dot product per output
+    /// and, on BERT's many-row inputs, is about 5× slower than its f32 matmul
+    /// (docs/benchmarks.md), so the weights stay f32.
+    pub(crate) fn for_f32_weights(keep: bool) -> Self {
+        let int8 = !keep && tiled_int8_kernels();
+        Self {
+            requantize: int8,
+            pad: int8,
         }
     }
 }
@@ -97,8 +110,15 @@ impl Linear {
     }
 
     /// An f32 weight `[out, in]` as Q8_0 (its inner dimension must be a multiple of 32),
-    /// padded as `policy` says.
+    /// padded as `policy` says; kept in f32 (candle's f32 matmul) unless `policy`
+    /// requantizes.
     pub(crate) fn quantize(w: &Tensor, policy: WeightPolicy) -> Result<Self> {
+        if !policy.requantize {
+            return Ok(Self {
+                w: QMatMul::Tensor(w.clone()),
+                pad: 0,
+            });
+        }
         let (n, k) = w.dims2()?;
         // Padded before quantizing, so the weight is quantized once.
         let pad = tile_pad(n, k, policy);

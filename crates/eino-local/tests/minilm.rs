@@ -133,3 +133,43 @@ async fn concurrent_embeddings_match_sequential() {
         assert_eq!(got.unwrap(), want);
     }
 }
+
+/// Our forward pass with the stored f32 weights (the default on CPUs without VNNI) is
+/// candle-transformers' `BertModel` up to rounding: same checkpoint, same tokens, mean
+/// pooling and normalisation done here by hand on candle's hidden states.
+#[test]
+fn the_f32_pass_matches_candles_bert_model() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config};
+
+    let dir = ModelCache::default().ensure(&MINILM).expect("fetch MiniLM");
+    let config: Config =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    // The file pads every input to 128 tokens; one text needs no padding.
+    tokenizer.with_padding(None);
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let vb = candle_nn::VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+        .unwrap();
+    let candle = BertModel::load(vb, &config).unwrap();
+    let ours = exact();
+    for text in SENTENCES {
+        let enc = tokenizer.encode(text, true).unwrap();
+        let ids = Tensor::new(enc.get_ids(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let types = ids.zeros_like().unwrap();
+        let hidden = candle.forward(&ids, &types, None).unwrap();
+        let mean = hidden.mean(1).unwrap().squeeze(0).unwrap();
+        let norm = mean.sqr().unwrap().sum_all().unwrap().sqrt().unwrap();
+        let want: Vec<f32> = mean.broadcast_div(&norm).unwrap().to_vec1().unwrap();
+        let got = &ours.embed_blocking(&texts(&[text])).unwrap()[0];
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{text}: components differ by {worst}");
+    }
+}

@@ -12,9 +12,10 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::api::edge::{EdgeLayer, TRACEPARENT};
+use crate::api::edge::EdgeLayer;
 use crate::api::{applications, jobs, knowledge, middleware as mw, openai, ops, runs, sessions};
 use crate::state::AppState;
+use crate::telemetry::TRACEPARENT;
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {

@@ -386,6 +386,9 @@ impl TraceContext {
 /// The length of a version-00 `traceparent`: `00-` + 32 + `-` + 16 + `-01`.
 pub const TRACEPARENT_LEN: usize = 55;
 
+/// The W3C trace-context header, read from requests and set on responses.
+pub const TRACEPARENT: axum::http::HeaderName = axum::http::HeaderName::from_static("traceparent");
+
 /// A caller's `traceparent`, parsed once per request (for the exported span's parent and
 /// for the handlers' [`TraceContext`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -401,11 +404,32 @@ pub struct IncomingTrace {
 impl IncomingTrace {
     /// The request's `traceparent`, if it is present and valid.
     pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<Self> {
-        let v = headers.get("traceparent")?.to_str().ok()?;
-        let (trace_id, span_id) = parse_traceparent(v)?;
-        // Valid, so the flags are the last two hex digits.
-        let flags = u8::from_str_radix(v.trim().rsplit('-').next()?, 16).ok()?;
-        Some(Self {
+        Self::parse(headers.get(TRACEPARENT)?.to_str().ok()?)
+    }
+
+    /// Parse a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase); all-zero ids
+    /// and version `ff` are invalid.
+    pub fn parse(v: &str) -> Option<Self> {
+        let mut parts = v.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        if !hex(version, 2)
+            || version == "ff"
+            || !hex(trace, 32)
+            || !hex(span, 16)
+            || !hex(flags, 2)
+        {
+            return None;
+        }
+        let trace_id = TraceId::from_hex(trace).ok()?;
+        let span_id = SpanId::from_hex(span).ok()?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        (trace_id != TraceId::INVALID && span_id != SpanId::INVALID).then_some(Self {
             trace_id,
             span_id,
             sampled: flags & 1 == 1,
@@ -413,21 +437,8 @@ impl IncomingTrace {
     }
 }
 
-/// Parse a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase); all-zero ids and
-/// version `ff` are invalid.
+/// Parse a W3C `traceparent` into its trace and parent span ids ([`IncomingTrace::parse`]
+/// without the flags).
 pub fn parse_traceparent(v: &str) -> Option<(TraceId, SpanId)> {
-    let mut parts = v.trim().split('-');
-    let (version, trace, span, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    };
-    if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
-        return None;
-    }
-    let trace = TraceId::from_hex(trace).ok()?;
-    let span = SpanId::from_hex(span).ok()?;
-    (trace != TraceId::INVALID && span != SpanId::INVALID).then_some((trace, span))
+    IncomingTrace::parse(v).map(|i| (i.trace_id, i.span_id))
 }

@@ -99,8 +99,4 @@ impl Stream for BodyStream {
             }
         }
     }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, None)
-    }
 }

@@ -45,10 +45,18 @@ pub(crate) struct Http {
     endpoint: OnceLock<(&'static str, Uri)>,
 }
 
+fn invalid_header(what: &str, name: &str) -> Error {
+    Error::invalid_input(format!("invalid HTTP header {what}: {name:?}"))
+}
+
+fn header_value(name: &str, value: &str) -> Result<HeaderValue> {
+    HeaderValue::try_from(value).map_err(|e| invalid_header("value", name).with_source(e))
+}
+
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
-    let bad = |what: &str| Error::invalid_input(format!("invalid HTTP header {what}: {name:?}"));
-    let name = HeaderName::try_from(name).map_err(|e| bad("name").with_source(e))?;
-    let value = HeaderValue::try_from(value).map_err(|e| bad("value").with_source(e))?;
+    let value = header_value(name, value)?;
+    let name =
+        HeaderName::try_from(name).map_err(|e| invalid_header("name", name).with_source(e))?;
     Ok((name, value))
 }
 
@@ -57,7 +65,10 @@ fn headers(cfg: &OpenAiConfig, proxy_authorization: Option<HeaderValue>) -> Resu
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(key) = &cfg.api_key {
         let (name, mut value) = match &cfg.api_key_header {
-            ApiKeyHeader::Bearer => header(AUTHORIZATION.as_str(), &format!("Bearer {key}"))?,
+            ApiKeyHeader::Bearer => (
+                AUTHORIZATION,
+                header_value(AUTHORIZATION.as_str(), &format!("Bearer {key}"))?,
+            ),
             ApiKeyHeader::Named(name) => header(name, key)?,
         };
         value.set_sensitive(true);

@@ -25,12 +25,10 @@ use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
 use crate::error::ApiError;
-use crate::telemetry::{IncomingTrace, TraceContext};
+use crate::telemetry::{IncomingTrace, TraceContext, TRACEPARENT};
 
 /// The request id header, kept from the client or set here.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// The W3C trace context header.
-pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Headers every response carries unless its handler set them.
 const SECURITY_HEADERS: [(HeaderName, &str); 4] = [

@@ -309,6 +309,7 @@ mod tests {
     const KEEP: WeightPolicy = WeightPolicy {
         requantize: false,
         pad: false,
+        f32_prompts: false,
     };
 
     fn gguf() -> (gguf_file::Content, std::fs::File) {
@@ -326,14 +327,7 @@ mod tests {
 
     /// Logits equal to 1e-3: on the stored weights every path runs the same kernels.
     fn assert_close(want: &Tensor, got: &Tensor, what: &str) {
-        let diff: f32 = (want - got)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = crate::quant::max_diff(want, got);
         assert!(diff < 1e-3, "{what}: logits differ by {diff}");
     }
 
@@ -392,18 +386,30 @@ mod tests {
         assert_close(&whole, &last.unwrap(), "token by token");
     }
 
-    /// Padding the inner dimensions for the tiled kernels changes no greedy choice.
+    const PLAIN: WeightPolicy = WeightPolicy {
+        requantize: true,
+        pad: false,
+        f32_prompts: false,
+    };
+
+    /// Padding the inner dimensions for the tiled kernels, or multiplying prompts by
+    /// dequantized weights, changes no greedy choice.
     #[test]
-    fn padded_weights_pick_the_same_tokens() {
+    fn padded_weights_and_f32_prompts_pick_the_same_tokens() {
+        for other in [
+            WeightPolicy { pad: true, ..PLAIN },
+            WeightPolicy {
+                f32_prompts: true,
+                ..PLAIN
+            },
+        ] {
+            same_greedy_tokens(PLAIN, other);
+        }
+    }
+
+    fn same_greedy_tokens(one: WeightPolicy, other: WeightPolicy) {
         let prompt = prompt();
-        let plain = ours(WeightPolicy {
-            requantize: true,
-            pad: false,
-        });
-        let padded = ours(WeightPolicy {
-            requantize: true,
-            pad: true,
-        });
+        let (plain, padded) = (ours(one), ours(other));
         let (mut a, mut b) = (plain.state(16), padded.state(16));
         let (mut la, mut lb) = (
             plain.forward(&mut a, &prompt, 0).unwrap(),

@@ -4,7 +4,10 @@
 //! candle's tiled int8 kernels (AVX-VNNI / AVX512-VNNI) only take inner dimensions that
 //! are a multiple of 256: a weight whose inner dimension is not is stored zero-padded to
 //! the next multiple, and its activations are padded to match, which on this machine kind
-//! makes the matmuls 4–7× faster for a third more weight memory.
+//! makes the matmuls 4–7× faster for a third more weight memory. Where those kernels are
+//! missing (AVX2 only), candle's Q8_0 matmul computes one dot product per output: right
+//! for one row (generation), 4× slower than its f32 matmul for many, so many-row inputs go
+//! through the weight dequantized for the call ([`WeightPolicy::f32_prompts`]).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor, D};
@@ -17,15 +20,26 @@ pub(crate) struct WeightPolicy {
     pub(crate) requantize: bool,
     /// Zero-pad inner dimensions to a multiple of 256 so the tiled kernels apply.
     pub(crate) pad: bool,
+    /// Multiply inputs of [`F32_FROM_ROWS`] rows or more (a prompt) by the weight
+    /// dequantized to f32 for the call, where candle has no tiled int8 kernels: its
+    /// one-dot-product-per-output Q8_0 matmul is about 4× slower than its f32 matmul on
+    /// many rows, while for one row (generation) it reads a quarter of the bytes.
+    pub(crate) f32_prompts: bool,
 }
+
+/// Rows from which a call dequantizes ([`WeightPolicy::f32_prompts`]): dequantizing costs
+/// about as much as a few rows of the Q8_0 matmul saves.
+const F32_FROM_ROWS: usize = 16;
 
 impl WeightPolicy {
     /// Requantize and pad where this CPU has the tiled kernels; `keep` leaves the weights
     /// exactly as stored.
     pub(crate) fn for_this_cpu(keep: bool) -> Self {
+        let tiled = tiled_int8_kernels();
         Self {
             requantize: !keep,
-            pad: !keep && tiled_int8_kernels(),
+            pad: !keep && tiled,
+            f32_prompts: !keep && !tiled,
         }
     }
 
@@ -38,6 +52,7 @@ impl WeightPolicy {
         Self {
             requantize: int8,
             pad: int8,
+            f32_prompts: false,
         }
     }
 }
@@ -79,6 +94,8 @@ fn tile_pad(n: usize, k: usize, policy: WeightPolicy) -> usize {
 pub(crate) struct Linear {
     w: QMatMul,
     pad: usize,
+    /// [`WeightPolicy::f32_prompts`].
+    f32_prompts: bool,
 }
 
 impl Linear {
@@ -106,6 +123,7 @@ impl Linear {
         Ok(Self {
             w: QMatMul::from_qtensor(q)?,
             pad,
+            f32_prompts: policy.f32_prompts,
         })
     }
 
@@ -117,6 +135,7 @@ impl Linear {
             return Ok(Self {
                 w: QMatMul::Tensor(w.clone()),
                 pad: 0,
+                f32_prompts: false,
             });
         }
         let (n, k) = w.dims2()?;
@@ -126,14 +145,81 @@ impl Linear {
         Ok(Self {
             w: QMatMul::from_qtensor(q)?,
             pad,
+            f32_prompts: policy.f32_prompts,
         })
     }
 
     /// `x · wᵀ` over the last dimension of `x`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.pad == 0 {
-            return self.w.forward(x);
+        if self.pad > 0 {
+            return self.w.forward(&x.pad_with_zeros(D::Minus1, 0, self.pad)?);
         }
-        self.w.forward(&x.pad_with_zeros(D::Minus1, 0, self.pad)?)
+        if let QMatMul::QTensor(q) = &self.w {
+            let rows = x.elem_count() / x.dim(D::Minus1)?.max(1);
+            if self.f32_prompts && rows >= F32_FROM_ROWS {
+                // A transient f32 copy, one layer's weight at a time (a few MB).
+                return QMatMul::Tensor(q.dequantize(&Device::Cpu)?).forward(x);
+            }
+        }
+        self.w.forward(x)
+    }
+}
+
+/// The largest absolute difference between two tensors of one shape (for tests).
+#[cfg(test)]
+pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1] with some spread of magnitudes.
+    fn values(rows: usize, cols: usize, seed: f32) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i as f32 * 0.37 + seed).sin() * (1.0 + (i % 7) as f32)) / 7.0)
+            .collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    /// A prompt's rows go through the dequantized weight: the exact product with the Q8_0
+    /// weight, where the int8 path also rounds the activations; one row stays int8.
+    #[test]
+    fn prompts_are_multiplied_in_f32_and_single_rows_in_int8() {
+        let int8 = WeightPolicy {
+            requantize: true,
+            pad: false,
+            f32_prompts: false,
+        };
+        let f32_prompts = WeightPolicy {
+            f32_prompts: true,
+            ..int8
+        };
+        let w = values(64, 128, 0.5);
+        let (a, b) = (
+            Linear::quantize(&w, int8).unwrap(),
+            Linear::quantize(&w, f32_prompts).unwrap(),
+        );
+        let QMatMul::QTensor(q) = &a.w else {
+            panic!("the weight is not int8")
+        };
+        let exact_w = q.dequantize(&Device::Cpu).unwrap();
+        let x = values(F32_FROM_ROWS * 2, 128, 1.5);
+        let exact = x.matmul(&exact_w.t().unwrap()).unwrap();
+        let (ya, yb) = (a.forward(&x).unwrap(), b.forward(&x).unwrap());
+        assert!(max_diff(&yb, &exact) < 1e-4, "{}", max_diff(&yb, &exact));
+        let rounded = max_diff(&ya, &exact);
+        assert!(rounded > 1e-4 && rounded < 0.1, "{rounded}");
+        let one = x.narrow(0, 0, 1).unwrap();
+        let (oa, ob) = (a.forward(&one).unwrap(), b.forward(&one).unwrap());
+        assert_eq!(max_diff(&oa, &ob), 0.0, "one row is not multiplied in int8");
     }
 }

@@ -8,9 +8,10 @@
 //! int8 kernels (AVX-VNNI / AVX512-VNNI) do them several times faster; the weights are
 //! stored as Q8_0 (per-block scales of 32 values), padded like the chat model's so those
 //! kernels apply. Without VNNI, candle's Q8_0 matmul is slower than its f32 one, so the
-//! weights stay f32 ([`WeightPolicy::for_f32_weights`]); the pass is still ours, 1.3–1.6×
-//! `BertModel` on an AVX2 machine (our GELU and softmax, one fused q/k/v projection). Attention,
-//! layer norms and GELU stay in f32 (GELU and the softmax through our vectorized kernels).
+//! weights stay f32 ([`WeightPolicy::for_f32_weights`]); the pass is still ours, 1.2–1.5×
+//! `BertModel` on an AVX2 machine (our GELU and softmax, one fused q/k/v projection).
+//! Attention, layer norms and GELU stay in f32 (GELU and the softmax through our
+//! vectorized kernels).
 //! With int8 weights each vector stays within a cosine of about 0.998 of the f32 model's
 //! (tests/minilm.rs), and retrieval on the man-pages set does not change (nDCG@10 0.643
 //! against 0.641, docs/benchmarks.md). Keeping the attention projections in f32 gets
@@ -35,7 +36,7 @@ impl Dense {
     fn load(vb: VarBuilder, out: usize, inp: usize, policy: WeightPolicy) -> Result<Self> {
         let w = vb.get((out, inp), "weight")?;
         Ok(Self {
-            w: Linear::quantize(&w, policy)?,
+            w: Linear::from_f32(&w, policy)?,
             b: vb.get(out, "bias")?,
         })
     }
@@ -45,7 +46,7 @@ impl Dense {
         let w = Tensor::cat(&parts.iter().map(|(w, _)| w).collect::<Vec<_>>(), 0)?;
         let b = Tensor::cat(&parts.iter().map(|(_, b)| b).collect::<Vec<_>>(), 0)?;
         Ok(Self {
-            w: Linear::quantize(&w, policy)?,
+            w: Linear::from_f32(&w, policy)?,
             b,
         })
     }

@@ -409,17 +409,17 @@ mod tests {
 
     fn same_greedy_tokens(one: WeightPolicy, other: WeightPolicy) {
         let prompt = prompt();
-        let (plain, padded) = (ours(one), ours(other));
-        let (mut a, mut b) = (plain.state(16), padded.state(16));
+        let (first, second) = (ours(one), ours(other));
+        let (mut a, mut b) = (first.state(16), second.state(16));
         let (mut la, mut lb) = (
-            plain.forward(&mut a, &prompt, 0).unwrap(),
-            padded.forward(&mut b, &prompt, 0).unwrap(),
+            first.forward(&mut a, &prompt, 0).unwrap(),
+            second.forward(&mut b, &prompt, 0).unwrap(),
         );
         for pos in prompt.len()..prompt.len() + 4 {
             let (ta, tb) = (argmax(&la), argmax(&lb));
             assert_eq!(ta, tb, "position {pos}");
-            la = plain.forward(&mut a, &[ta], pos).unwrap();
-            lb = padded.forward(&mut b, &[tb], pos).unwrap();
+            la = first.forward(&mut a, &[ta], pos).unwrap();
+            lb = second.forward(&mut b, &[tb], pos).unwrap();
         }
     }
 

@@ -16,7 +16,7 @@ use candle_core::{Device, Module, Result, Tensor, D};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WeightPolicy {
     /// Rewrite Q4_0/Q4_1 as Q8_0 (candle has no SIMD Q4_1 kernel on x86), and f32 weights
-    /// as Q8_0 ([`Linear::quantize`]).
+    /// as Q8_0 ([`Linear::from_f32`]).
     pub(crate) requantize: bool,
     /// Zero-pad inner dimensions to a multiple of 256 so the tiled kernels apply.
     pub(crate) pad: bool,
@@ -32,8 +32,8 @@ pub(crate) struct WeightPolicy {
 const F32_FROM_ROWS: usize = 16;
 
 impl WeightPolicy {
-    /// Requantize and pad where this CPU has the tiled kernels; `keep` leaves the weights
-    /// exactly as stored.
+    /// Requantize; pad where this CPU has the tiled kernels, else multiply prompts in f32;
+    /// `keep` leaves the weights exactly as stored.
     pub(crate) fn for_this_cpu(keep: bool) -> Self {
         let tiled = tiled_int8_kernels();
         Self {
@@ -130,7 +130,7 @@ impl Linear {
     /// An f32 weight `[out, in]` as Q8_0 (its inner dimension must be a multiple of 32),
     /// padded as `policy` says; kept in f32 (candle's f32 matmul) unless `policy`
     /// requantizes.
-    pub(crate) fn quantize(w: &Tensor, policy: WeightPolicy) -> Result<Self> {
+    pub(crate) fn from_f32(w: &Tensor, policy: WeightPolicy) -> Result<Self> {
         if !policy.requantize {
             return Ok(Self {
                 w: QMatMul::Tensor(w.clone()),
@@ -154,9 +154,9 @@ impl Linear {
         if self.pad > 0 {
             return self.w.forward(&x.pad_with_zeros(D::Minus1, 0, self.pad)?);
         }
-        if let QMatMul::QTensor(q) = &self.w {
+        if let (true, QMatMul::QTensor(q)) = (self.f32_prompts, &self.w) {
             let rows = x.elem_count() / x.dim(D::Minus1)?.max(1);
-            if self.f32_prompts && rows >= F32_FROM_ROWS {
+            if rows >= F32_FROM_ROWS {
                 // A transient f32 copy, one layer's weight at a time (a few MB).
                 return QMatMul::Tensor(q.dequantize(&Device::Cpu)?).forward(x);
             }
@@ -205,8 +205,8 @@ mod tests {
         };
         let w = values(64, 128, 0.5);
         let (a, b) = (
-            Linear::quantize(&w, int8).unwrap(),
-            Linear::quantize(&w, f32_prompts).unwrap(),
+            Linear::from_f32(&w, int8).unwrap(),
+            Linear::from_f32(&w, f32_prompts).unwrap(),
         );
         let QMatMul::QTensor(q) = &a.w else {
             panic!("the weight is not int8")

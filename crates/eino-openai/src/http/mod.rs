@@ -54,10 +54,9 @@ fn header_value(name: &str, value: &str) -> Result<HeaderValue> {
 }
 
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
-    let value = header_value(name, value)?;
-    let name =
+    let checked =
         HeaderName::try_from(name).map_err(|e| invalid_header("name", name).with_source(e))?;
-    Ok((name, value))
+    Ok((checked, header_value(name, value)?))
 }
 
 fn headers(cfg: &OpenAiConfig, proxy_authorization: Option<HeaderValue>) -> Result<HeaderMap> {
